@@ -1,0 +1,3 @@
+module github.com/statspipe/statspipe
+
+go 1.26
