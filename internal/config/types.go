@@ -1,0 +1,117 @@
+package config
+
+import (
+	"log/slog"
+	"regexp"
+	"time"
+)
+
+// Program selects which sections a program validates and prints (-p / -P).
+type Program int
+
+const (
+	PullProgram Program = iota
+	ProcessProgram
+)
+
+// Config is the typed, validated configuration. Raw keeps the interpolated INI for -P.
+type Config struct {
+	// File is the main configuration file that was read ("" when the default path was
+	// missing and only defaults apply).
+	File string
+
+	Pull     Pull
+	Process  Process
+	Graphite Graphite
+	// LocalStore is nil unless the file has a [local-store] section: its presence turns the
+	// local-store dispatcher on (haproxystats semantics).
+	LocalStore *LocalStore
+
+	// Group patterns in file order; first match wins. Empty unless the section exists.
+	FrontendGroups []Group
+	BackendGroups  []Group
+	ServerGroups   []Group
+}
+
+// Pull is section [pull].
+type Pull struct {
+	Loglevel     slog.Level
+	SocketDir    string   // "" when unset
+	Servers      []Server // parsed `servers`, in order, duplicates kept
+	Retries      int      // -1 forever, 0 one attempt, N → N+1 attempts
+	Timeout      time.Duration
+	Interval     time.Duration
+	PullTimeout  time.Duration
+	PullInterval time.Duration
+	BufferLimit  int
+	DstDir       string
+	TmpDstDir    string
+	Workers      int
+	QueueSize    int
+	// AllowPartial publishes a snapshot even when some sources failed, with a record of
+	// which (statspipe extension; default false = haproxystats' all-or-nothing).
+	AllowPartial bool
+}
+
+// Server is one item of [pull] servers.
+type Server struct {
+	Network string // "unix" or "tcp"
+	Address string // filesystem path, or host:port as net.Dial wants it ("[::1]:4444")
+	// Name is the snapshot file prefix: the socket's base name for unix, "<host>:<port>"
+	// for tcp with IPv6 brackets removed ("::1:4444"), exactly as haproxystats.
+	Name string
+}
+
+// Process is section [process].
+type Process struct {
+	Loglevel              slog.Level
+	Workers               int
+	SrcDir                string
+	AggrServerMetrics     bool
+	PerProcessMetrics     bool
+	CalculatePercentages  bool
+	LivenessCheckInterval time.Duration
+	// nil when unset (the built-in lists apply)
+	FrontendMetrics []string
+	BackendMetrics  []string
+	ServerMetrics   []string
+	// "" when unset; files are re-read per snapshot
+	ExcludeFrontends string
+	ExcludeBackends  string
+}
+
+// Graphite is section [graphite].
+type Graphite struct {
+	Loglevel       slog.Level
+	Server         string
+	Port           int
+	Retries        int
+	Interval       time.Duration
+	ConnectTimeout time.Duration
+	WriteTimeout   time.Duration
+	Delay          time.Duration
+	Backoff        float64
+	Namespace      string
+	PrefixHostname bool
+	FQDN           bool
+	QueueSize      int
+	GroupNamespace string // "" when unset
+	// GroupNamespaceDoubleWrites is required when GroupNamespace is set.
+	GroupNamespaceDoubleWrites bool
+	// Hostname pins the host path component (statspipe extension); default os.Hostname().
+	Hostname string
+	// Enabled is false when the config turns Graphite off (statspipe extension,
+	// `[graphite] enabled = false`, for local-store-only set-ups such as the demo).
+	Enabled bool
+}
+
+// LocalStore is section [local-store].
+type LocalStore struct {
+	Dir string
+}
+
+// Group is one `<name> = <regex>` of a *-groups section.
+type Group struct {
+	Name    string
+	Pattern *regexp.Regexp
+}
