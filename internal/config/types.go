@@ -14,7 +14,8 @@ const (
 	ProcessProgram
 )
 
-// Config is the typed, validated configuration. Raw keeps the interpolated INI for -P.
+// Config is the typed, validated configuration (see Loaded.Config). The -P text comes from
+// Loaded.Print.
 type Config struct {
 	// File is the main configuration file that was read ("" when the default path was
 	// missing and only defaults apply).
@@ -71,7 +72,8 @@ type Process struct {
 	PerProcessMetrics     bool
 	CalculatePercentages  bool
 	LivenessCheckInterval time.Duration
-	// nil when unset (the built-in lists apply)
+	// nil when unset (the built-in lists apply). Otherwise the option split on single
+	// spaces, in the user's order, every name valid for its list (duplicates kept).
 	FrontendMetrics []string
 	BackendMetrics  []string
 	ServerMetrics   []string
@@ -99,6 +101,7 @@ type Graphite struct {
 	// GroupNamespaceDoubleWrites is required when GroupNamespace is set.
 	GroupNamespaceDoubleWrites bool
 	// Hostname pins the host path component (statspipe extension); default os.Hostname().
+	// It is the raw host name: the fqdn and '.'→'_' rules of haproxystats.md §5.1 still apply.
 	Hostname string
 	// Enabled is false when the config turns Graphite off (statspipe extension,
 	// `[graphite] enabled = false`, for local-store-only set-ups such as the demo).

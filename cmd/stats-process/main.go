@@ -1,0 +1,165 @@
+// Command stats-process aggregates the snapshots that stats-pull publishes into Graphite
+// plaintext lines and delivers them to Graphite and/or the local store.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/docopt/docopt-go"
+
+	"github.com/statspipe/statspipe/internal/cli"
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/dispatch"
+	"github.com/statspipe/statspipe/internal/dispatch/graphite"
+	"github.com/statspipe/statspipe/internal/dispatch/localstore"
+	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/process"
+	"github.com/statspipe/statspipe/internal/process/haproxy"
+)
+
+const usage = `Aggregate HAProxy statistics snapshots and send them to Graphite or a local store.
+
+Usage:
+    stats-process [-f <file>] [-d <dir>] [-p | -P] [--once]
+    stats-process (-h | --help)
+    stats-process (-v | --version)
+
+Options:
+    -f, --file <file>  configuration file with settings (default: /etc/haproxystats.conf;
+                       when that default is missing the built-in defaults apply)
+    -d, --dir <dir>    directory with additional configuration files (*.conf, read in
+                       sorted order after the main file; later files win)
+    -p, --print        show default settings
+    -P, --print-conf   show the effective configuration
+    --once             process every snapshot present in src-dir, oldest first, then exit
+                       (exit status 1 if any snapshot was quarantined or not delivered)
+    -h, --help         show this screen
+    -v, --version      show version
+`
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	opts, err := (&docopt.Parser{HelpHandler: docopt.PrintHelpOnly}).ParseArgs(usage, args, cli.Version)
+	if err != nil {
+		return 2
+	}
+	str := func(k string) string { s, _ := opts[k].(string); return s }
+	flag := func(k string) bool { b, _ := opts[k].(bool); return b }
+
+	cfg, loaded, code := cli.LoadConfig(cli.ConfigRequest{
+		Program:       config.ProcessProgram,
+		File:          str("--file"),
+		Dir:           str("--dir"),
+		PrintDefaults: flag("--print"),
+		PrintConfig:   flag("--print-conf"),
+	}, os.Stdout, os.Stderr)
+	if cfg == nil {
+		return code
+	}
+	log := cli.Logger(cfg.Process.Loglevel, "stats-process", loaded)
+
+	var dispatchers []dispatch.Dispatcher
+	if cfg.Graphite.Enabled {
+		dispatchers = append(dispatchers, graphite.New(cfg.Graphite, log.With("dispatcher", "graphite")))
+	}
+	if cfg.LocalStore != nil {
+		dispatchers = append(dispatchers, localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store")))
+	}
+	runner, err := process.New(process.Options{
+		SrcDir:         cfg.Process.SrcDir,
+		Workers:        cfg.Process.Workers,
+		NewFormat:      formatFactory(cfg, log),
+		Dispatchers:    dispatchers,
+		Log:            log,
+		RescanInterval: cfg.Process.LivenessCheckInterval,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stats-process:", err)
+		return 1
+	}
+
+	ctx, stop := cli.SignalContext(log)
+	defer stop()
+	log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir,
+		"workers", cfg.Process.Workers, "once", flag("--once"))
+	if flag("--once") {
+		err = runner.Once(ctx)
+		sum := runner.Summary()
+		log.Info("done", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed)
+		if err != nil {
+			log.Error("stopping", "error", err)
+			return 1
+		}
+		if sum.Quarantined > 0 || sum.Failed > 0 {
+			return 1
+		}
+		return 0
+	}
+
+	sd := cli.NewSystemd(log)
+	err = runner.Run(ctx, func() {
+		sd.Ready(ctx, "watching "+cfg.Process.SrcDir, nil)
+	})
+	sd.Stopping()
+	sum := runner.Summary()
+	log.Info("stopped", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed)
+	if err != nil {
+		log.Error("stopping", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// formatFactory returns one HAProxy aggregator per worker, configured like haproxystats-process.
+func formatFactory(cfg *config.Config, log *slog.Logger) func() process.Format {
+	g := cfg.Graphite
+	opts := haproxy.Options{
+		Prefix:               metric.Prefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN),
+		PerProcessMetrics:    cfg.Process.PerProcessMetrics,
+		CalculatePercentages: cfg.Process.CalculatePercentages,
+		AggrServerMetrics:    cfg.Process.AggrServerMetrics,
+		FrontendMetrics:      cfg.Process.FrontendMetrics,
+		BackendMetrics:       cfg.Process.BackendMetrics,
+		ServerMetrics:        cfg.Process.ServerMetrics,
+		ExcludeFrontends:     cfg.Process.ExcludeFrontends,
+		ExcludeBackends:      cfg.Process.ExcludeBackends,
+		GroupNamespace:       g.GroupNamespace,
+		DoubleWrites:         g.GroupNamespaceDoubleWrites,
+		FrontendGroups:       groups(cfg.FrontendGroups),
+		BackendGroups:        groups(cfg.BackendGroups),
+		ServerGroups:         groups(cfg.ServerGroups),
+	}
+	return func() process.Format {
+		return haproxyFormat{haproxy.NewProcessor(opts, log)}
+	}
+}
+
+func groups(in []config.Group) []haproxy.Group {
+	out := make([]haproxy.Group, len(in))
+	for i, g := range in {
+		out[i] = haproxy.Group{Name: g.Name, Pattern: g.Pattern}
+	}
+	return out
+}
+
+type haproxyFormat struct{ p *haproxy.Processor }
+
+func (f haproxyFormat) Process(dir string, ts int64, flush metric.FlushFunc) error {
+	_, err := f.p.Process(dir, ts, flush)
+	var unusable *haproxy.UnusableError
+	if errors.As(err, &unusable) {
+		return unusableSnapshot{unusable}
+	}
+	return err
+}
+
+// unusableSnapshot tells the runner to quarantine the snapshot.
+type unusableSnapshot struct{ err error }
+
+func (u unusableSnapshot) Error() string    { return u.err.Error() }
+func (u unusableSnapshot) Unusable() string { return u.err.Error() }
+func (u unusableSnapshot) Unwrap() error    { return u.err }

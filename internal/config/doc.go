@@ -1,0 +1,61 @@
+// Package config reads the haproxystats configuration (haproxystats.md §1): built-in
+// defaults, the -f file and the -d files, in Python configparser's dialect with extended
+// interpolation; it prints -p / -P and validates for one program.
+//
+// Use: Load (no validation, so -P works on an invalid file), then Loaded.Print for -P or
+// Loaded.Config for the typed, validated Config. PrintDefaults is -p. Every configuration
+// error is an *Error whose text is one line (Print also passes on the writer's error).
+//
+// Decisions (haproxystats.md §10.3 DECIDE items and statspipe extensions):
+//
+//   - Reader. The INI dialect is configparser's strict mode, reproduced line by line in
+//     parse.go rather than through gopkg.in/ini.v1's parser, which swallows indented
+//     `key = value` lines into the previous value, turns a continuation line containing ':'
+//     into a new key, overwrites duplicate options silently and strips quotes. Sections are
+//     case-sensitive, option names are lower-cased, values keep inline '#' and ';' (so
+//     `workers = 4 # x` is an invalid int), indented lines continue a value, a duplicate
+//     section or option within one file is an error (a repeated [DEFAULT] header is not, as
+//     in configparser) and a later file overrides an earlier one.
+//   - Files. A missing default file (/etc/haproxystats.conf) gives the defaults plus a
+//     Notice; a missing -f file is an error. -d reads dir/*.conf sorted by name (upstream:
+//     directory order); names starting with '.' are skipped like Python's glob, and a
+//     directory named *.conf is skipped with a warning. An unreadable file is an error
+//     (haproxystats skipped it silently). A UTF-8 byte-order mark is ignored; other invalid
+//     UTF-8 is an error.
+//   - Messages. `invalid configuration, file:'F' line:N section:'S' option:'O' value:'V'
+//     error: <reason>`, one line, with the parts that apply: file and line when a file set
+//     the value, "(inherited from [DEFAULT])" for inherited values, raw:'…' when
+//     interpolation changed or broke the value. The reason keeps haproxystats' wording,
+//     sic included ("you can set a value less than 1 for 'buffer-limit' option of
+//     'pull'section"), followed by a hint in parentheses where one helps.
+//   - Validation order is §1.5. After it come the statspipe checks: *-groups patterns must
+//     compile as Go RE2 (upstream skipped bad ones at run time), [local-store] needs dir,
+//     the host name must be known when prefix-hostname is on, and Graphite may only be
+//     disabled when [local-store] exists. Range checks sit with each option's type check:
+//     workers ≥ 1, queue-size ≥ 1, buffer-limit ≥ 1, port 1..65535, retries ≥ -1,
+//     backoff ≥ 1, timeout / pull-timeout / pull-interval / connect-timeout / write-timeout
+//     / liveness-check-interval > 0, interval and delay ≥ 0, every float finite.
+//   - Durations are float seconds with fractions honoured (BUG 11: upstream truncated
+//     pull-timeout, so values below 1 meant no deadline; statspipe honours them and warns).
+//     pull-interval accepts floats (upstream: int only).
+//   - Unknown options in known sections and unknown sections are warnings naming the file,
+//     line and the closest known name; options and sections used by a ${...} reference are
+//     variables and not flagged. [graphite] timeout (when it differs from DEFAULT's),
+//     prefix_hostname and prefix-name are reported as having no effect.
+//   - Extensions: [pull] allow-partial (default false), [graphite] enabled (default true),
+//     [graphite] hostname (default: the system host name; -p omits it, -P shows the
+//     effective value, an empty value means the default).
+//   - servers: items are stripped of whitespace; unix:///abs/path (Name = base name) and
+//     tcp://host:port or tcp://[v6]:port (Name = lower-cased host and decimal port without
+//     brackets, as urlparse gave haproxystats). Anything else, an empty item, a port outside
+//     1..65535 or a user/path part is an error.
+//   - loglevel (any case): debug → Debug; info, notset → Info; warning, warn → Warn; error,
+//     critical, fatal → Error.
+//   - -P prints like haproxystats (sorted, inherited DEFAULT options in every section) but
+//     escapes '$' as "$$" and indents continuation lines, so Load reads it back to the same
+//     configuration; a value no INI line can hold (whitespace at a line end after
+//     interpolation) is an error instead of silently different output.
+//   - Interpolation is configparser's ExtendedInterpolation with its depth limit of 10; a
+//     reference cycle is reported as a cycle. Values are interpolated when read, so an
+//     unknown option with a broken reference only fails -P, never Config.
+package config

@@ -1,0 +1,157 @@
+package config
+
+// DefaultFile is the configuration file read when -f is not given.
+const DefaultFile = "/etc/haproxystats.conf"
+
+// defaultSection is configparser's default_section: every section inherits its keys.
+const defaultSection = "DEFAULT"
+
+// option is one known option of a section. Options without a built-in default are unset
+// unless a file sets them, and -p does not print them.
+type option struct {
+	name       string
+	def        string
+	hasDefault bool
+	extension  bool // statspipe extension, unknown to haproxystats
+}
+
+func def(name, value string) option { return option{name: name, def: value, hasDefault: true} }
+func unset(name string) option      { return option{name: name} }
+
+// sectionSchema lists a section's options in the order of haproxystats.md §1.3, which is also
+// the order in which Config validates them.
+type sectionSchema struct {
+	name    string
+	options []option
+}
+
+// schema holds the built-in defaults exactly as haproxystats writes them (-p prints them as
+// written, e.g. "connect-timeout = 1.0"). A missing default file or option falls back to these.
+var schema = []sectionSchema{
+	{defaultSection, []option{
+		def("retries", "2"),
+		def("timeout", "1"),
+		def("interval", "2"),
+		def("loglevel", "info"),
+	}},
+	{"paths", []option{
+		def("base-dir", "/var/lib/haproxystats"),
+	}},
+	{"pull", []option{
+		unset("socket-dir"),
+		unset("servers"),
+		def("retries", "1"),
+		def("timeout", "0.1"),
+		def("interval", "0.5"),
+		def("pull-timeout", "2"),
+		def("pull-interval", "10"),
+		def("buffer-limit", "6291456"),
+		def("dst-dir", "/var/lib/haproxystats/incoming"),
+		def("tmp-dst-dir", "/var/lib/haproxystats/incoming.tmp"),
+		def("workers", "8"),
+		def("queue-size", "360"),
+		{name: "allow-partial", def: "false", hasDefault: true, extension: true},
+	}},
+	{"process", []option{
+		def("workers", "4"),
+		def("src-dir", "/var/lib/haproxystats/incoming"),
+		def("aggr-server-metrics", "false"),
+		def("per-process-metrics", "false"),
+		def("calculate-percentages", "false"),
+		def("liveness-check-interval", "10"),
+		unset("frontend-metrics"),
+		unset("backend-metrics"),
+		unset("server-metrics"),
+		unset("exclude-frontends"),
+		unset("exclude-backends"),
+	}},
+	{"graphite", []option{
+		def("server", "127.0.0.1"),
+		def("port", "3002"),
+		def("retries", "3"),
+		def("interval", "1.8"),
+		def("connect-timeout", "1.0"),
+		def("write-timeout", "1.0"),
+		def("delay", "10"),
+		def("backoff", "2"),
+		def("namespace", "loadbalancers"),
+		def("prefix-hostname", "true"),
+		def("fqdn", "true"),
+		def("queue-size", "1000000"),
+		unset("group-namespace"),
+		unset("group-namespace-double-writes"),
+		{name: "hostname", extension: true},
+		{name: "enabled", def: "true", hasDefault: true, extension: true},
+	}},
+	{"local-store", []option{
+		unset("dir"),
+	}},
+}
+
+// groupSections are the sections of `<group> = <regex>` items, in the order Config reads them.
+var groupSections = []string{"frontend-groups", "backend-groups", "server-groups"}
+
+// noEffect are options that shipped sample configs use but haproxystats never read.
+var noEffect = map[string]map[string]string{
+	"graphite": {
+		"timeout":         "connect-timeout and write-timeout apply instead",
+		"prefix_hostname": "the option is spelled prefix-hostname",
+		"prefix-name":     "haproxystats never read it",
+	},
+}
+
+func schemaOf(section string) *sectionSchema {
+	for i := range schema {
+		if schema[i].name == section {
+			return &schema[i]
+		}
+	}
+	return nil
+}
+
+// knownOptions are the options a section may set: its own plus the inherited DEFAULT ones,
+// which any section may override.
+func knownOptions(section string) []string {
+	s := schemaOf(section)
+	if s == nil {
+		return nil
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, src := range []*sectionSchema{s, schemaOf(defaultSection)} {
+		for _, o := range src.options {
+			if !seen[o.name] {
+				seen[o.name] = true
+				names = append(names, o.name)
+			}
+		}
+	}
+	return names
+}
+
+func isKnownOption(section, name string) bool {
+	for _, o := range knownOptions(section) {
+		if o == name {
+			return true
+		}
+	}
+	return false
+}
+
+// knownSectionNames are the sections statspipe reads, for "did you mean" suggestions.
+func knownSectionNames() []string {
+	names := make([]string, 0, len(schema)+len(groupSections))
+	for _, s := range schema {
+		names = append(names, s.name)
+	}
+	return append(names, groupSections...)
+}
+
+func isGroupSection(name string) bool {
+	for _, g := range groupSections {
+		if g == name {
+			return true
+		}
+	}
+	return false
+}

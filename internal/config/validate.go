@@ -1,0 +1,585 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config validates the loaded configuration for prog and returns the typed configuration.
+// The checks and their order follow haproxystats.md §1.5; the error is an *Error.
+//
+// pull validates [pull]. process validates [paths], [process] and [graphite] (each also
+// re-checks pull's buffer-limit, socket-dir and servers, as haproxystats did), then that
+// src-dir is writable, then the metric lists, then the *-groups patterns, [local-store] and
+// the statspipe extensions. Only the validated sections are filled in: for pull, Process,
+// Graphite, LocalStore and the groups stay zero; for process, Pull stays zero.
+//
+// Config replaces the validation-time warnings in l.Warnings (e.g. a pull-timeout below 1s),
+// keeping the warnings of Load, so calling it twice does not repeat them.
+func (l *Loaded) Config(prog Program) (*Config, error) {
+	v := &validator{l: l, cfg: &Config{File: l.mainFile}}
+	switch prog {
+	case PullProgram:
+		v.checkSection("pull", prog)
+	case ProcessProgram:
+		for _, s := range []string{"paths", "process", "graphite"} {
+			v.checkSection(s, prog)
+		}
+		v.checkSrcDir()
+		v.checkMetricLists()
+		v.checkGroups()
+		v.checkLocalStore()
+		v.checkExtensions()
+	default:
+		return nil, &Error{Reason: fmt.Sprintf("unknown program %d", prog)}
+	}
+	l.Warnings = append(append([]string(nil), l.loadWarnings...), v.warnings...)
+	if v.err != nil {
+		return nil, v.err
+	}
+	return v.cfg, nil
+}
+
+// validator records the first failure; every later step is a no-op, so the checks read as
+// a straight list in §1.5 order.
+type validator struct {
+	l        *Loaded
+	cfg      *Config
+	err      *Error
+	warnings []string
+}
+
+func (v *validator) failed() bool { return v.err != nil }
+
+// fail records a problem with option of sect, whose raw value (if any) is val.
+func (v *validator) fail(sect, option string, val *value, interpolated, reason string) {
+	if v.err != nil {
+		return
+	}
+	e := &Error{Section: sect, Option: option, Value: interpolated, Reason: reason}
+	if val != nil {
+		e.File, e.Line, e.Raw, e.SetIn = val.file, val.line, val.raw, val.section
+	}
+	v.err = e
+}
+
+// str reads option of sect, interpolated. ok is false when it is unset or failed.
+func (v *validator) str(sect, option string) (string, *value, bool) {
+	if v.failed() {
+		return "", nil, false
+	}
+	mustBeKnown(sect, option)
+	s, val, ok, err := v.l.get(sect, option)
+	if err != nil {
+		v.err = interpolationError(sect, option, val, err)
+		return "", val, false
+	}
+	return s, val, ok
+}
+
+// mustBeKnown guards the invariant that every option Config reads is in the schema, which
+// is what -p prints and what the unknown-option warnings check against.
+func mustBeKnown(sect, option string) {
+	if !isKnownOption(sect, option) {
+		panic("config: option " + option + " of section " + sect + " is missing from the schema")
+	}
+}
+
+// required reads an option that has a built-in default (so it is always present).
+func (v *validator) required(sect, option string) (string, *value, bool) {
+	s, val, ok := v.str(sect, option)
+	if !ok && !v.failed() {
+		v.fail(sect, option, nil, "", fmt.Sprintf("No option %s in section: %s", pyRepr(option), pyRepr(sect)))
+	}
+	return s, val, ok && !v.failed()
+}
+
+// integer reads an int in [min, max]; rangeText describes the range for the message.
+func (v *validator) integer(sect, option string, min, max int64, rangeText string) int {
+	n, _, _ := v.integerValue(sect, option, min, max, rangeText)
+	return int(n)
+}
+
+func (v *validator) integerValue(sect, option string, min, max int64, rangeText string) (int64, string, *value) {
+	s, val, ok := v.required(sect, option)
+	if !ok {
+		return 0, s, val
+	}
+	n, wellFormed, err := parsePyInt(s)
+	switch {
+	case !wellFormed:
+		v.fail(sect, option, val, s, "invalid literal for int() with base 10: "+pyRepr(s))
+	case err != nil:
+		v.fail(sect, option, val, s, err.Error())
+	case n < min || n > max:
+		v.fail(sect, option, val, s, "must be "+rangeText)
+	}
+	return n, s, val
+}
+
+func (v *validator) boolean(sect, option string) bool {
+	s, val, ok := v.required(sect, option)
+	if !ok {
+		return false
+	}
+	b, valid := parsePyBool(s)
+	if !valid {
+		v.fail(sect, option, val, s, "Not a boolean: "+s)
+	}
+	return b
+}
+
+// float reads a float that must be finite and at least min (greater than min when strict).
+func (v *validator) float(sect, option string, min float64, strict bool) float64 {
+	f, _, _ := v.floatValue(sect, option, min, strict)
+	return f
+}
+
+func (v *validator) floatValue(sect, option string, min float64, strict bool) (float64, string, *value) {
+	s, val, ok := v.required(sect, option)
+	if !ok {
+		return 0, s, val
+	}
+	f, valid := parsePyFloat(s)
+	switch {
+	case !valid:
+		v.fail(sect, option, val, s, "could not convert string to float: "+pyRepr(s))
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		v.fail(sect, option, val, s, "must be a finite number")
+	case strict && f <= min:
+		v.fail(sect, option, val, s, fmt.Sprintf("must be greater than %g", min))
+	case !strict && f < min:
+		v.fail(sect, option, val, s, fmt.Sprintf("must be at least %g", min))
+	}
+	return f, s, val
+}
+
+// maxSeconds keeps seconds×1e9 inside time.Duration.
+const maxSeconds = float64(math.MaxInt64) / float64(time.Second)
+
+// duration reads float seconds (greater than 0 when positive, else at least 0), honouring
+// fractions.
+func (v *validator) duration(sect, option string, positive bool) time.Duration {
+	f, s, val := v.floatValue(sect, option, 0, positive)
+	if v.failed() {
+		return 0
+	}
+	if f >= maxSeconds {
+		v.fail(sect, option, val, s, "must be less than 292 years")
+		return 0
+	}
+	return time.Duration(math.Round(f * float64(time.Second)))
+}
+
+func (v *validator) loglevel(sect string) slog.Level {
+	s, val, ok := v.required(sect, "loglevel")
+	if !ok {
+		return 0
+	}
+	lvl, valid := parseLoglevel(s)
+	if !valid {
+		v.fail(sect, "loglevel", val, s, "invalid loglevel "+pyRepr(s)+
+			" (one of debug, info, warning, warn, error, critical, fatal, notset)")
+	}
+	return lvl
+}
+
+// parseLoglevel maps Python's logging level names (any case) onto slog levels.
+func parseLoglevel(s string) (slog.Level, bool) {
+	switch strings.ToUpper(s) {
+	case "DEBUG":
+		return slog.LevelDebug, true
+	case "INFO", "NOTSET":
+		return slog.LevelInfo, true
+	case "WARNING", "WARN":
+		return slog.LevelWarn, true
+	case "ERROR", "CRITICAL", "FATAL":
+		return slog.LevelError, true
+	}
+	return 0, false
+}
+
+const (
+	retriesRange = "-1 (retry forever), 0 (one attempt) or more"
+	atLeastOne   = "at least 1"
+)
+
+// checkSection is haproxystats' configuration_check(config, section): §1.5 items 1–6.
+func (v *validator) checkSection(sect string, prog Program) {
+	lvl := v.loglevel(sect) // 1
+	switch sect {           // 2
+	case "paths":
+		v.str("paths", "base-dir")
+	case "pull":
+		v.readPull(lvl)
+	case "process":
+		v.readProcess(lvl)
+	case "graphite":
+		v.readGraphite(lvl)
+	}
+	v.checkPullSources(prog) // 3–5
+	if sect == "process" {
+		v.checkGroupNamespace() // 6
+	}
+}
+
+func (v *validator) readPull(lvl slog.Level) {
+	p := &v.cfg.Pull
+	p.Loglevel = lvl
+	p.SocketDir, _, _ = v.str("pull", "socket-dir")
+	v.str("pull", "servers") // parsed with checks 3–5
+	p.Retries = v.integer("pull", "retries", -1, math.MaxInt32, retriesRange)
+	p.Timeout = v.duration("pull", "timeout", true)
+	p.Interval = v.duration("pull", "interval", false)
+	p.PullTimeout = v.duration("pull", "pull-timeout", true)
+	if !v.failed() && p.PullTimeout < time.Second {
+		s, _, _ := v.str("pull", "pull-timeout")
+		v.warnings = append(v.warnings, fmt.Sprintf("[pull] pull-timeout = %s is below 1 second: "+
+			"haproxystats ignored values below 1 (no deadline at all); statspipe honours %s",
+			s, p.PullTimeout))
+	}
+	p.PullInterval = v.duration("pull", "pull-interval", true)
+	p.BufferLimit = v.integer("pull", "buffer-limit", math.MinInt64, math.MaxInt64, "") // range: check 3
+	p.DstDir = v.path("pull", "dst-dir")
+	p.TmpDstDir = v.path("pull", "tmp-dst-dir")
+	p.Workers = v.integer("pull", "workers", 1, math.MaxInt32, atLeastOne)
+	p.QueueSize = v.integer("pull", "queue-size", 1, math.MaxInt32, atLeastOne)
+	p.AllowPartial = v.boolean("pull", "allow-partial")
+}
+
+// path reads a directory option that must not be empty.
+func (v *validator) path(sect, option string) string {
+	s, val, ok := v.required(sect, option)
+	if ok && s == "" {
+		v.fail(sect, option, val, s, "must not be empty")
+	}
+	return s
+}
+
+func (v *validator) readProcess(lvl slog.Level) {
+	p := &v.cfg.Process
+	p.Loglevel = lvl
+	p.Workers = v.integer("process", "workers", 1, math.MaxInt32, atLeastOne)
+	p.SrcDir = v.path("process", "src-dir")
+	p.AggrServerMetrics = v.boolean("process", "aggr-server-metrics")
+	p.PerProcessMetrics = v.boolean("process", "per-process-metrics")
+	p.CalculatePercentages = v.boolean("process", "calculate-percentages")
+	p.LivenessCheckInterval = v.duration("process", "liveness-check-interval", true)
+	for _, o := range []string{"frontend-metrics", "backend-metrics", "server-metrics"} {
+		v.str("process", o) // checked after src-dir, as haproxystats did (check 8)
+	}
+	p.ExcludeFrontends, _, _ = v.str("process", "exclude-frontends")
+	p.ExcludeBackends, _, _ = v.str("process", "exclude-backends")
+}
+
+func (v *validator) readGraphite(lvl slog.Level) {
+	g := &v.cfg.Graphite
+	g.Loglevel = lvl
+	g.Server, _, _ = v.required("graphite", "server")
+	g.Port = v.integer("graphite", "port", 1, 65535, "a TCP port, 1 to 65535")
+	g.Retries = v.integer("graphite", "retries", -1, math.MaxInt32, retriesRange)
+	g.Interval = v.duration("graphite", "interval", false)
+	g.ConnectTimeout = v.duration("graphite", "connect-timeout", true)
+	g.WriteTimeout = v.duration("graphite", "write-timeout", true)
+	g.Delay = v.duration("graphite", "delay", false)
+	g.Backoff = v.float("graphite", "backoff", 1, false)
+	g.Namespace, _, _ = v.required("graphite", "namespace")
+	g.PrefixHostname = v.boolean("graphite", "prefix-hostname")
+	g.FQDN = v.boolean("graphite", "fqdn")
+	g.QueueSize = v.integer("graphite", "queue-size", 1, math.MaxInt32, atLeastOne)
+	g.GroupNamespace, _, _ = v.str("graphite", "group-namespace")
+	if _, _, set := v.str("graphite", "group-namespace-double-writes"); set {
+		g.GroupNamespaceDoubleWrites = v.boolean("graphite", "group-namespace-double-writes")
+	}
+	g.Hostname, _, _ = v.str("graphite", "hostname")
+	g.Enabled = v.boolean("graphite", "enabled")
+}
+
+// checkPullSources are §1.5 items 3–5, which haproxystats ran for every validated section.
+func (v *validator) checkPullSources(prog Program) {
+	if n, s, val := v.integerValue("pull", "buffer-limit", math.MinInt64, math.MaxInt64, ""); !v.failed() && n < 1 {
+		v.fail("pull", "buffer-limit", val, s,
+			"you can set a value less than 1 for 'buffer-limit' option of 'pull'section")
+	}
+	if s, val, set := v.str("pull", "socket-dir"); set && s == "" {
+		v.fail("pull", "socket-dir", val, s, "no value for option 'socket-dir'")
+	}
+	s, val, set := v.str("pull", "servers")
+	if !set || v.failed() {
+		return
+	}
+	servers, reason := parseServers(s)
+	if reason != "" {
+		v.fail("pull", "servers", val, s, reason)
+		return
+	}
+	if prog == PullProgram {
+		v.cfg.Pull.Servers = servers
+	}
+}
+
+const serversHelp = " (expected a comma-separated list of unix:///path/to/socket and tcp://host:port)"
+
+// parseServers splits [pull] servers (haproxystats.md §1.5 item 5, §3.3). reason is "" when
+// the list is valid.
+func parseServers(s string) ([]Server, string) {
+	items := strings.Split(s, ",")
+	if len(items) == 1 && pyStrip(items[0]) == "" {
+		return nil, "no value for option 'servers' in the section 'pull'"
+	}
+	servers := make([]Server, 0, len(items))
+	for _, item := range items {
+		item = pyStrip(item)
+		if item == "" {
+			return nil, "invalid value for 'servers' option of 'pull' section (an empty item: " +
+				"check for a trailing or doubled comma)"
+		}
+		scheme, rest, found := strings.Cut(item, "://")
+		scheme = strings.ToLower(scheme)
+		if !found || (scheme != "tcp" && scheme != "unix") {
+			return nil, "only unix and tcp type of servers are supported set in 'servers' option of " +
+				"'pull' section, got " + pyRepr(item) + serversHelp
+		}
+		var srv Server
+		var reason string
+		if scheme == "unix" {
+			srv, reason = parseUnixServer(item, rest)
+		} else {
+			srv, reason = parseTCPServer(item, rest)
+		}
+		if reason != "" {
+			return nil, reason
+		}
+		servers = append(servers, srv)
+	}
+	return servers, ""
+}
+
+func parseUnixServer(item, path string) (Server, string) {
+	if !strings.HasPrefix(path, "/") {
+		return Server{}, "path is not set in 'servers' option of 'pull' section, got " + pyRepr(item) +
+			" (a UNIX socket is unix:// followed by an absolute path: unix:///run/haproxy/admin.sock)"
+	}
+	if strings.HasSuffix(path, "/") {
+		return Server{}, "path is not set in 'servers' option of 'pull' section, got " + pyRepr(item) +
+			" (the path names a directory, not a socket)"
+	}
+	return Server{Network: "unix", Address: path, Name: filepath.Base(path)}, ""
+}
+
+func parseTCPServer(item, hostport string) (Server, string) {
+	bad := func(why string) (Server, string) {
+		return Server{}, why + " in 'servers' option of 'pull' section, got " + pyRepr(item) + serversHelp
+	}
+	if strings.ContainsAny(hostport, "/?#@") {
+		return bad("a tcp server is only host:port, without user, path or query,")
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if !strings.Contains(hostport, ":") || strings.HasSuffix(hostport, "]") {
+			return bad("port is not set")
+		}
+		return bad("invalid host:port (" + err.Error() + "; an IPv6 address needs brackets: tcp://[::1]:4444)")
+	}
+	if port == "" {
+		return bad("port is not set")
+	}
+	if host == "" {
+		return bad("host is not set")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+		return bad("invalid port " + pyRepr(port) + ", expected 1 to 65535,")
+	}
+	// urlparse lower-cases the host name and reads the port as an integer; the snapshot file
+	// name is built from those, so tcp://LB:080 and tcp://lb:80 name the same files.
+	name := strings.ToLower(host) + ":" + strconv.Itoa(n)
+	return Server{Network: "tcp", Address: net.JoinHostPort(host, strconv.Itoa(n)), Name: name}, ""
+}
+
+// checkGroupNamespace is §1.5 item 6.
+func (v *validator) checkGroupNamespace() {
+	ns, nsVal, set := v.str("graphite", "group-namespace")
+	if v.failed() {
+		return
+	}
+	var present []string
+	for _, g := range groupSections {
+		if v.l.hasSection(g) {
+			present = append(present, g)
+		}
+	}
+	if !set {
+		if len(present) > 0 {
+			s := v.l.sections[present[0]]
+			v.fail("graphite", "group-namespace", nil, "",
+				fmt.Sprintf("no value for option 'group-namespace' in the section 'graphite' "+
+					"(section %s in %s line %d needs it)", pyRepr(s.name), s.file, s.line))
+		}
+		return
+	}
+	if ns == "" {
+		v.fail("graphite", "group-namespace", nsVal, ns, "must not be empty")
+		return
+	}
+	dw, dwVal, dwSet := v.str("graphite", "group-namespace-double-writes")
+	if v.failed() {
+		return
+	}
+	if !dwSet {
+		v.fail("graphite", "group-namespace-double-writes", nil, "",
+			"No option 'group-namespace-double-writes' in section: 'graphite' (required when group-namespace is set)")
+		return
+	}
+	if _, ok := parsePyBool(dw); !ok {
+		v.fail("graphite", "group-namespace-double-writes", dwVal, dw, "Not a boolean: "+dw)
+		return
+	}
+	if len(present) == 0 {
+		v.fail("graphite", "group-namespace", nsVal, ns,
+			"at least one of these sections should exist: {'backend-groups', 'frontend-groups', 'server-groups'}")
+	}
+}
+
+// checkSrcDir is §1.5 item 7.
+func (v *validator) checkSrcDir() {
+	if v.failed() {
+		return
+	}
+	dir := v.cfg.Process.SrcDir
+	if err := v.l.checkWritable(dir); err != nil {
+		_, val, _ := v.str("process", "src-dir")
+		v.fail("process", "src-dir", val, dir, fmt.Sprintf(
+			"read and write access is not granted for %s directory, error:%v", pyRepr(dir), err))
+	}
+}
+
+// readWriteCheck creates and deletes <dir>/.read_write_check, as haproxystats did.
+func readWriteCheck(dir string) error {
+	path := filepath.Join(dir, ".read_write_check")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	return os.Remove(path)
+}
+
+// checkMetricLists is §1.5 item 8: each list is split on single spaces.
+func (v *validator) checkMetricLists() {
+	p := &v.cfg.Process
+	for _, o := range []struct {
+		option string
+		dst    *[]string
+	}{
+		{"frontend-metrics", &p.FrontendMetrics},
+		{"backend-metrics", &p.BackendMetrics},
+		{"server-metrics", &p.ServerMetrics},
+	} {
+		s, val, set := v.str("process", o.option)
+		if !set || v.failed() {
+			continue
+		}
+		names := strings.Split(s, " ")
+		var invalid []string
+		for _, n := range names {
+			if !validMetricNames[o.option][n] {
+				invalid = append(invalid, pyRepr(n))
+			}
+		}
+		if len(invalid) > 0 {
+			v.fail("process", o.option, val, s, "'invalid list of metrics': unknown "+
+				strings.Join(invalid, ", ")+" (names are separated by single spaces)")
+			return
+		}
+		*o.dst = names
+	}
+}
+
+// checkGroups compiles the *-groups patterns (RE2). Group names that are DEFAULT options are
+// inherited values, not groups, and are skipped as haproxystats did (§5.7).
+func (v *validator) checkGroups() {
+	for _, g := range []struct {
+		section string
+		dst     *[]Group
+	}{
+		{"frontend-groups", &v.cfg.FrontendGroups},
+		{"backend-groups", &v.cfg.BackendGroups},
+		{"server-groups", &v.cfg.ServerGroups},
+	} {
+		s, ok := v.l.sections[g.section]
+		if !ok || v.failed() {
+			continue
+		}
+		for _, name := range s.keys {
+			if _, inherited := v.l.defaults.values[name]; inherited {
+				continue
+			}
+			val := s.values[name]
+			pattern, err := v.l.interpolate(g.section, name, val.raw)
+			if err != nil {
+				v.err = interpolationError(g.section, name, val, err)
+				return
+			}
+			re, err := regexp.Compile(pattern)
+			if err != nil {
+				v.fail(g.section, name, val, pattern, fmt.Sprintf("group %s has an invalid pattern: %v "+
+					"(Go's RE2 syntax has no look-around or backreferences)", pyRepr(name), err))
+				return
+			}
+			*g.dst = append(*g.dst, Group{Name: name, Pattern: re})
+		}
+	}
+}
+
+// checkLocalStore requires dir when [local-store] exists: its presence turns the dispatcher on.
+func (v *validator) checkLocalStore() {
+	if v.failed() || !v.l.hasSection("local-store") {
+		return
+	}
+	dir, val, set := v.str("local-store", "dir")
+	switch {
+	case v.failed():
+	case !set:
+		s := v.l.sections["local-store"]
+		v.err = &Error{File: s.file, Line: s.line, Section: "local-store", Option: "dir",
+			Reason: "No option 'dir' in section: 'local-store' (the section turns the local store on, so it needs a directory)"}
+	case dir == "":
+		v.fail("local-store", "dir", val, dir, "must not be empty")
+	default:
+		v.cfg.LocalStore = &LocalStore{Dir: dir}
+	}
+}
+
+// checkExtensions validates what only statspipe has: the host name and a disabled Graphite.
+func (v *validator) checkExtensions() {
+	if v.failed() {
+		return
+	}
+	g := &v.cfg.Graphite
+	if g.Hostname == "" {
+		h, err := v.l.hostname()
+		if err != nil && g.PrefixHostname {
+			v.fail("graphite", "hostname", nil, "", "cannot determine the system host name ("+
+				err.Error()+"); set hostname in [graphite]")
+			return
+		}
+		g.Hostname = h
+	}
+	if !g.Enabled && v.cfg.LocalStore == nil {
+		s, val, _ := v.str("graphite", "enabled")
+		v.fail("graphite", "enabled", val, s, "Graphite is disabled and there is no "+
+			"[local-store] section, so processed statistics would go nowhere")
+	}
+}
