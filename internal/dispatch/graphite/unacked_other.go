@@ -1,0 +1,11 @@
+//go:build !linux
+
+package graphite
+
+import "net"
+
+// connFD reports that acknowledged bytes cannot be queried here: a chunk then counts as
+// delivered once it is written to the socket.
+func connFD(net.Conn) (uintptr, bool) { return 0, false }
+
+func unackedBytes(uintptr) (int, bool) { return 0, false }
