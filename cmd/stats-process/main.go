@@ -43,9 +43,12 @@ Options:
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
-	opts, err := (&docopt.Parser{HelpHandler: docopt.PrintHelpOnly}).ParseArgs(usage, args, cli.Version)
+	opts, err := (&docopt.Parser{HelpHandler: docopt.PrintHelpOnly}).ParseArgs(usage, args, "statspipe "+cli.Version)
 	if err != nil {
-		return 2
+		return 1 // usage printed on stderr; haproxystats (Python docopt) exits 1 too
+	}
+	if opts == nil {
+		return 0 // -h or -v: docopt printed the text and returns no options
 	}
 	str := func(k string) string { s, _ := opts[k].(string); return s }
 	flag := func(k string) bool { b, _ := opts[k].(bool); return b }

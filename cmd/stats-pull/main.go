@@ -1,0 +1,91 @@
+// Command stats-pull pulls raw statistics from HAProxy stats sockets every pull-interval and
+// publishes them as snapshot directories in a filesystem spool, for stats-process. It is a
+// drop-in successor of haproxystats-pull; the spool contract is in package spool.
+package main
+
+import (
+	"os"
+
+	"github.com/docopt/docopt-go"
+
+	"github.com/statspipe/statspipe/internal/cli"
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/pull"
+	_ "github.com/statspipe/statspipe/internal/pull/haproxy" // registers the haproxy source kind
+	"github.com/statspipe/statspipe/internal/spool"
+)
+
+const usage = `Pull HAProxy statistics into snapshot directories for stats-process.
+
+Usage:
+    stats-pull [-f <file>] [-p | -P]
+    stats-pull (-h | --help)
+    stats-pull (-v | --version)
+
+Options:
+    -f, --file <file>  configuration file with settings (default: /etc/haproxystats.conf;
+                       when that default is missing the built-in defaults apply)
+    -p, --print        show default settings
+    -P, --print-conf   show the effective configuration
+    -h, --help         show this screen
+    -v, --version      show version
+`
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	opts, err := (&docopt.Parser{HelpHandler: docopt.PrintHelpOnly}).ParseArgs(usage, args, "statspipe "+cli.Version)
+	if err != nil {
+		return 1 // usage printed on stderr; haproxystats (Python docopt) exits 1 too
+	}
+	if opts == nil {
+		return 0 // -h or -v: docopt printed the text and returns no options
+	}
+	str := func(k string) string { s, _ := opts[k].(string); return s }
+	flag := func(k string) bool { b, _ := opts[k].(bool); return b }
+
+	cfg, loaded, code := cli.LoadConfig(cli.ConfigRequest{
+		Program:       config.PullProgram,
+		File:          str("--file"),
+		PrintDefaults: flag("--print"),
+		PrintConfig:   flag("--print-conf"),
+	}, os.Stdout, os.Stderr)
+	if cfg == nil {
+		return code
+	}
+	log := cli.Logger(cfg.Pull.Loglevel, "stats-pull", loaded)
+	// Signals are caught from here on, so one that arrives during start-up still exits 0.
+	ctx, stop := cli.SignalContext(log)
+	defer stop()
+
+	w, err := spool.NewWriter(cfg.Pull.DstDir, cfg.Pull.TmpDstDir, log)
+	if err != nil {
+		log.Error("cannot use the spool", "error", err)
+		return 1
+	}
+	defer w.Close()
+	providers, err := pull.NewProviders(cfg.Pull, log)
+	if err != nil {
+		log.Error("cannot set up the sources", "error", err)
+		return 1
+	}
+	loop, err := pull.NewLoop(w, providers, pull.OptionsFrom(cfg.Pull), log)
+	if err != nil {
+		log.Error("invalid settings", "error", err)
+		return 1
+	}
+
+	log.Info("started", "version", cli.Version, "dst-dir", w.DstDir(), "tmp-dst-dir", w.TmpDir(),
+		"pull-interval", cfg.Pull.PullInterval, "pull-timeout", cfg.Pull.PullTimeout,
+		"queue-size", cfg.Pull.QueueSize, "allow-partial", cfg.Pull.AllowPartial)
+	sd := cli.NewSystemd(log)
+	sd.Ready(ctx, "pulling into "+w.DstDir(), loop.Alive)
+	err = loop.Run(ctx)
+	sd.Stopping()
+	if err != nil {
+		log.Error("stopping", "error", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}

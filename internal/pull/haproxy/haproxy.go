@@ -1,0 +1,377 @@
+// Package haproxy is the HAProxy source kind of stats-pull: every UNIX socket in socket-dir plus
+// the `servers` list, each asked `show info` and `show stat` over its stats socket, exactly like
+// haproxystats-pull (§3.3, §3.4 of the reference), with its crashes turned into per-source
+// failures.
+//
+// Per socket, each command gets its own connection (HAProxy closes a non-interactive CLI
+// connection after answering). A connection attempt is bounded by `timeout`; a failed attempt
+// is retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The reply
+// is read until EOF and streamed into <name>_info or <name>_stat: an empty reply fails
+// ("received zero data"), and so do read and write errors. Everything obeys the round's context
+// (pull-timeout, shutdown).
+//
+// Memory: replies are never held in memory. A request reads its first bytes into a small
+// buffer of its own, then takes one of `workers` copy buffers of min(buffer-limit, 256 KiB)
+// bytes, reused across requests and rounds, and copies the rest of the reply through it. So
+// `workers` means "replies streamed to files at the same time", and memory for replies is at
+// most workers × 256 KiB whatever their size. A socket that accepts but never answers holds no
+// worker, so it cannot starve the others; it fails at pull-timeout.
+package haproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/pull"
+)
+
+// Kind is the name this source kind registers under.
+const Kind = "haproxy"
+
+const (
+	// maxCopyBuffer caps the copy buffer. A UNIX socket read returns at most about the socket
+	// buffer (~200 KiB); measured on 64 × 5 MB replies, 256 KiB copies ~1.7× faster than
+	// 64 KiB, and a larger buffer would only cost memory.
+	maxCopyBuffer = 256 << 10
+	// firstReadSize is the buffer a request owns while it waits for the first bytes.
+	firstReadSize = 512
+)
+
+func init() { pull.Register(Kind, newFromConfig) }
+
+func newFromConfig(cfg config.Pull, log *slog.Logger) (pull.Provider, error) {
+	if cfg.SocketDir == "" && len(cfg.Servers) == 0 {
+		return nil, nil
+	}
+	return New(Options{
+		SocketDir:   cfg.SocketDir,
+		Servers:     cfg.Servers,
+		Retries:     cfg.Retries,
+		Timeout:     cfg.Timeout,
+		Interval:    cfg.Interval,
+		BufferLimit: cfg.BufferLimit,
+		Workers:     cfg.Workers,
+	}, log), nil
+}
+
+// Options configure the HAProxy sources; they are [pull] options of the same names.
+type Options struct {
+	SocketDir   string          // every UNIX socket in it (symlinks followed); "" = none
+	Servers     []config.Server // unix:// and tcp:// stats sockets
+	Retries     int             // connect retries: −1 forever, 0 one attempt, N → N+1 attempts
+	Timeout     time.Duration   // per connect attempt; ≤ 0 = bounded by the round only
+	Interval    time.Duration   // sleep between connect attempts
+	BufferLimit int             // copy buffer size limit (capped at 256 KiB; ≤ 0 = 256 KiB)
+	Workers     int             // replies streamed to files at the same time (≥ 1)
+}
+
+// Provider lists the HAProxy stats sockets of each round.
+type Provider struct {
+	opt     Options
+	log     *slog.Logger
+	bufSize int
+	bufs    chan []byte // the worker buffers; taking one is taking a worker slot
+
+	mu       sync.Mutex
+	reported map[string]string // socket-dir entries skipped, and why, already logged at warning level
+}
+
+// New returns the provider. Call it once: its buffers are reused by every round.
+func New(opt Options, log *slog.Logger) *Provider {
+	workers := max(opt.Workers, 1)
+	size := maxCopyBuffer
+	if opt.BufferLimit > 0 {
+		size = min(opt.BufferLimit, maxCopyBuffer)
+	}
+	p := &Provider{opt: opt, log: log, bufSize: size, bufs: make(chan []byte, workers), reported: map[string]string{}}
+	for range workers {
+		p.bufs <- nil // allocated on first use
+	}
+	return p
+}
+
+// Kind implements pull.Provider.
+func (p *Provider) Kind() string { return Kind }
+
+// Sources returns the sockets of this round: the UNIX sockets found in socket-dir now (sorted
+// by name), then `servers` in order. A name (the file prefix) is used once: a later target
+// with the same name is dropped, with a warning when its address differs. An unreadable
+// socket-dir is an error, because sockets would be missing from the round.
+func (p *Provider) Sources(ctx context.Context) ([]pull.Source, error) {
+	var out []pull.Source
+	taken := map[string]string{}
+	add := func(network, address, name string) {
+		if prev, dup := taken[name]; dup {
+			if prev != address {
+				p.log.Warn("two stats sockets would write the same snapshot files; using the first",
+					"name", name, "first", prev, "ignored", address)
+			}
+			return
+		}
+		taken[name] = address
+		out = append(out, &socket{p: p, network: network, address: address, name: name})
+	}
+	var err error
+	if p.opt.SocketDir != "" {
+		var paths []string
+		paths, err = p.scanSocketDir()
+		for _, path := range paths {
+			add("unix", path, filepath.Base(path))
+		}
+		if err == nil && len(paths) == 0 {
+			p.log.Warn("found zero UNIX sockets under " + p.opt.SocketDir + " to connect to")
+		}
+	}
+	for _, s := range p.opt.Servers {
+		add(s.Network, s.Address, s.Name)
+	}
+	return out, err
+}
+
+// scanSocketDir returns the paths in socket-dir that are UNIX sockets, following symlinks. A
+// dangling symlink or any other non-socket is skipped, logged at warning level the first time
+// and at debug level afterwards.
+func (p *Provider) scanSocketDir() ([]string, error) {
+	des, err := os.ReadDir(p.opt.SocketDir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list socket-dir: %w", err)
+	}
+	var socks []string
+	skipped := map[string]string{}
+	for _, de := range des {
+		path := filepath.Join(p.opt.SocketDir, de.Name())
+		st, err := os.Stat(path)
+		switch {
+		case err != nil && de.Type()&fs.ModeSymlink != 0:
+			skipped[path] = "dangling symlink: " + err.Error()
+		case err != nil:
+			skipped[path] = err.Error()
+		case st.Mode()&fs.ModeSocket == 0:
+			skipped[path] = "not a UNIX socket but " + fileKind(st.Mode())
+		default:
+			socks = append(socks, path)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for path, why := range skipped {
+		level := slog.LevelWarn
+		if p.reported[path] == why {
+			level = slog.LevelDebug
+		}
+		p.log.Log(context.Background(), level, "skipping entry of socket-dir", "path", path, "reason", why)
+	}
+	p.reported = skipped
+	return socks, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a file of mode " + m.String()
+}
+
+func (p *Provider) takeBuffer(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-p.bufs:
+		if b == nil {
+			b = make([]byte, p.bufSize)
+		}
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *Provider) giveBuffer(b []byte) { p.bufs <- b }
+
+// socket is one stats socket: a pull.Source writing <name>_info and <name>_stat.
+type socket struct {
+	p       *Provider
+	network string // "unix" or "tcp"
+	address string
+	name    string
+}
+
+func (s *socket) Name() string { return s.name }
+
+func (s *socket) kind() string {
+	if s.network == "unix" {
+		return "UNIX"
+	}
+	return "TCP"
+}
+
+// Pull sends both commands concurrently; the first failure cancels the other request, since the
+// source has failed anyway.
+func (s *socket) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errs := make(chan error, 2)
+	for _, r := range [2]struct{ cmd, file string }{{"show info", s.name + "_info"}, {"show stat", s.name + "_stat"}} {
+		go func() {
+			err := s.request(ctx, snap, r.cmd, r.file)
+			if err != nil {
+				cancel(err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	// The request that failed first names the real problem; the other one only saw the
+	// cancellation it caused.
+	if cause := context.Cause(ctx); first != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return first
+}
+
+// request runs one command on its own connection and streams the reply into file.
+func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, file string) error {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// Reads and writes must end with the round: an expired deadline unblocks them at once.
+	// (Not ctx.Deadline() itself: the conn could time out a moment before ctx reports why.)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	fail := func(what string, err error) error {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return fmt.Errorf("%s %q on %s socket %s: %w", what, cmd, s.kind(), s.address, err)
+	}
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		return fail("sending", err)
+	}
+	first := make([]byte, firstReadSize)
+	n, readErr := readSome(conn, first)
+	if n == 0 {
+		if readErr == io.EOF {
+			return fmt.Errorf("received zero data for %q from %s socket %s", cmd, s.kind(), s.address)
+		}
+		return fail("reading reply to", readErr)
+	}
+	f, err := snap.Create(file)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", file, err)
+	}
+	if _, err := f.Write(first[:n]); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if readErr != nil && readErr != io.EOF {
+		return fail("reading reply to", readErr)
+	}
+	if readErr == nil {
+		buf, err := s.p.takeBuffer(ctx)
+		if err != nil {
+			return fail("waiting for a worker for", err)
+		}
+		err = copyReply(f, conn, buf)
+		s.p.giveBuffer(buf)
+		if err != nil {
+			var we writeError
+			if errors.As(err, &we) {
+				return fmt.Errorf("writing %s: %w", file, we.err)
+			}
+			return fail("reading reply to", err)
+		}
+	}
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	return nil
+}
+
+// readSome reads until it has at least one byte or an error.
+func readSome(r io.Reader, p []byte) (int, error) {
+	for range 100 {
+		n, err := r.Read(p)
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return 0, io.ErrNoProgress
+}
+
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+
+// copyReply streams r to w through buf until EOF. Unlike io.CopyBuffer it never bypasses buf
+// (os.File's ReadFrom would), so memory use is exactly buf.
+func copyReply(w io.Writer, r io.Reader, buf []byte) error {
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return writeError{werr}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// connect dials with retries, logging like haproxystats (§3.4).
+func (s *socket) connect(ctx context.Context) (net.Conn, error) {
+	retries := s.p.opt.Retries
+	dialer := net.Dialer{Timeout: s.p.opt.Timeout}
+	for attempt := 0; ; attempt++ {
+		conn, err := dialer.DialContext(ctx, s.network, s.address)
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to %s socket %s: %w", s.kind(), s.address, context.Cause(ctx))
+		}
+		if retries >= 0 && attempt >= retries {
+			// The loop logs this error with the source's name.
+			return nil, fmt.Errorf("failed to connect to %s socket %s after %d retries: %w", s.kind(), s.address, retries, err)
+		}
+		remaining := "unlimited"
+		if retries >= 0 {
+			remaining = strconv.Itoa(retries - attempt)
+		}
+		s.p.log.Warn(fmt.Sprintf("caught %q when connecting to %s socket %s, remaining tries %s, sleeping for %.2f seconds",
+			err.Error(), s.kind(), s.address, remaining, s.p.opt.Interval.Seconds()))
+		t := time.NewTimer(s.p.opt.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("connecting to %s socket %s: %w (last attempt: %v)", s.kind(), s.address, context.Cause(ctx), err)
+		case <-t.C:
+		}
+	}
+}

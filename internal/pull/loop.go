@@ -1,0 +1,358 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/spool"
+)
+
+// stragglerGrace is how long the loop waits, after the pull deadline, for sources that do not
+// return. A source that takes longer is abandoned (failed, its files removed) so that neither a
+// round nor a shutdown can hang on it.
+const stragglerGrace = 200 * time.Millisecond
+
+// Options are the loop's settings from [pull].
+type Options struct {
+	// Interval is pull-interval. Rounds start on ticks phase-locked to the start of Run.
+	Interval time.Duration
+	// Timeout is pull-timeout, the deadline of a whole round; fractions are honoured. ≤ 0
+	// means Interval.
+	Timeout time.Duration
+	// QueueSize suspends pulling while dst-dir holds this many snapshots or more. ≤ 0 means no
+	// limit.
+	QueueSize int
+	// AllowPartial publishes a round in which some (not all) sources failed, with the partial
+	// record; otherwise one failure discards the round (haproxystats' all-or-nothing).
+	AllowPartial bool
+}
+
+// OptionsFrom takes the loop's options from the [pull] section.
+func OptionsFrom(cfg config.Pull) Options {
+	return Options{
+		Interval:     cfg.PullInterval,
+		Timeout:      cfg.PullTimeout,
+		QueueSize:    cfg.QueueSize,
+		AllowPartial: cfg.AllowPartial,
+	}
+}
+
+// Loop pulls every source once per tick into a new snapshot and publishes it.
+type Loop struct {
+	spool     *spool.Writer
+	providers []Provider
+	opt       Options
+	log       *slog.Logger
+
+	suspended bool         // queue full; logged once when it starts and once when it ends
+	heartbeat atomic.Int64 // UnixNano of the last sign of progress, for Alive
+	// snapshotName turns a tick into the snapshot name; tests shrink seconds to milliseconds.
+	snapshotName func(tick time.Time) int64
+}
+
+// NewLoop checks the options and returns a loop ready to Run.
+func NewLoop(w *spool.Writer, providers []Provider, opt Options, log *slog.Logger) (*Loop, error) {
+	if opt.Interval <= 0 {
+		return nil, fmt.Errorf("pull-interval must be positive, got %s", opt.Interval)
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = opt.Interval
+	}
+	return &Loop{
+		spool: w, providers: providers, opt: opt, log: log,
+		snapshotName: func(tick time.Time) int64 { return tick.Unix() },
+	}, nil
+}
+
+// Run pulls until ctx is done, then returns nil after removing the snapshot being built, if
+// any. It returns promptly in every state: pulling, sleeping or suspended on a full queue.
+//
+// Schedule (haproxystats §3.2): with start_offset = start mod pull-interval, the rounds start at
+// the instants t with t mod pull-interval = start_offset. A round that overruns skips to the
+// next such tick, with a warning: there is no catch-up and no overlap. A snapshot is named after
+// its tick's epoch second, so consecutive snapshots are exactly pull-interval apart even when a
+// timer wake-up jitters across a second boundary.
+func (l *Loop) Run(ctx context.Context) error {
+	interval := l.opt.Interval
+	tick := time.Now()
+	offset := tick.UnixNano() % int64(interval)
+	for {
+		l.heartbeat.Store(time.Now().UnixNano())
+		l.round(ctx, tick)
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		l.heartbeat.Store(now.UnixNano())
+		next := nextTick(now, offset, interval)
+		if missed := int(math.Round(float64(next.Sub(tick))/float64(interval))) - 1; missed > 0 {
+			l.log.Warn("pull round took longer than pull-interval, skipping to the next tick",
+				"took", now.Sub(tick).Round(time.Millisecond), "pull-interval", interval, "skipped_ticks", missed)
+		}
+		timer := time.NewTimer(next.Sub(now))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		tick = next
+	}
+}
+
+// Once runs one round now, named after the current second, and returns the published
+// snapshot's path ("" when nothing was published; the reason is logged).
+func (l *Loop) Once(ctx context.Context) string {
+	return l.round(ctx, time.Now())
+}
+
+// Alive reports whether Run is making progress, for a watchdog: it has passed a round boundary
+// within twice the longest legitimate gap (a sleep of pull-interval plus a round of
+// pull-timeout) plus 5 s for slow disks. True before Run starts, which follows immediately.
+func (l *Loop) Alive() bool {
+	last := l.heartbeat.Load()
+	if last == 0 {
+		return true
+	}
+	limit := 2*(l.opt.Interval+l.opt.Timeout+stragglerGrace) + 5*time.Second
+	return time.Since(time.Unix(0, last)) <= limit
+}
+
+// nextTick is the first instant after now whose phase within interval is offset.
+func nextTick(now time.Time, offset int64, interval time.Duration) time.Time {
+	sleep := offset - now.UnixNano()%int64(interval)
+	if sleep <= 0 {
+		sleep += int64(interval)
+	}
+	return now.Add(time.Duration(sleep))
+}
+
+// round runs one pull: queue check, build, publish. It returns the published snapshot's path,
+// or "" when nothing was published. Every failure is logged here; none stops the loop.
+func (l *Loop) round(ctx context.Context, tick time.Time) string {
+	if !l.queueHasRoom() {
+		return ""
+	}
+	start := time.Now()
+	b, err := l.spool.Begin(l.snapshotName(tick))
+	if errors.Is(err, spool.ErrExists) {
+		l.log.Warn("snapshot name already taken (two rounds in one second?); skipping this round", "error", err)
+		return ""
+	}
+	if err != nil {
+		l.log.Error("cannot start a snapshot; skipping this round", "error", err)
+		return ""
+	}
+	defer func() {
+		if err := b.Abort(); err != nil {
+			l.log.Error("cannot remove unpublished snapshot", "error", err)
+		}
+	}()
+
+	pullCtx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
+	defer cancel()
+	var failed []spool.FailedSource
+	var sources []Source
+	for _, p := range l.providers {
+		ss, err := p.Sources(pullCtx)
+		if err != nil {
+			l.log.Error("cannot list sources", "kind", p.Kind(), "error", err)
+			failed = append(failed, spool.FailedSource{Name: p.Kind(), Err: err.Error()})
+		}
+		sources = append(sources, ss...)
+	}
+	if len(sources) == 0 {
+		l.log.Error("found zero sources to pull from; nothing published this round", "snapshot", b.Name())
+		return ""
+	}
+
+	errs := l.pullAll(pullCtx, b, sources)
+	if ctx.Err() != nil {
+		l.log.Info("shutting down: discarding the snapshot being built", "snapshot", b.Path())
+		return ""
+	}
+	sourceFailures := 0
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		sourceFailures++
+		if errors.Is(err, context.DeadlineExceeded) && pullCtx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("pull-timeout of %s reached: %w", l.opt.Timeout, err)
+		}
+		l.log.Error("source failed", "source", sources[i].Name(), "error", err)
+		failed = append(failed, spool.FailedSource{Name: sources[i].Name(), Err: err.Error()})
+	}
+	succeeded := len(sources) - sourceFailures
+	elapsed := time.Since(start).Round(time.Microsecond)
+	l.log.Debug("task report", "sources", len(sources), "succeeded", succeeded, "failed", len(failed), "elapsed", elapsed)
+	if len(failed) > 0 && (!l.opt.AllowPartial || succeeded == 0) {
+		l.log.Error("failed to pull stats; nothing published this round",
+			"failed", len(failed), "sources", len(sources), "allow_partial", l.opt.AllowPartial, "elapsed", elapsed)
+		return ""
+	}
+	path, err := b.Publish(failed)
+	if errors.Is(err, spool.ErrExists) {
+		l.log.Warn("snapshot name already taken (two rounds in one second?); skipping this round", "error", err)
+		return ""
+	}
+	if err != nil {
+		l.log.Error("cannot publish snapshot", "error", err)
+		return ""
+	}
+	if len(failed) > 0 {
+		l.log.Warn("partial statistics are stored in "+path, "missing", len(failed), "elapsed", elapsed)
+		return path
+	}
+	l.log.Info("statistics are stored in "+path, "sources", len(sources), "elapsed", elapsed)
+	return path
+}
+
+// queueHasRoom recreates a vanished dst-dir and applies queue-size.
+func (l *Loop) queueHasRoom() bool {
+	recreated, err := l.spool.EnsureDst()
+	if err != nil {
+		l.log.Error("dst-dir is unusable; skipping this round", "error", err)
+		return false
+	}
+	if recreated {
+		l.log.Warn("dst-dir had disappeared and was recreated", "dir", l.spool.DstDir())
+		return true
+	}
+	if l.opt.QueueSize <= 0 {
+		return true
+	}
+	n, err := spool.QueueLen(l.spool.DstDir())
+	if err != nil {
+		l.log.Error("cannot count queued snapshots; skipping this round", "error", err)
+		return false
+	}
+	if n >= l.opt.QueueSize {
+		if !l.suspended {
+			l.log.Warn(fmt.Sprintf("queue reached max size of %d, pulling statistics is suspended", l.opt.QueueSize),
+				"dir", l.spool.DstDir(), "queued", n)
+			l.suspended = true
+		}
+		return false
+	}
+	if l.suspended {
+		l.log.Info("queue is below its max size again, pulling statistics is resumed",
+			"dir", l.spool.DstDir(), "queued", n, "queue_size", l.opt.QueueSize)
+		l.suspended = false
+	}
+	return true
+}
+
+// pullAll runs every source in parallel and returns their errors, index for index. Sources
+// that fail, or that do not return within stragglerGrace of the deadline, have their files
+// removed; the successful ones are left fully committed.
+func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source) []error {
+	type outcome struct {
+		i   int
+		err error
+	}
+	results := make(chan outcome, len(sources))
+	views := make([]*sourceView, len(sources))
+	for i, s := range sources {
+		v := &sourceView{b: b}
+		views[i] = v
+		go func() {
+			err := s.Pull(ctx, v)
+			if err == nil {
+				err = v.uncommitted()
+			}
+			results <- outcome{i, err}
+		}()
+	}
+	errs := make([]error, len(sources))
+	returned := make([]bool, len(sources))
+	deadline := ctx.Done()
+	var grace <-chan time.Time
+	var graceTimer *time.Timer
+	defer func() {
+		if graceTimer != nil {
+			graceTimer.Stop()
+		}
+	}()
+	for pending := len(sources); pending > 0; {
+		select {
+		case o := <-results:
+			errs[o.i], returned[o.i] = o.err, true
+			pending--
+		case <-deadline:
+			deadline = nil
+			graceTimer = time.NewTimer(stragglerGrace)
+			grace = graceTimer.C
+		case <-grace:
+			for i := range sources {
+				if !returned[i] {
+					errs[i] = fmt.Errorf("source did not stop within %s of the deadline; abandoned", stragglerGrace)
+				}
+			}
+			pending = 0
+		}
+	}
+	for i, v := range views {
+		if errs[i] != nil {
+			if err := v.discard(); err != nil {
+				l.log.Error("cannot remove the files of a failed source", "source", sources[i].Name(), "error", err)
+			}
+		}
+	}
+	return errs
+}
+
+// sourceView is a source's window on the snapshot: it remembers the source's files so that a
+// failed source leaves none behind, and cuts an abandoned source off.
+type sourceView struct {
+	b      *spool.Building
+	mu     sync.Mutex
+	files  []*spool.File
+	closed bool
+}
+
+func (v *sourceView) Create(name string) (SnapshotFile, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return nil, errors.New("source was abandoned; its round is over")
+	}
+	f, err := v.b.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	v.files = append(v.files, f)
+	return f, nil
+}
+
+func (v *sourceView) uncommitted() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, f := range v.files {
+		if !f.Committed() {
+			return fmt.Errorf("source returned without committing file %s", f.Name())
+		}
+	}
+	return nil
+}
+
+func (v *sourceView) discard() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.closed = true
+	var first error
+	for _, f := range v.files {
+		if err := f.Discard(); err != nil && first == nil {
+			first = err
+		}
+	}
+	v.files = nil
+	return first
+}

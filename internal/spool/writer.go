@@ -1,0 +1,409 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// ErrExists reports a name clash: the snapshot name already exists in dst-dir. The rule (see the
+// package documentation) is to log a warning and skip the round.
+var ErrExists = errors.New("snapshot already exists in dst-dir")
+
+const (
+	lockFileName = ".statspipe-pull.lock"
+	probePrefix  = ".statspipe-probe-"
+)
+
+// Writer publishes snapshots into dst-dir, building them in tmp-dst-dir. One Writer per
+// tmp-dst-dir (enforced with a lock); its methods may be called from one goroutine at a time,
+// while the files of one Building may be written concurrently.
+type Writer struct {
+	dst, tmp string
+	log      *slog.Logger
+	lock     *os.File
+}
+
+// NewWriter prepares dst and tmp for publishing: it creates them, refuses directories on
+// different filesystems (a rename between them would not be atomic), takes the tmp-dst-dir lock
+// and removes snapshots left in tmp by a crash. Close releases the lock.
+func NewWriter(dst, tmp string, log *slog.Logger) (*Writer, error) {
+	if dst == "" || tmp == "" {
+		return nil, errors.New("spool: dst-dir and tmp-dst-dir must both be set")
+	}
+	dst, tmp = filepath.Clean(dst), filepath.Clean(tmp)
+	for _, d := range []string{dst, tmp} {
+		if err := os.MkdirAll(d, dirMode); err != nil {
+			return nil, fmt.Errorf("failed to make directory %s: %w", d, err)
+		}
+	}
+	if err := checkSeparateSameFS(dst, tmp); err != nil {
+		return nil, err
+	}
+	w := &Writer{dst: dst, tmp: tmp, log: log}
+	if err := w.takeLock(); err != nil {
+		return nil, err
+	}
+	if err := w.probeRename(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.removeLeftovers(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func checkSeparateSameFS(dst, tmp string) error {
+	di, err := os.Stat(dst)
+	if err != nil {
+		return fmt.Errorf("dst-dir %s: %w", dst, err)
+	}
+	ti, err := os.Stat(tmp)
+	if err != nil {
+		return fmt.Errorf("tmp-dst-dir %s: %w", tmp, err)
+	}
+	if !di.IsDir() {
+		return fmt.Errorf("dst-dir %s is not a directory", dst)
+	}
+	if !ti.IsDir() {
+		return fmt.Errorf("tmp-dst-dir %s is not a directory", tmp)
+	}
+	if os.SameFile(di, ti) {
+		return fmt.Errorf("tmp-dst-dir and dst-dir are the same directory (%s, %s): snapshots must be built outside the queue", tmp, dst)
+	}
+	if pi, err := os.Stat(filepath.Dir(tmp)); err == nil && os.SameFile(pi, di) && !strings.HasPrefix(filepath.Base(tmp), ".") {
+		return fmt.Errorf("tmp-dst-dir %s is inside dst-dir %s and would be taken for a snapshot; use a sibling directory or a dot name", tmp, dst)
+	}
+	dd, okd := di.Sys().(*syscall.Stat_t)
+	td, okt := ti.Sys().(*syscall.Stat_t)
+	if okd && okt && dd.Dev != td.Dev {
+		return fmt.Errorf("tmp-dst-dir %s and dst-dir %s are on different filesystems (device %d vs %d): publishing a snapshot by rename would not be atomic; put both on the same filesystem", tmp, dst, td.Dev, dd.Dev)
+	}
+	return nil
+}
+
+func (w *Writer) takeLock() error {
+	p := filepath.Join(w.tmp, lockFileName)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		return fmt.Errorf("tmp-dst-dir lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("tmp-dst-dir %s is in use by another stats-pull (lock %s is held)", w.tmp, p)
+		}
+		return fmt.Errorf("tmp-dst-dir lock %s: %w", p, err)
+	}
+	w.lock = f
+	return nil
+}
+
+// probeRename proves that a directory can be renamed from tmp into dst: st_dev equality misses
+// bind mounts of one filesystem, where rename(2) fails with EXDEV.
+func (w *Writer) probeRename() error {
+	name := probePrefix + strconv.Itoa(os.Getpid())
+	src, dst := filepath.Join(w.tmp, name), filepath.Join(w.dst, name)
+	_ = os.RemoveAll(src)
+	_ = os.RemoveAll(dst)
+	if err := os.Mkdir(src, dirMode); err != nil {
+		return fmt.Errorf("tmp-dst-dir %s is not writable: %w", w.tmp, err)
+	}
+	err := renameNoReplace(src, dst)
+	_ = os.Remove(src)
+	_ = os.Remove(dst)
+	switch {
+	case errors.Is(err, syscall.EXDEV):
+		return fmt.Errorf("tmp-dst-dir %s and dst-dir %s are on different mounts: a rename between them is not possible, so publishing would not be atomic; put both on the same filesystem and mount", w.tmp, w.dst)
+	case err != nil:
+		return fmt.Errorf("cannot publish from tmp-dst-dir %s into dst-dir %s: %w", w.tmp, w.dst, err)
+	}
+	return nil
+}
+
+// removeLeftovers deletes what a killed run left behind: integer-named snapshot directories in
+// tmp and its own probes in both directories. Anything else is not ours and stays.
+func (w *Writer) removeLeftovers() error {
+	for _, dir := range []string{w.tmp, w.dst} {
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("cleaning %s: %w", dir, err)
+		}
+		for _, de := range des {
+			name := de.Name()
+			_, isSnapshot := TimestampOf(name)
+			isSnapshot = isSnapshot && dir == w.tmp && de.IsDir()
+			if !isSnapshot && !strings.HasPrefix(name, probePrefix) {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("removing leftover %s: %w", p, err)
+			}
+			if isSnapshot {
+				w.log.Info("removed leftover snapshot of an interrupted run", "path", p)
+			}
+		}
+	}
+	return nil
+}
+
+// Close releases the tmp-dst-dir lock.
+func (w *Writer) Close() error {
+	if w.lock == nil {
+		return nil
+	}
+	err := w.lock.Close()
+	w.lock = nil
+	return err
+}
+
+// DstDir is the queue snapshots are published into.
+func (w *Writer) DstDir() string { return w.dst }
+
+// TmpDir is where snapshots are built.
+func (w *Writer) TmpDir() string { return w.tmp }
+
+// EnsureDst recreates dst-dir when it has disappeared (someone removed it under us) and reports
+// whether it had to.
+func (w *Writer) EnsureDst() (recreated bool, err error) {
+	if _, err := os.Stat(w.dst); err == nil {
+		return false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("dst-dir %s: %w", w.dst, err)
+	}
+	if err := os.MkdirAll(w.dst, dirMode); err != nil {
+		return true, fmt.Errorf("failed to make directory %s: %w", w.dst, err)
+	}
+	return true, nil
+}
+
+// Begin starts building snapshot <ts> in tmp-dst-dir. It fails with ErrExists when dst-dir
+// already has that name. Call Abort when done, even after Publish (it is then a no-op).
+func (w *Writer) Begin(ts int64) (*Building, error) {
+	if ts < 0 {
+		return nil, fmt.Errorf("snapshot timestamp %d is negative", ts)
+	}
+	name := strconv.FormatInt(ts, 10)
+	final := filepath.Join(w.dst, name)
+	if _, err := os.Lstat(final); err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrExists, final)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checking %s: %w", final, err)
+	}
+	path := filepath.Join(w.tmp, name)
+	if err := os.RemoveAll(path); err != nil {
+		return nil, fmt.Errorf("removing stale %s: %w", path, err)
+	}
+	if err := os.MkdirAll(w.tmp, dirMode); err != nil {
+		return nil, fmt.Errorf("failed to make directory %s: %w", w.tmp, err)
+	}
+	if err := os.Mkdir(path, dirMode); err != nil {
+		return nil, fmt.Errorf("failed to make directory %s: %w", path, err)
+	}
+	return &Building{w: w, name: name, path: path, files: map[string]*File{}}, nil
+}
+
+// Building is one snapshot under construction in tmp-dst-dir.
+type Building struct {
+	w    *Writer
+	name string
+	path string
+
+	mu    sync.Mutex
+	files map[string]*File // open or committed; discarded files are forgotten
+	done  bool             // published or aborted
+}
+
+// Name is the snapshot name (the epoch timestamp).
+func (b *Building) Name() string { return b.name }
+
+// Path is the snapshot's directory in tmp-dst-dir.
+func (b *Building) Path() string { return b.path }
+
+// Create adds a file to the snapshot. Write it, then Commit it, or Discard it. It is safe to
+// call from several goroutines.
+func (b *Building) Create(name string) (*File, error) {
+	if err := checkFileName(name); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return nil, fmt.Errorf("snapshot %s is already published or aborted", b.path)
+	}
+	if _, dup := b.files[name]; dup {
+		return nil, fmt.Errorf("file %s created twice in snapshot %s", name, b.path)
+	}
+	f, err := os.OpenFile(filepath.Join(b.path, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	sf := &File{b: b, name: name, f: f}
+	b.files[name] = sf
+	return sf, nil
+}
+
+func checkFileName(name string) error {
+	switch {
+	case name == "", name == ".", name == "..", strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("invalid snapshot file name %q", name)
+	case name == PartialFile, name == ReasonFile:
+		return fmt.Errorf("snapshot file name %q is reserved", name)
+	}
+	return nil
+}
+
+// Publish makes the snapshot visible in dst-dir, atomically, and returns its path there. failed
+// lists the sources that are missing; when it is not empty the snapshot gets the partial
+// record. Every file must have been committed or discarded. A name clash gives ErrExists. On
+// error, call Abort.
+func (b *Building) Publish(failed []FailedSource) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return "", fmt.Errorf("snapshot %s is already published or aborted", b.path)
+	}
+	for name, f := range b.files {
+		if !f.committed {
+			return "", fmt.Errorf("snapshot %s: file %s was neither committed nor discarded", b.path, name)
+		}
+	}
+	if len(failed) > 0 {
+		if err := b.writePartialRecord(failed); err != nil {
+			return "", err
+		}
+	}
+	if err := syncDir(b.path); err != nil {
+		return "", err
+	}
+	final := filepath.Join(b.w.dst, b.name)
+	if err := renameNoReplace(b.path, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("%w: %s", ErrExists, final)
+		}
+		return "", fmt.Errorf("publishing %s: %w", final, err)
+	}
+	b.done = true
+	if err := syncDir(b.w.dst); err != nil {
+		// The snapshot is published and complete; only its survival of a power loss is in doubt.
+		b.w.log.Warn("snapshot published but dst-dir could not be synced", "path", final, "error", err)
+	}
+	return final, nil
+}
+
+func (b *Building) writePartialRecord(failed []FailedSource) error {
+	p := filepath.Join(b.path, PartialFile)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return fmt.Errorf("writing partial record: %w", err)
+	}
+	var sb strings.Builder
+	for _, rec := range failed {
+		sb.WriteString(oneLine(rec.Name))
+		sb.WriteByte('\t')
+		sb.WriteString(oneLine(rec.Err))
+		sb.WriteByte('\n')
+	}
+	_, err = f.WriteString(sb.String())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing partial record %s: %w", p, err)
+	}
+	return nil
+}
+
+// Abort removes the snapshot from tmp-dst-dir, closing files still open. It is a no-op after
+// Publish or a previous Abort.
+func (b *Building) Abort() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return nil
+	}
+	b.done = true
+	for _, f := range b.files {
+		if !f.committed {
+			f.f.Close()
+		}
+	}
+	if err := os.RemoveAll(b.path); err != nil {
+		return fmt.Errorf("removing unpublished snapshot %s: %w", b.path, err)
+	}
+	return nil
+}
+
+// File is one file of a Building. Its writes go straight to the file (no buffering), so use a
+// buffer of a useful size.
+type File struct {
+	b         *Building
+	name      string
+	f         *os.File
+	committed bool // guarded by b.mu
+}
+
+// Name is the file name inside the snapshot.
+func (f *File) Name() string { return f.name }
+
+// Write writes to the file.
+func (f *File) Write(p []byte) (int, error) { return f.f.Write(p) }
+
+// Committed reports whether Commit succeeded.
+func (f *File) Committed() bool {
+	f.b.mu.Lock()
+	defer f.b.mu.Unlock()
+	return f.committed
+}
+
+// Commit makes the file durable (fsync) and closes it. After an error the file is incomplete:
+// Discard it.
+func (f *File) Commit() error {
+	f.b.mu.Lock()
+	committed := f.committed
+	f.b.mu.Unlock()
+	if committed {
+		return fmt.Errorf("snapshot file %s committed twice", f.f.Name())
+	}
+	err := f.f.Sync()
+	if cerr := f.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", f.f.Name(), err)
+	}
+	f.b.mu.Lock()
+	f.committed = true
+	f.b.mu.Unlock()
+	return nil
+}
+
+// Discard closes and removes the file; the snapshot will not contain it.
+func (f *File) Discard() error {
+	f.b.mu.Lock()
+	defer f.b.mu.Unlock()
+	if !f.committed {
+		f.f.Close()
+	}
+	delete(f.b.files, f.name)
+	if f.b.done {
+		return nil // published (impossible with an uncommitted file) or aborted: nothing to remove
+	}
+	if err := os.Remove(filepath.Join(f.b.path, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("discarding %s: %w", f.name, err)
+	}
+	return nil
+}
