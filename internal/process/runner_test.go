@@ -127,7 +127,10 @@ func testRunner(t *testing.T, src string, workers int, f fakeFormat, ds ...dispa
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func newFake() fakeFormat {
 	return fakeFormat{mu: new(sync.Mutex), seen: new([]string), unusable: map[string]bool{}}
