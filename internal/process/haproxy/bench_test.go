@@ -1,0 +1,120 @@
+package haproxy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/process/haproxy/synthetic"
+)
+
+// cpuTime is the user + system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchSnapshot writes a synthetic snapshot and returns its directory and total size.
+func benchSnapshot(b *testing.B, cfg synthetic.Config) (string, int64) {
+	b.Helper()
+	dir := filepath.Join(b.TempDir(), "1700000000")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := synthetic.Write(dir, cfg); err != nil {
+		b.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size += fi.Size()
+	}
+	return dir, size
+}
+
+// discardRecycling plays a dispatcher that is done with each chunk at once and recycles it.
+func discardRecycling(b *metric.Batch) error {
+	metric.Recycle(b)
+	return nil
+}
+
+func benchmarkProcess(b *testing.B, cfg synthetic.Config, opts Options) {
+	benchmarkProcessWith(b, cfg, opts, discardRecycling)
+}
+
+func benchmarkProcessWith(b *testing.B, cfg synthetic.Config, opts Options, discard metric.FlushFunc) {
+	dir, size := benchSnapshot(b, cfg)
+	p := NewProcessor(opts, nil)
+	// one warm-up snapshot: a long-running worker has interned the names already
+	st, err := p.Process(dir, 1700000000, discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		if _, err := p.Process(dir, 1700000000, discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// CPU time (all threads, GC included) is steadier than wall time on a shared machine
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(st.Lines), "lines/op")
+	b.ReportMetric(float64(st.Lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+var benchOpts = Options{Prefix: "loadbalancers.lb-01.haproxy"}
+
+// BenchmarkProcess is the 4 processes × 1000 backends × 10 servers + 50 frontends snapshot of
+// the performance target (about 21 MB of CSV); the others show that cost grows linearly.
+func BenchmarkProcess(b *testing.B) {
+	sizes := []synthetic.Config{
+		synthetic.DefaultConfig,
+		{Procs: 4, Backends: 500, Servers: 10, Frontends: 50, Idle: 0.2, Seed: 1},
+		{Procs: 4, Backends: 1000, Servers: 25, Frontends: 50, Idle: 0.2, Seed: 1},
+	}
+	for _, cfg := range sizes {
+		b.Run(fmt.Sprintf("%dx%dx%d", cfg.Procs, cfg.Backends, cfg.Servers), func(b *testing.B) {
+			benchmarkProcess(b, cfg, benchOpts)
+		})
+	}
+	b.Run("4x1000x10-norecycle", func(b *testing.B) {
+		// chunks left to the garbage collector (a dispatcher that does not call Recycle)
+		benchmarkProcessWith(b, synthetic.DefaultConfig, benchOpts, func(*metric.Batch) error { return nil })
+	})
+	b.Run("4x1000x10-allfeatures", func(b *testing.B) {
+		opts := benchOpts
+		opts.PerProcessMetrics = true
+		opts.CalculatePercentages = true
+		opts.AggrServerMetrics = true
+		benchmarkProcess(b, synthetic.DefaultConfig, opts)
+	})
+}
+
+// BenchmarkProcessCold measures a fresh Processor per snapshot (names interned anew).
+func BenchmarkProcessCold(b *testing.B) {
+	dir, size := benchSnapshot(b, synthetic.DefaultConfig)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewProcessor(benchOpts, nil).Process(dir, 1700000000, discardRecycling); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

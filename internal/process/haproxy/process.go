@@ -1,0 +1,453 @@
+package haproxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/metric"
+)
+
+const (
+	infoSuffix = "_info"
+	statSuffix = "_stat"
+)
+
+// layout maps metric names to value slots: one slot per distinct CSV column that any output
+// needs. Each row's cells are parsed once into the slots, then summed into the entities.
+type layout struct {
+	slotNames []string
+	slotIndex map[string]int
+
+	fe, beSum, beAvg, beTime, srvSum, srvAvg, srvTime, aggrSum []int
+	// the distinct slots each row type needs parsed
+	feParse, beParse, srvParse []int
+	// emission names (sanitised), parallel to the slot lists
+	feNames, beSumNames, beAvgNames, beTimeNames, srvSumNames, srvAvgNames, srvTimeNames, aggrSumNames []string
+
+	lbtot int
+}
+
+func (l *layout) slots(names []string) ([]int, []string) {
+	var slots []int
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		s, ok := l.slotIndex[n]
+		if !ok {
+			s = len(l.slotNames)
+			l.slotNames = append(l.slotNames, n)
+			l.slotIndex[n] = s
+		}
+		slots = append(slots, s)
+		out = append(out, metric.Component(n))
+	}
+	return slots, out
+}
+
+// without returns list minus the names in drop: averaged metrics named in a user sum list are
+// emitted once, in their averaged position (haproxystats wrote both act_x and act_y).
+func without(list []string, drop ...[]string) []string {
+	var out []string
+	for _, n := range list {
+		skip := false
+		for _, d := range drop {
+			if slices.Contains(d, n) {
+				skip = true
+			}
+		}
+		if !skip {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func union(lists ...[]int) []int {
+	var out []int
+	for _, l := range lists {
+		for _, s := range l {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func newLayout(o *Options) layout {
+	l := layout{slotIndex: map[string]int{}}
+	fe := o.FrontendMetrics
+	if fe == nil {
+		fe = FrontendMetrics
+	}
+	be := o.BackendMetrics
+	if be == nil {
+		be = BackendMetrics
+	}
+	srv := o.ServerMetrics
+	if srv == nil {
+		srv = ServerMetrics
+	}
+	l.fe, l.feNames = l.slots(fe)
+	l.beSum, l.beSumNames = l.slots(without(be, BackendAvgMetrics, BackendAvgTimeMetrics))
+	l.beAvg, l.beAvgNames = l.slots(BackendAvgMetrics)
+	l.beTime, l.beTimeNames = l.slots(BackendAvgTimeMetrics)
+	l.srvSum, l.srvSumNames = l.slots(without(srv, ServerAvgMetrics, ServerAvgTimeMetrics))
+	l.srvAvg, l.srvAvgNames = l.slots(ServerAvgMetrics)
+	l.srvTime, l.srvTimeNames = l.slots(ServerAvgTimeMetrics)
+	if o.AggrServerMetrics {
+		// upstream ignores server-metrics here and always uses the built-in list
+		l.aggrSum, l.aggrSumNames = l.slots(ServerMetrics)
+	}
+	lb, _ := l.slots([]string{"lbtot"})
+	l.lbtot = lb[0]
+	l.feParse = union(l.fe)
+	l.beParse = union(l.beSum, l.beAvg, l.beTime, lb)
+	l.srvParse = union(l.srvSum, l.srvAvg, l.srvTime, lb, l.aggrSum)
+	return l
+}
+
+// Processor turns snapshot directories into Graphite lines. It keeps its buffers and interned
+// names from one snapshot to the next; it is not for concurrent use.
+type Processor struct {
+	opts Options
+	log  *slog.Logger
+	lay  layout
+	ch   *metric.Chunker
+
+	prefix         []byte // Options.Prefix, line-safe
+	feGroupPrefix  []string
+	beGroupPrefix  []string
+	srvGroupPrefix []string
+
+	// reading
+	rd     fileReader
+	sc     csvScanner
+	keyBuf []byte
+
+	// current stat file
+	file       string
+	colOfSlot  []int32 // slot → column of the current file, -1 if absent
+	colCode    []int32 // column → slot or code*, up to the last column any row needs
+	svCol      int
+	typeCol    int
+	nHeader    int
+	plans      [3]*planCodes // per row class: column → slot, check-only or code*
+	planWant   [3]int        // columns each plan reads
+	plansDirty bool
+	plansOK    bool // the plans apply to this file (else every row takes the generic path)
+	class      int  // row class of the current row
+	typingDone bool
+	logCells   bool
+	badCells   int
+
+	// current row: values by slot (vals is valArr[:slots] when there are ≤ 256 slots);
+	// offsets of pxname, svname and type; line number
+	vals               []float64
+	valArr             *[maxPlanCols]float64
+	pxS, pxE, svS, svE int
+	tyS, tyE           int
+	curLine            int
+
+	// current pass over the stat files
+	gen         uint32
+	slotFloat   []bool
+	slotPresent []bool
+	fe, be      *table
+	srv, aggr   *table
+	lastFe      []byte
+	lastFeIdx   int32
+	lastFeOK    bool
+	lastBe      []byte
+	lastBeIdx   int32
+	lastBeOK    bool
+	exclFe      map[string]struct{}
+	exclBe      map[string]struct{}
+	caches      map[string]*rowCache // by stat file name
+	cache       *rowCache            // of the current file
+
+	// daemon
+	infos     []infoValues
+	infoNames []string
+	procIDs   []string
+
+	// emission
+	dpath, gpath []byte
+	hasGroup     bool
+	lineEnd      metric.LineEnd
+	order        []int32
+	beServers    []int32
+	srvCount     []int32
+	srvEnd       []int32
+
+	stats Stats
+}
+
+// NewProcessor returns a Processor for opts. log receives per-file problems.
+func NewProcessor(opts Options, log *slog.Logger) *Processor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Processor{
+		opts:   opts,
+		log:    log,
+		lay:    newLayout(&opts),
+		ch:     metric.NewChunker(opts.ChunkSize),
+		prefix: []byte(metric.Namespace(opts.Prefix)),
+		exclFe: map[string]struct{}{},
+		exclBe: map[string]struct{}{},
+		caches: map[string]*rowCache{},
+	}
+	n := len(p.lay.slotNames)
+	p.colOfSlot = make([]int32, n)
+	if n <= maxPlanCols {
+		p.valArr = new([maxPlanCols]float64)
+		p.vals = p.valArr[:n]
+	} else {
+		p.vals = make([]float64, n)
+	}
+	p.slotFloat = make([]bool, n)
+	p.slotPresent = make([]bool, n)
+	p.fe = newTable(len(p.lay.fe))
+	p.be = newTable(len(p.lay.beSum) + len(p.lay.beAvg) + len(p.lay.beTime))
+	p.srv = newTable(len(p.lay.srvSum) + len(p.lay.srvAvg) + len(p.lay.srvTime))
+	p.aggr = newTable(len(p.lay.aggrSum) + len(p.lay.srvAvg) + len(p.lay.srvTime))
+	if opts.GroupNamespace != "" {
+		p.feGroupPrefix = groupPrefixes(opts.GroupNamespace, opts.FrontendGroups)
+		p.beGroupPrefix = groupPrefixes(opts.GroupNamespace, opts.BackendGroups)
+		p.srvGroupPrefix = groupPrefixes(opts.GroupNamespace, opts.ServerGroups)
+	}
+	p.rd.buf = make([]byte, readBufferSize)
+	return p
+}
+
+func groupPrefixes(ns string, groups []Group) []string {
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		out[i] = metric.Namespace(ns) + "." + metric.Namespace(g.Name)
+	}
+	return out
+}
+
+// Process reads every *_info and *_stat file of the snapshot directory dir and emits its lines,
+// stamped ts, in chunks through flush (Seq 0, 1, …; the final chunk has Last set). The lines end
+// with the self-metrics WallClockTimeAllStats and TotalWallClockTime (time since Process
+// began). A bad file or cell is logged and skipped; the good files are still used. When nothing
+// is usable it returns *UnusableError without flushing anything. A flush error aborts
+// processing and is returned as is; an unreadable directory is returned as an error too.
+func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats, error) {
+	start := time.Now()
+	p.stats = Stats{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return p.stats, fmt.Errorf("reading snapshot directory: %w", err)
+	}
+	var infoFiles, statFiles []string
+	for _, e := range entries { // ReadDir sorts by name: file order is stable
+		name := e.Name()
+		if e.IsDir() {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(name, infoSuffix):
+			infoFiles = append(infoFiles, name)
+		case strings.HasSuffix(name, statSuffix):
+			statFiles = append(statFiles, name)
+		}
+	}
+	if len(infoFiles) == 0 && len(statFiles) == 0 {
+		return p.stats, &UnusableError{Dir: dir, Reason: "no *_info or *_stat file"}
+	}
+	if len(infoFiles) == 0 {
+		p.log.Warn("snapshot has no *_info file: no daemon statistics", "dir", dir)
+	}
+	if len(statFiles) == 0 {
+		p.log.Warn("snapshot has no *_stat file: no frontend, backend or server statistics", "dir", dir)
+	}
+
+	allStart := time.Now()
+	p.loadInfos(dir, infoFiles)
+	infoTime := time.Since(allStart)
+	statsUsed := p.loadStats(dir, statFiles)
+	if len(p.infos) == 0 && statsUsed == 0 {
+		return p.stats, &UnusableError{Dir: dir, Reason: fmt.Sprintf(
+			"all %d *_info and *_stat files were rejected", len(infoFiles)+len(statFiles))}
+	}
+	if len(statFiles) > 0 && statsUsed == 0 {
+		p.log.Error("every *_stat file was rejected: no frontend, backend or server statistics", "dir", dir)
+	}
+
+	p.ch.Reset(flush, dir, ts)
+	p.lineEnd.SetTimestamp(ts)
+	if len(infoFiles) > 0 {
+		t := time.Now()
+		if len(p.infos) > 0 {
+			p.emitDaemon()
+		} else {
+			p.log.Error("every *_info file was rejected: no daemon statistics", "dir", dir)
+		}
+		p.selfSeconds("WallClockTimeHAProxy", infoTime+time.Since(t))
+	}
+	if statsUsed > 0 {
+		t := time.Now()
+		p.emitFrontends()
+		p.selfSeconds("WallClockTimeFrontends", time.Since(t))
+		t = time.Now()
+		p.emitBackends()
+		p.selfSeconds("WallClockTimeBackends", time.Since(t))
+		t = time.Now()
+		p.emitServers()
+		p.selfSeconds("WallClockTimeServers", time.Since(t))
+	}
+	p.selfSeconds("WallClockTimeAllStats", time.Since(allStart))
+	p.selfSeconds("TotalWallClockTime", time.Since(start))
+	err = p.ch.Close()
+	p.stats.Lines = p.ch.Lines()
+	return p.stats, err
+}
+
+// problem records a per-file problem for Stats and logs it.
+func (p *Processor) problem(level slog.Level, msg string, attrs ...any) {
+	var sb strings.Builder
+	sb.WriteString(msg)
+	for i := 0; i+1 < len(attrs); i += 2 {
+		fmt.Fprintf(&sb, " %v=%v", attrs[i], attrs[i+1])
+	}
+	p.stats.Problems = append(p.stats.Problems, sb.String())
+	p.log.Log(context.Background(), level, msg, attrs...)
+}
+
+// loadInfos parses every *_info file into p.infos (the usable ones, in file order).
+func (p *Processor) loadInfos(dir string, names []string) {
+	p.infos = p.infos[:0]
+	p.infoNames = p.infoNames[:0]
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		data, err := p.rd.readAll(path)
+		if err != nil {
+			p.stats.FilesSkipped++
+			p.problem(slog.LevelError, "skipping info file", "file", path, "problem", err)
+			continue
+		}
+		p.infos = append(p.infos, infoValues{})
+		iv := &p.infos[len(p.infos)-1]
+		parseInfo(data, iv)
+		if iv.numeric == 0 {
+			p.infos = p.infos[:len(p.infos)-1]
+			p.stats.FilesSkipped++
+			p.problem(slog.LevelError, "skipping info file", "file", path,
+				"problem", "no `Key: <integer>` line, not a `show info` reply: "+firstLine(data))
+			continue
+		}
+		p.stats.FilesUsed++
+		p.infoNames = append(p.infoNames, name)
+	}
+}
+
+// loadStats aggregates every *_stat file and returns how many were used. A file rejected after
+// some of its rows were aggregated (a row wider than the header, an unterminated quote) makes
+// the pass start over without it, so that a rejected file never contributes: the reference
+// skipped such files whole.
+func (p *Processor) loadStats(dir string, names []string) int {
+	p.loadExcludes()
+	rejected := make([]bool, len(names))
+	logged := make([]bool, len(names))
+	for {
+		p.startPass()
+		restart := false
+		used := 0
+		for i, name := range names {
+			if rejected[i] {
+				continue
+			}
+			path := filepath.Join(dir, name)
+			p.logCells = !logged[i]
+			aggregated, err := p.parseStatFile(path)
+			logged[i] = true
+			if err != nil {
+				rejected[i] = true
+				p.stats.FilesSkipped++
+				p.problem(slog.LevelError, "skipping stat file", "file", path, "problem", err)
+				if aggregated {
+					restart = true
+					break
+				}
+				continue
+			}
+			used++
+		}
+		if !restart {
+			p.stats.FilesUsed += used
+			p.dropStaleCaches()
+			return used
+		}
+	}
+}
+
+// startPass forgets everything aggregated from stat files so far.
+func (p *Processor) startPass() {
+	p.gen++
+	if p.gen == 0 { // wrapped: entries of generation 0 would look current
+		p.gen = 1
+		p.fe.reset()
+		p.be.reset()
+		p.srv.reset()
+		p.aggr.reset()
+	}
+	p.fe.startPass()
+	if p.be.startPass() {
+		p.srv.reset() // its keys hold backend indices
+	}
+	p.srv.startPass()
+	p.aggr.startPass()
+	clear(p.slotFloat)
+	clear(p.slotPresent)
+}
+
+// loadExcludes re-reads the exclude files: one name per line, stripped; lines starting with
+// '#' are comments; names are compared after sanitising, exactly. A read error is logged and
+// excludes nothing.
+func (p *Processor) loadExcludes() {
+	p.readExcludes(p.opts.ExcludeFrontends, p.exclFe)
+	p.readExcludes(p.opts.ExcludeBackends, p.exclBe)
+}
+
+func (p *Processor) readExcludes(path string, set map[string]struct{}) {
+	clear(set)
+	if path == "" {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		p.log.Error("cannot read exclude file, excluding nothing", "file", path, "error", err)
+		return
+	}
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] == '#' {
+			continue
+		}
+		set[string(metric.AppendComponent(nil, line))] = struct{}{}
+	}
+}
+
+func firstLine(data []byte) string {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data = data[:i]
+	}
+	if len(data) > 80 {
+		data = data[:80]
+	}
+	return fmt.Sprintf("%q", data)
+}

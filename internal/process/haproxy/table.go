@@ -1,0 +1,130 @@
+package haproxy
+
+import "slices"
+
+// table interns the entities of one kind (frontends, backends, servers in backends, servers
+// across backends) and holds their accumulators. Entries outlive a snapshot: names repeat from
+// one snapshot to the next, so after the first one a lookup allocates nothing. gen tells which
+// entries belong to the current snapshot (pass); live lists them.
+//
+// Accumulators live in fixed-size slabs rather than one growing slice: a growing slice of a
+// few MB is copied at every growth step (by 1.25× at that size), which for a one-shot run
+// costs more in allocation and page faults than the aggregation itself.
+type table struct {
+	width int // accumulators per entity
+
+	index  map[string]int32
+	keys   []string
+	names  []string // sanitised display name
+	parent []int32  // servers in backends: the backend entity
+	gen    []uint32
+	group  []int32 // cached group index: groupUnknown, groupNone or an index
+	excl   []bool  // excluded in the current snapshot
+	rows   []int32 // rows aggregated in the current pass
+	trows  []int32 // of which with lbtot > 0
+	slabs  [][]float64
+	live   []int32
+	// epoch changes when the table is emptied, which invalidates entity indices kept
+	// elsewhere (the row caches)
+	epoch uint32
+}
+
+const (
+	groupUnknown = -2
+	groupNone    = -1
+
+	slabShift = 8
+	slabSize  = 1 << slabShift // entities per accumulator slab
+)
+
+func newTable(width int) *table {
+	return &table{width: width, index: make(map[string]int32)}
+}
+
+// lookup returns the entity for key, creating it if needed, and whether this is its first
+// lookup in pass gen (its accumulators were zeroed). The map lookup with string(key) does not
+// allocate; only a new name does.
+func (t *table) lookup(key []byte, gen uint32) (int32, bool) {
+	idx, ok := t.index[string(key)]
+	if !ok {
+		idx = t.add(string(key))
+	}
+	return idx, t.activate(idx, gen)
+}
+
+// activate makes entity idx part of pass gen, zeroing its accumulators on its first use in the
+// pass, which it reports.
+func (t *table) activate(idx int32, gen uint32) bool {
+	if t.gen[idx] == gen {
+		return false
+	}
+	t.gen[idx] = gen
+	t.rows[idx] = 0
+	t.trows[idx] = 0
+	clear(t.accOf(idx))
+	t.live = append(t.live, idx)
+	return true
+}
+
+func (t *table) add(k string) int32 {
+	idx := int32(len(t.keys))
+	if len(t.keys) == cap(t.keys) {
+		// grow every per-entity slice together, doubling
+		n := max(64, 2*cap(t.keys)) - len(t.keys)
+		t.keys = slices.Grow(t.keys, n)
+		t.names = slices.Grow(t.names, n)
+		t.parent = slices.Grow(t.parent, n)
+		t.gen = slices.Grow(t.gen, n)
+		t.group = slices.Grow(t.group, n)
+		t.excl = slices.Grow(t.excl, n)
+		t.rows = slices.Grow(t.rows, n)
+		t.trows = slices.Grow(t.trows, n)
+	}
+	t.index[k] = idx
+	t.keys = append(t.keys, k)
+	t.names = append(t.names, k)
+	t.parent = append(t.parent, -1)
+	t.gen = append(t.gen, 0)
+	t.group = append(t.group, groupUnknown)
+	t.excl = append(t.excl, false)
+	t.rows = append(t.rows, 0)
+	t.trows = append(t.trows, 0)
+	if int(idx>>slabShift) == len(t.slabs) {
+		t.slabs = append(t.slabs, make([]float64, slabSize*t.width))
+	}
+	return idx
+}
+
+// startPass forgets which entities were seen. When the table holds many more names than were
+// live in the last pass (names churn), it is emptied so that it cannot grow without bound; it
+// reports whether it did, since keys of a child table refer to entity indices.
+func (t *table) startPass() bool {
+	emptied := false
+	if len(t.keys) > 4*len(t.live)+4096 {
+		t.reset()
+		emptied = true
+	}
+	t.live = t.live[:0]
+	return emptied
+}
+
+// reset empties the table (the slabs are kept for reuse).
+func (t *table) reset() {
+	t.epoch++
+	clear(t.index)
+	t.keys = t.keys[:0]
+	t.names = t.names[:0]
+	t.parent = t.parent[:0]
+	t.gen = t.gen[:0]
+	t.group = t.group[:0]
+	t.excl = t.excl[:0]
+	t.rows = t.rows[:0]
+	t.trows = t.trows[:0]
+	t.live = t.live[:0]
+}
+
+func (t *table) accOf(idx int32) []float64 {
+	s := t.slabs[idx>>slabShift]
+	o := int(idx&(slabSize-1)) * t.width
+	return s[o : o+t.width : o+t.width]
+}
