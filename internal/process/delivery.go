@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
@@ -22,14 +23,28 @@ type delivery struct {
 
 func newDelivery(onDone func(error)) *delivery { return &delivery{onDone: onDone} }
 
-// submit hands b to every dispatcher, counting each hand-over as owed.
+// submit hands b to every dispatcher, counting each hand-over as owed. The chunk's memory is
+// recycled once the last dispatcher is done with it.
 func (d *delivery) submit(ctx context.Context, dispatchers []dispatch.Dispatcher, b *metric.Batch) error {
-	for _, disp := range dispatchers {
+	var holders atomic.Int32
+	holders.Store(int32(len(dispatchers)))
+	release := func(n int32) {
+		if holders.Add(-n) == 0 {
+			metric.Recycle(b)
+		}
+	}
+	for i, disp := range dispatchers {
 		d.mu.Lock()
 		d.pending++
 		d.mu.Unlock()
-		if err := disp.Submit(ctx, b, d.ack); err != nil {
-			d.ack(err) // Submit refused: done will never be called for this chunk
+		err := disp.Submit(ctx, b, func(err error) {
+			release(1)
+			d.ack(err)
+		})
+		if err != nil {
+			// Submit refused: this dispatcher and the ones not asked yet never hold the chunk.
+			release(int32(len(dispatchers) - i))
+			d.ack(err)
 			return err
 		}
 	}
