@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/docopt/docopt-go"
-
 	"github.com/statspipe/statspipe/internal/cli"
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/dispatch"
@@ -42,24 +40,12 @@ Options:
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-func run(args []string) int {
-	opts, err := (&docopt.Parser{HelpHandler: docopt.PrintHelpOnly}).ParseArgs(usage, args, "statspipe "+cli.Version)
-	if err != nil {
-		return 1 // usage printed on stderr; haproxystats (Python docopt) exits 1 too
+func run(argv []string) int {
+	args, code, ok := cli.ParseArgs(usage, argv)
+	if !ok {
+		return code
 	}
-	if opts == nil {
-		return 0 // -h or -v: docopt printed the text and returns no options
-	}
-	str := func(k string) string { s, _ := opts[k].(string); return s }
-	flag := func(k string) bool { b, _ := opts[k].(bool); return b }
-
-	cfg, loaded, code := cli.LoadConfig(cli.ConfigRequest{
-		Program:       config.ProcessProgram,
-		File:          str("--file"),
-		Dir:           str("--dir"),
-		PrintDefaults: flag("--print"),
-		PrintConfig:   flag("--print-conf"),
-	}, os.Stdout, os.Stderr)
+	cfg, loaded, code := cli.LoadConfig(args.ConfigRequest(config.ProcessProgram), os.Stdout, os.Stderr)
 	if cfg == nil {
 		return code
 	}
@@ -88,8 +74,8 @@ func run(args []string) int {
 	ctx, stop := cli.SignalContext(log)
 	defer stop()
 	log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir,
-		"workers", cfg.Process.Workers, "once", flag("--once"))
-	if flag("--once") {
+		"workers", cfg.Process.Workers, "once", args.Bool("--once"))
+	if args.Bool("--once") {
 		err = runner.Once(ctx)
 		sum := runner.Summary()
 		log.Info("done", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed)
