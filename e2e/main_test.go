@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 var binDir string
@@ -43,30 +45,13 @@ func TestMain(m *testing.M) {
 type daemon struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testrig.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func start(t *testing.T, program string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{name: program, out: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{name: program, out: &testrig.Buffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(filepath.Join(binDir, program), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 func runProcess(t *testing.T, env []string, args ...string) (string, int) {
@@ -133,7 +135,7 @@ func TestProcessSystemdNotify(t *testing.T) {
 	conf := writeConfig(t, base, "[process]\nsrc-dir = "+base+"/incoming\n[graphite]\nenabled = false\n[local-store]\ndir = "+base+"/ls\n")
 	cmd := exec.Command(filepath.Join(binDir, "stats-process"), "-f", conf)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=200000")
-	out := &syncBuffer{}
+	out := &testrig.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

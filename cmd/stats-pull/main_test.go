@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,34 +54,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is one stats-pull process; it is killed on cleanup if still running.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *logBuffer // stdout and stderr
+	out  *testrig.Buffer // stdout and stderr
 	done chan struct{}
 	err  error
 }
 
 func startPull(t testing.TB, cfgFile string, env ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, "-f", cfgFile), out: &logBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(binary, "-f", cfgFile), out: &testrig.Buffer{}, done: make(chan struct{})}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") {
 			p.cmd.Env = append(p.cmd.Env, kv)

@@ -1,7 +1,6 @@
 package pull
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,32 +15,8 @@ import (
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
-
-// logBuffer collects log output from concurrent goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
 
 // fakeSource writes its files, or fails, or blocks until ctx is done (or ignores ctx).
 type fakeSource struct {
@@ -106,7 +81,7 @@ func (p *fakeProvider) Sources(context.Context) ([]Source, error) {
 type rig struct {
 	dst, tmp string
 	loop     *Loop
-	log      *logBuffer
+	log      *testrig.Buffer
 }
 
 func newRig(t *testing.T, opt Options, sources ...Source) *rig {
@@ -114,7 +89,7 @@ func newRig(t *testing.T, opt Options, sources ...Source) *rig {
 	base := t.TempDir()
 	r := &rig{dst: filepath.Join(base, "incoming"), tmp: filepath.Join(base, "incoming.tmp")}
 	var log *slog.Logger
-	log, r.log = newLogger()
+	log, r.log = testrig.Logger()
 	w, err := spool.NewWriter(r.dst, r.tmp, log)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +167,7 @@ func TestRoundPublishesEverySourcesFiles(t *testing.T) {
 	if left := r.tmpSnapshots(t); len(left) != 0 {
 		t.Fatalf("tmp-dst-dir not empty: %v", left)
 	}
-	if r.log.count("statistics are stored in "+es[0].Path) != 1 {
+	if r.log.Count("statistics are stored in "+es[0].Path) != 1 {
 		t.Fatalf("log: %s", r.log)
 	}
 }
@@ -207,7 +182,7 @@ func TestRoundAllOrNothing(t *testing.T) {
 	if left := r.tmpSnapshots(t); len(left) != 0 {
 		t.Fatalf("tmp-dst-dir not empty: %v", left)
 	}
-	if !strings.Contains(r.log.String(), "source=bad.sock") || r.log.count("failed to pull stats") != 1 {
+	if !strings.Contains(r.log.String(), "source=bad.sock") || r.log.Count("failed to pull stats") != 1 {
 		t.Fatalf("log: %s", r.log)
 	}
 }
@@ -290,7 +265,7 @@ func TestRoundZeroSources(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r.loop.round(context.Background(), tick0.Add(time.Duration(i)*time.Second))
 	}
-	if n := r.log.count("found zero sources"); n != 3 {
+	if n := r.log.Count("found zero sources"); n != 3 {
 		t.Fatalf("zero-source error logged %d times in 3 rounds: %s", n, r.log)
 	}
 	if es := r.snapshots(t); len(es) != 0 {
@@ -306,7 +281,7 @@ func TestRoundNameClashSkips(t *testing.T) {
 	r.loop.round(context.Background(), tick0)
 	before := dirFiles(t, filepath.Join(r.dst, "1795312744"))
 	r.loop.round(context.Background(), tick0.Add(300*time.Millisecond))
-	if r.log.count("snapshot name already taken") != 1 {
+	if r.log.Count("snapshot name already taken") != 1 {
 		t.Fatalf("log: %s", r.log)
 	}
 	if got := dirFiles(t, filepath.Join(r.dst, "1795312744")); !reflect.DeepEqual(got, before) {
@@ -327,16 +302,16 @@ func TestQueueFullSuspendsAndResumes(t *testing.T) {
 	if n := len(r.snapshots(t)); n != 2 {
 		t.Fatalf("pulled while the queue was full: %d snapshots", n)
 	}
-	if n := r.log.count("queue reached max size of 2, pulling statistics is suspended"); n != 1 {
+	if n := r.log.Count("queue reached max size of 2, pulling statistics is suspended"); n != 1 {
 		t.Fatalf("suspension warned %d times: %s", n, r.log)
 	}
 	os.Remove(filepath.Join(r.dst, "100"))
 	r.loop.round(context.Background(), tick0.Add(10*time.Second))
 	r.loop.round(context.Background(), tick0.Add(11*time.Second))
-	if n := r.log.count("pulling statistics is resumed"); n != 1 {
+	if n := r.log.Count("pulling statistics is resumed"); n != 1 {
 		t.Fatalf("resumption logged %d times: %s", n, r.log)
 	}
-	if n := r.log.count("is suspended"); n != 2 {
+	if n := r.log.Count("is suspended"); n != 2 {
 		t.Fatalf("second suspension logged %d times in total: %s", n, r.log)
 	}
 	if es := r.snapshots(t); len(es) != 2 || es[1].Name != "1795312754" {
@@ -348,7 +323,7 @@ func TestRoundRecreatesVanishedDstDir(t *testing.T) {
 	r := newRig(t, Options{QueueSize: 1}, good("a.sock"))
 	os.RemoveAll(r.dst)
 	r.loop.round(context.Background(), tick0)
-	if len(r.snapshots(t)) != 1 || r.log.count("dst-dir had disappeared") != 1 {
+	if len(r.snapshots(t)) != 1 || r.log.Count("dst-dir had disappeared") != 1 {
 		t.Fatalf("log: %s", r.log)
 	}
 }
@@ -403,7 +378,7 @@ func TestRunPhaseLockedAndSkipsOverrunTicks(t *testing.T) {
 			t.Fatalf("the round after an overrun did not skip to a later tick: gaps %v", gaps)
 		}
 	}
-	if r.log.count("skipping to the next tick") < 1 {
+	if r.log.Count("skipping to the next tick") < 1 {
 		t.Fatalf("overrun not warned: %s", r.log)
 	}
 }
@@ -451,7 +426,7 @@ func TestRunStopsPromptly(t *testing.T) {
 			opt: Options{Interval: time.Minute},
 			src: good("a.sock"),
 			ready: func(t *testing.T, r *rig) bool {
-				return r.log.count("statistics are stored") == 1
+				return r.log.Count("statistics are stored") == 1
 			},
 		},
 		"suspended": {
@@ -459,7 +434,7 @@ func TestRunStopsPromptly(t *testing.T) {
 			src:     good("a.sock"),
 			prepare: func(r *rig) { os.Mkdir(filepath.Join(r.dst, "1"), 0o755) },
 			ready: func(t *testing.T, r *rig) bool {
-				return r.log.count("is suspended") == 1
+				return r.log.Count("is suspended") == 1
 			},
 		},
 	}
@@ -510,7 +485,7 @@ func TestRegistry(t *testing.T) {
 		delete(registry, "test-kind")
 		registryMu.Unlock()
 	}()
-	log, _ := newLogger()
+	log, _ := testrig.Logger()
 	ps, err := NewProviders(config.Pull{}, log)
 	if err != nil || len(ps) != 0 || built != 1 {
 		t.Fatalf("unconfigured kind: %v %v built=%d", ps, err, built)

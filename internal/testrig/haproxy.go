@@ -3,7 +3,6 @@ package testrig
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -59,7 +58,7 @@ type HAProxyInstance struct {
 	ConfigFile     string
 
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *Buffer
 	exited chan struct{}
 }
 
@@ -94,7 +93,7 @@ func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 			Frontend:       FreePort(t),
 			DottedFrontend: FreePort(t),
 			ConfigFile:     filepath.Join(cfgDir, fmt.Sprintf("haproxy%d.cfg", i)),
-			output:         &lockedBuffer{},
+			output:         &Buffer{},
 			exited:         make(chan struct{}),
 		}
 		if opts.TCPStats {
@@ -369,20 +368,3 @@ func (f *FakeStatsSocket) answer(c net.Conn) {
 	c.Write(reply)
 }
 
-// lockedBuffer collects a child's output; haproxy writes while tests read.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

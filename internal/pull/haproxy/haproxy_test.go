@@ -19,43 +19,6 @@ import (
 	"github.com/statspipe/statspipe/internal/testrig"
 )
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the log lines containing every one of subs.
-func (b *logBuffer) lines(subs ...string) []string {
-	var out []string
-	for _, l := range strings.Split(b.String(), "\n") {
-		ok := l != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(l, s)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
-
 // shortDir is a directory for UNIX sockets (t.TempDir() paths can exceed 108 bytes).
 func shortDir(t testing.TB) string {
 	t.Helper()
@@ -147,7 +110,7 @@ func TestSocketDirScan(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 	tcp := testrig.ServeFakeStats(t, "tcp", "127.0.0.1:0", nil, false)
 
-	log, logs := newLogger()
+	log, logs := testrig.Logger()
 	p := New(Options{
 		SocketDir: dir,
 		Servers: []config.Server{
@@ -161,22 +124,22 @@ func TestSocketDirScan(t *testing.T) {
 		t.Fatalf("sources %s, want %s", got, want)
 	}
 	for _, skipped := range []string{"gone.sock", "haproxy.pid", "sub"} {
-		if n := len(logs.lines("level=WARN", "skipping entry of socket-dir", filepath.Join(dir, skipped))); n != 1 {
+		if n := len(logs.Lines("level=WARN", "skipping entry of socket-dir", filepath.Join(dir, skipped))); n != 1 {
 			t.Errorf("%s: %d warnings, want 1:\n%s", skipped, n, logs)
 		}
 	}
-	if len(logs.lines("level=WARN", "gone.sock", "dangling symlink")) != 1 {
+	if len(logs.Lines("level=WARN", "gone.sock", "dangling symlink")) != 1 {
 		t.Errorf("dangling symlink not named as such:\n%s", logs)
 	}
-	if len(logs.lines("level=WARN", "same snapshot files", "real.sock")) != 1 {
+	if len(logs.Lines("level=WARN", "same snapshot files", "real.sock")) != 1 {
 		t.Errorf("name clash not warned:\n%s", logs)
 	}
 	// The next round repeats the skips at debug level only.
 	sourceNames(t, p)
-	if n := len(logs.lines("level=WARN", "skipping entry")); n != 3 {
+	if n := len(logs.Lines("level=WARN", "skipping entry")); n != 3 {
 		t.Errorf("%d skip warnings after two rounds, want 3:\n%s", n, logs)
 	}
-	if n := len(logs.lines("level=DEBUG", "skipping entry")); n != 3 {
+	if n := len(logs.Lines("level=DEBUG", "skipping entry")); n != 3 {
 		t.Errorf("%d skip debug lines after two rounds, want 3", n)
 	}
 
@@ -184,7 +147,7 @@ func TestSocketDirScan(t *testing.T) {
 	if got := sourceNames(t, empty); len(got) != 0 {
 		t.Fatalf("sources in an empty dir: %v", got)
 	}
-	if len(logs.lines("found zero UNIX sockets under")) != 1 {
+	if len(logs.Lines("found zero UNIX sockets under")) != 1 {
 		t.Errorf("zero sockets not logged:\n%s", logs)
 	}
 	if _, err := New(Options{SocketDir: filepath.Join(dir, "missing")}, log).Sources(context.Background()); err == nil {
@@ -200,7 +163,7 @@ func TestRepliesStoredVerbatimUnderHAProxyNames(t *testing.T) {
 	testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "admin5.sock"), testrig.FakeReply{
 		"show info": golden(t, "admin5.sock_info"), "show stat": golden(t, "admin5.sock_stat"),
 	}, false)
-	log, _ := newLogger()
+	log, _ := testrig.Logger()
 	p := New(Options{SocketDir: dir, Servers: []config.Server{{Network: "tcp", Address: tcp.Address, Name: tcp.Address}}, Workers: 1, BufferLimit: 100}, log)
 	b := newBuilding(t)
 	for name, err := range pullAll(t, context.Background(), p, b) {
@@ -228,7 +191,7 @@ func TestRepliesStoredVerbatimUnderHAProxyNames(t *testing.T) {
 func TestEmptyReplyFails(t *testing.T) {
 	dir := shortDir(t)
 	testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "admin1.sock"), testrig.FakeReply{"show info": []byte("Name: HAProxy\n"), "show stat": {}}, false)
-	log, _ := newLogger()
+	log, _ := testrig.Logger()
 	errs := pullAll(t, context.Background(), New(Options{SocketDir: dir}, log), newBuilding(t))
 	if err := errs["admin1.sock"]; err == nil || !strings.Contains(err.Error(), `received zero data for "show stat"`) {
 		t.Fatalf("empty reply: %v", err)
@@ -244,7 +207,7 @@ func TestSilentSocketFailsAtDeadlineWithoutStarvingOthers(t *testing.T) {
 	for _, n := range []string{"ok1.sock", "ok2.sock"} {
 		testrig.ServeFakeStats(t, "unix", filepath.Join(dir, n), testrig.FakeReply{"show info": big, "show stat": big}, false)
 	}
-	log, _ := newLogger()
+	log, _ := testrig.Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -281,7 +244,7 @@ func TestReadErrorIsASourceFailure(t *testing.T) {
 			c.Close()
 		}
 	}()
-	log, _ := newLogger()
+	log, _ := testrig.Logger()
 	addr := l.Addr().String()
 	p := New(Options{Servers: []config.Server{{Network: "tcp", Address: addr, Name: addr}}}, log)
 	errs := pullAll(t, context.Background(), p, newBuilding(t))
@@ -294,25 +257,25 @@ func TestConnectRetries(t *testing.T) {
 	closed := testrig.FreePort(t) // refuses connections
 	server := []config.Server{{Network: "tcp", Address: closed, Name: closed}}
 	for _, retries := range []int{0, 2} {
-		log, logs := newLogger()
+		log, logs := testrig.Logger()
 		p := New(Options{Servers: server, Retries: retries, Interval: 20 * time.Millisecond, Timeout: time.Second}, log)
 		errs := pullAll(t, context.Background(), p, newBuilding(t))
 		if err := errs[closed]; err == nil || !strings.Contains(err.Error(), "failed to connect to TCP socket "+closed+" after") {
 			t.Fatalf("retries=%d: %v", retries, err)
 		}
 		// Two requests (show info, show stat), each retried `retries` times.
-		caught := logs.lines("level=WARN", "when connecting to TCP socket "+closed, "connection refused", "sleeping for 0.02 seconds")
+		caught := logs.Lines("level=WARN", "when connecting to TCP socket "+closed, "connection refused", "sleeping for 0.02 seconds")
 		if len(caught) != 2*retries {
 			t.Fatalf("retries=%d: %d retry lines, want %d:\n%s", retries, len(caught), 2*retries, logs)
 		}
 		for r := retries; r >= 1; r-- {
-			if n := len(logs.lines("remaining tries " + string(rune('0'+r)))); n != 2 {
+			if n := len(logs.Lines("remaining tries " + string(rune('0'+r)))); n != 2 {
 				t.Errorf("retries=%d: %d lines with remaining tries %d", retries, n, r)
 			}
 		}
 	}
 
-	log, logs := newLogger()
+	log, logs := testrig.Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	p := New(Options{Servers: server, Retries: -1, Interval: 10 * time.Millisecond}, log)
@@ -320,7 +283,7 @@ func TestConnectRetries(t *testing.T) {
 	if err := errs[closed]; err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
 		t.Fatalf("retries=-1: %v", err)
 	}
-	if n := len(logs.lines("remaining tries unlimited")); n < 6 {
+	if n := len(logs.Lines("remaining tries unlimited")); n < 6 {
 		t.Fatalf("retries=-1: only %d attempts in 300 ms", n)
 	}
 }
@@ -328,13 +291,13 @@ func TestConnectRetries(t *testing.T) {
 func TestRetrySucceedsWhenSocketAppears(t *testing.T) {
 	dir := shortDir(t)
 	path := filepath.Join(dir, "late.sock")
-	log, logs := newLogger()
+	log, logs := testrig.Logger()
 	p := New(Options{Servers: []config.Server{{Network: "unix", Address: path, Name: "late.sock"}}, Retries: 50, Interval: 20 * time.Millisecond}, log)
 	done := make(chan map[string]error)
 	b := newBuilding(t)
 	go func() { done <- pullAll(t, context.Background(), p, b) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(logs.lines("when connecting to UNIX socket "+path)) < 2 && time.Now().Before(deadline) {
+	for len(logs.Lines("when connecting to UNIX socket "+path)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	testrig.ServeFakeStats(t, "unix", path, testrig.FakeReply{"show info": []byte("Name: HAProxy\n"), "show stat": []byte("# pxname,svname,\n\n")}, false)
@@ -347,7 +310,7 @@ func TestRetrySucceedsWhenSocketAppears(t *testing.T) {
 }
 
 func TestRegisteredFromConfig(t *testing.T) {
-	log, _ := newLogger()
+	log, _ := testrig.Logger()
 	ps, err := pull.NewProviders(config.Pull{}, log)
 	if err != nil || len(ps) != 0 {
 		t.Fatalf("no socket-dir, no servers: %v %v", ps, err)
