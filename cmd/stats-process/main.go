@@ -91,7 +91,7 @@ func run(argv []string) int {
 
 	sd := cli.NewSystemd(log)
 	err = runner.Run(ctx, func() {
-		sd.Ready(ctx, "watching "+cfg.Process.SrcDir, nil)
+		sd.Ready(ctx, "watching "+cfg.Process.SrcDir, runner.Alive)
 	})
 	sd.Stopping()
 	sum := runner.Summary()

@@ -60,6 +60,7 @@ type Runner struct {
 	log   *slog.Logger
 	queue *queue
 
+	watcher  atomic.Pointer[watcher]
 	inflight sync.WaitGroup // snapshots whose delivery is not settled yet
 	sum      struct{ delivered, quarantined, failed atomic.Int64 }
 }
@@ -98,6 +99,7 @@ func (r *Runner) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	r.watcher.Store(w)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); w.run(watchCtx) }()
@@ -108,6 +110,14 @@ func (r *Runner) Run(ctx context.Context, ready func()) error {
 	stopWatch()
 	<-watchDone
 	return err
+}
+
+// Alive reports whether the spool watcher's event loop turned within the last 10 seconds, for
+// the systemd watchdog. Workers waiting on a dispatcher (back-pressure while Graphite is down)
+// are healthy and do not count.
+func (r *Runner) Alive() bool {
+	w := r.watcher.Load()
+	return w == nil || time.Since(time.Unix(0, w.beat.Load())) < 10*time.Second
 }
 
 // Once processes every snapshot present in SrcDir, oldest first, waits until each one is

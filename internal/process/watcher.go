@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -24,6 +25,7 @@ type watcher struct {
 	log    *slog.Logger
 	rescan time.Duration
 	fs     *fsnotify.Watcher
+	beat   atomic.Int64 // unix nanoseconds of the event loop's last turn
 }
 
 func newWatcher(dir string, q *queue, log *slog.Logger, rescan time.Duration) (*watcher, error) {
@@ -36,6 +38,7 @@ func newWatcher(dir string, q *queue, log *slog.Logger, rescan time.Duration) (*
 		return nil, fmt.Errorf("process: watching %s: %w", dir, err)
 	}
 	w := &watcher{dir: dir, queue: q, log: log, rescan: rescan, fs: fs}
+	w.beat.Store(time.Now().UnixNano())
 	w.scan()
 	return w, nil
 }
@@ -65,10 +68,14 @@ func (w *watcher) run(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
+	heartbeat := time.NewTicker(time.Second)
+	defer heartbeat.Stop()
 	for {
+		w.beat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return
+		case <-heartbeat.C:
 		case <-tick:
 			w.scan()
 		case ev, ok := <-w.fs.Events:

@@ -367,4 +367,3 @@ func (f *FakeStatsSocket) answer(c net.Conn) {
 	}
 	c.Write(reply)
 }
-
