@@ -143,8 +143,7 @@ type Processor struct {
 	svCol      int
 	typeCol    int
 	nHeader    int
-	plans      [3]*planCodes // per row class: column → slot, check-only or code*
-	planWant   [3]int        // columns each plan reads
+	plans      [3]rowPlan // per row class
 	plansDirty bool
 	plansOK    bool // the plans apply to this file (else every row takes the generic path)
 	class      int  // row class of the current row
@@ -153,9 +152,11 @@ type Processor struct {
 	badCells   int
 
 	// current row: values by slot (vals is valArr[:slots] when there are ≤ 256 slots);
-	// offsets of pxname, svname and type; line number
+	// field ends (fast path); offsets of pxname, svname and type; line number
 	vals               []float64
 	valArr             *[maxPlanCols]float64
+	fieldEnds          [fieldEndsLen]int32
+	slowCols           [maxPlanCols]uint8
 	pxS, pxE, svS, svE int
 	tyS, tyE           int
 	curLine            int
@@ -174,8 +175,11 @@ type Processor struct {
 	lastBeOK    bool
 	exclFe      map[string]struct{}
 	exclBe      map[string]struct{}
-	caches      map[string]*rowCache // by stat file name
-	cache       *rowCache            // of the current file
+	caches      map[string]*fileCache // by stat file name
+	fileCache   *fileCache            // of the current file
+	cache       *rowCache             // of the current file
+	cacheNext   int                   // index in cache of the current row
+	prevCache   *rowCache             // of the file before: where a new file's cache starts
 
 	// daemon
 	infos     []infoValues
@@ -207,7 +211,7 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 		prefix: []byte(metric.Namespace(opts.Prefix)),
 		exclFe: map[string]struct{}{},
 		exclBe: map[string]struct{}{},
-		caches: map[string]*rowCache{},
+		caches: map[string]*fileCache{},
 	}
 	n := len(p.lay.slotNames)
 	p.colOfSlot = make([]int32, n)

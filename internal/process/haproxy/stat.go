@@ -144,6 +144,9 @@ func (p *Processor) parseStatFile(path string) (scanned bool, err error) {
 				return false, &statError{recLine, err.Error()}
 			}
 			header = false
+			if len(p.cache.rows) == 0 {
+				p.reserveRows()
+			}
 			continue
 		}
 
@@ -221,6 +224,30 @@ func (p *Processor) parseStatFile(path string) (scanned bool, err error) {
 		return false, errors.New("header line only, no rows")
 	}
 	return true, nil
+}
+
+// maxReservedRows bounds what reserveRows reserves: 10 times the rows of a large
+// configuration (1000 backends × 25 servers), 10 MB of row cache.
+const maxReservedRows = 1 << 18
+
+// reserveRows sizes the row cache and the server table for the rows of the current file when
+// they start empty (a one-shot run, a new file): growing them by doubling copies them over
+// and over and rehashes the map, which for a one-shot run costs more (copies, page faults,
+// garbage) than filling them. The estimate is the file size times the density of lines in
+// the first buffer read.
+func (p *Processor) reserveRows() {
+	fi, err := p.rd.f.Stat()
+	if err != nil || p.rd.w == 0 {
+		return
+	}
+	lines := bytes.Count(p.rd.buf[:p.rd.w], []byte{'\n'})
+	// lines differ in length: a little more rather than one more doubling; bounded, since a
+	// first buffer of short lines says little about a large file
+	rows := int(min(fi.Size()*int64(lines)/int64(p.rd.w)*9/8, maxReservedRows))
+	c := p.cache
+	c.rows = slices.Grow(c.rows, rows)
+	c.names = slices.Grow(c.names, rows*16)
+	p.srv.reserve(rows)
 }
 
 // header maps the columns of the header record by name.
@@ -308,118 +335,223 @@ func (p *Processor) row(base []byte) {
 		// cells were not parsed for it.
 		p.rescanGeneric(base)
 	}
+	e := p.entitiesOf(px, sv, isServer)
 	lay := &p.lay
 	vals := p.vals
-	if string(sv) == "FRONTEND" {
-		fe := p.frontendOf(px)
-		if !p.fe.excl[fe] {
-			acc := p.fe.accOf(fe)
-			p.fe.rows[fe]++
-			for i, s := range lay.fe {
+	if fe := e.fe; fe >= 0 && !p.fe.excl[fe] {
+		acc := p.fe.accOf(fe)
+		p.fe.rows[fe]++
+		for i, s := range lay.fe {
+			acc[i] += vals[s]
+		}
+	}
+	if be := e.be; e.backendRow && !p.be.excl[be] {
+		acc := p.be.accOf(be)
+		p.be.rows[be]++
+		for i, s := range lay.beSum {
+			acc[i] += vals[s]
+		}
+		acc = acc[len(lay.beSum):]
+		for i, s := range lay.beAvg {
+			acc[i] += vals[s]
+		}
+		if vals[lay.lbtot] > 0 {
+			p.be.trows[be]++
+			acc = acc[len(lay.beAvg):]
+			for i, s := range lay.beTime {
 				acc[i] += vals[s]
 			}
 		}
 	}
-	if string(sv) == "BACKEND" {
-		be := p.backendOf(px)
-		if !p.be.excl[be] {
-			acc := p.be.accOf(be)
-			p.be.rows[be]++
-			for i, s := range lay.beSum {
-				acc[i] += vals[s]
-			}
-			acc = acc[len(lay.beSum):]
-			for i, s := range lay.beAvg {
-				acc[i] += vals[s]
-			}
-			if vals[lay.lbtot] > 0 {
-				p.be.trows[be]++
-				acc = acc[len(lay.beAvg):]
-				for i, s := range lay.beTime {
-					acc[i] += vals[s]
-				}
-			}
-		}
+	if e.srv >= 0 {
+		p.addServer(p.srv, e.srv, lay.srvSum)
 	}
-	if !isServer {
-		return
-	}
-	be := p.backendOf(px)
-	srv, aggr := p.serverOf(be, sv)
-	if srv >= 0 {
-		p.addServer(p.srv, srv, lay.srvSum)
-	}
-	if aggr >= 0 {
-		p.addServer(p.aggr, aggr, lay.aggrSum)
+	if e.aggr >= 0 {
+		p.addServer(p.aggr, e.aggr, lay.aggrSum)
 	}
 }
 
-// rowCache remembers, per stat file, the server entities of its server rows in order: a
-// process lists its servers in the same order in every snapshot, so comparing the raw server
-// name with the previous snapshot's row at the same position (the backend is compared as an
-// entity) replaces sanitising the name and a map lookup (cache misses on a map of thousands of
-// strings) by one short byte comparison.
+// rowEntities are the entities one row feeds; -1 for none.
+type rowEntities struct {
+	fe         int32 // a FRONTEND row: its frontend
+	be         int32 // a BACKEND or server row: its backend
+	srv, aggr  int32 // a server row: the server in its backend (unless the backend is excluded) and the server.* aggregate (with aggr-server-metrics)
+	backendRow bool  // svname is BACKEND
+	server     bool  // type 2
+}
+
+// rowCache remembers the entities of the rows of a stat file, in order. A process lists its
+// proxies and servers in the same order in every snapshot, and the processes of one HAProxy
+// share their configuration, so comparing a row's raw pxname and svname with the row at the
+// same position of the previous file or snapshot replaces sanitising both names and hashing
+// them into maps of thousands of strings (cache misses, most of the cost of a row once it is
+// parsed). Rows that differ are looked up and recorded again.
+//
+// A file seen for the first time shares the cache of the file before it; it gets its own copy
+// when its rows turn out to differ (refs > 1).
 type rowCache struct {
-	used      uint32 // generation of the pass that last used it
-	srvEpoch  uint32
-	aggrEpoch uint32
-	names     []byte // raw pxname and svname of every cached row, back to back
-	rows      []cachedRow
-	next      int // ordinal of the next server row in the current file
+	refs   int    // file caches pointing here
+	epochs uint32 // the tables' epochs when the entities were recorded
+	names  []byte // raw pxname and svname of the cached rows
+	rows   []cachedRow
 }
 
 type cachedRow struct {
-	off, svLen int32
-	be         int32 // backend entity
-	srv, aggr  int32 // entities; -1 for none (excluded backend, no aggregation)
+	pxOff, pxLen int32 // pxname in names (shared with the row before when equal)
+	svOff, svLen int32 // svname in names, after pxname
+	rowEntities
+}
+
+// fileCache is the row cache of one stat file name.
+type fileCache struct {
+	used uint32 // generation of the pass that last used it
+	rc   *rowCache
+}
+
+// tableEpochs changes whenever a table is emptied, which invalidates cached entities.
+func (p *Processor) tableEpochs() uint32 {
+	return p.fe.epoch + p.be.epoch + p.srv.epoch + p.aggr.epoch
 }
 
 // startCache selects the row cache of stat file name for the rows that follow.
 func (p *Processor) startCache(name string) {
-	c := p.caches[name]
-	if c == nil {
-		c = &rowCache{}
-		p.caches[name] = c
+	fc := p.caches[name]
+	if fc == nil {
+		fc = &fileCache{}
+		if p.prevCache != nil && p.prevCache.refs > 0 {
+			fc.rc = p.prevCache
+		} else {
+			fc.rc = &rowCache{}
+		}
+		fc.rc.refs++
+		p.caches[name] = fc
 	}
-	if c.srvEpoch != p.srv.epoch || c.aggrEpoch != p.aggr.epoch {
+	fc.used = p.gen
+	c := fc.rc
+	if epochs := p.tableEpochs(); c.epochs != epochs {
 		c.rows, c.names = c.rows[:0], c.names[:0]
-		c.srvEpoch, c.aggrEpoch = p.srv.epoch, p.aggr.epoch
+		c.epochs = epochs
 	}
-	c.used = p.gen
-	c.next = 0
+	p.fileCache = fc
 	p.cache = c
+	p.cacheNext = 0
+	p.prevCache = c
 }
 
 // dropStaleCaches forgets the caches of files that were not in the last snapshot.
 func (p *Processor) dropStaleCaches() {
-	for name, c := range p.caches {
-		if c.used != p.gen {
+	for name, fc := range p.caches {
+		if fc.used != p.gen {
+			fc.rc.refs--
 			delete(p.caches, name)
 		}
 	}
 }
 
-// serverOf returns the server entity of (backend be, server sv) and its server.* aggregate
+// entitiesOf returns the entities of the current row (pxname px, svname sv, a server row or
+// not), activated for this pass.
+func (p *Processor) entitiesOf(px, sv []byte, isServer bool) rowEntities {
+	c := p.cache
+	j := p.cacheNext
+	p.cacheNext++
+	if j < len(c.rows) {
+		r := &c.rows[j]
+		if r.server == isServer &&
+			string(c.names[r.svOff:r.svOff+r.svLen]) == string(sv) &&
+			string(c.names[r.pxOff:r.pxOff+r.pxLen]) == string(px) &&
+			p.reuse(&r.rowEntities) {
+			return r.rowEntities
+		}
+		// the rows differ from here on: record them again
+		if c.refs > 1 {
+			// shared with other files, which still match it
+			c.refs--
+			own := &rowCache{
+				refs:   1,
+				epochs: c.epochs,
+				rows:   append(make([]cachedRow, 0, cap(c.rows)), c.rows[:j]...),
+				names:  append(make([]byte, 0, cap(c.names)), c.names[:r.svOff]...),
+			}
+			p.fileCache.rc, p.cache, p.prevCache = own, own, own
+			c = own
+		}
+		c.rows = c.rows[:j]
+		c.names = c.names[:r.svOff]
+		if j == 0 || c.rows[j-1].pxOff != r.pxOff {
+			c.names = c.names[:r.pxOff] // the pxname was this row's own
+		}
+	}
+
+	e := rowEntities{fe: -1, be: -1, srv: -1, aggr: -1, server: isServer}
+	e.backendRow = string(sv) == "BACKEND"
+	if string(sv) == "FRONTEND" {
+		e.fe = p.frontendOf(px)
+	}
+	if e.backendRow || isServer {
+		e.be = p.backendOf(px)
+	}
+	if isServer {
+		e.srv, e.aggr = p.serverOf(e.be, sv)
+	}
+
+	if j == len(c.rows) {
+		if len(c.rows) == cap(c.rows) { // double (append grows large slices by only 1.25×)
+			c.rows = slices.Grow(c.rows, max(256, len(c.rows)))
+			c.names = slices.Grow(c.names, max(4096, len(c.names)))
+		}
+		r := cachedRow{rowEntities: e}
+		if j > 0 {
+			if prev := &c.rows[j-1]; string(c.names[prev.pxOff:prev.pxOff+prev.pxLen]) == string(px) {
+				r.pxOff, r.pxLen = prev.pxOff, prev.pxLen
+			}
+		}
+		if r.pxLen == 0 {
+			r.pxOff, r.pxLen = int32(len(c.names)), int32(len(px))
+			c.names = append(c.names, px...)
+		}
+		r.svOff, r.svLen = int32(len(c.names)), int32(len(sv))
+		c.names = append(c.names, sv...)
+		c.rows = append(c.rows, r)
+	}
+	return e
+}
+
+// reuse activates the cached entities e of a row whose names match, unless an exclusion
+// changed since they were recorded (the exclude files are re-read for every snapshot).
+func (p *Processor) reuse(e *rowEntities) bool {
+	if e.fe >= 0 {
+		p.activateFrontend(e.fe)
+	}
+	if e.be >= 0 {
+		p.activateBackend(e.be)
+		if e.server && (e.srv < 0) != p.be.excl[e.be] {
+			return false
+		}
+	}
+	if e.srv >= 0 {
+		p.srv.activate(e.srv, p.gen)
+	}
+	if e.aggr >= 0 {
+		p.aggr.activate(e.aggr, p.gen)
+	}
+	return true
+}
+
+func (p *Processor) activateFrontend(fe int32) {
+	if p.fe.activate(fe, p.gen) {
+		_, p.fe.excl[fe] = p.exclFe[p.fe.names[fe]]
+	}
+}
+
+func (p *Processor) activateBackend(be int32) {
+	if p.be.activate(be, p.gen) {
+		_, p.be.excl[be] = p.exclBe[p.be.names[be]]
+	}
+}
+
+// serverOf looks up the server entity of (backend be, server sv) and its server.* aggregate
 // (-1 when the backend is excluded, or without aggr-server-metrics), activated for this pass.
 func (p *Processor) serverOf(be int32, sv []byte) (srv, aggr int32) {
-	c := p.cache
-	j := c.next
-	c.next++
-	if j < len(c.rows) {
-		r := c.rows[j]
-		if r.be == be && string(c.names[r.off:r.off+r.svLen]) == string(sv) && (r.srv < 0) == p.be.excl[be] {
-			if r.srv >= 0 {
-				p.srv.activate(r.srv, p.gen)
-			}
-			if r.aggr >= 0 {
-				p.aggr.activate(r.aggr, p.gen)
-			}
-			return r.srv, r.aggr
-		}
-		// the rows changed from here on: record them again
-		c.rows = c.rows[:j]
-		c.names = c.names[:r.off]
-	}
 	srv, aggr = -1, -1
 	if !p.be.excl[be] {
 		// key: backend entity index, then the sanitised server name
@@ -435,15 +567,6 @@ func (p *Processor) serverOf(be int32, sv []byte) (srv, aggr int32) {
 	if p.lay.aggrSum != nil {
 		p.keyBuf = metric.AppendComponent(p.keyBuf[:0], sv)
 		aggr, _ = p.aggr.lookup(p.keyBuf, p.gen)
-	}
-	if j == len(c.rows) {
-		if len(c.rows) == cap(c.rows) { // double (append grows large slices by only 1.25×)
-			c.rows = slices.Grow(c.rows, max(256, len(c.rows)))
-			c.names = slices.Grow(c.names, max(4096, len(c.names)))
-		}
-		off := int32(len(c.names))
-		c.names = append(c.names, sv...)
-		c.rows = append(c.rows, cachedRow{off, int32(len(sv)), be, srv, aggr})
 	}
 	return srv, aggr
 }
@@ -474,10 +597,8 @@ func (p *Processor) frontendOf(px []byte) int32 {
 		return p.lastFeIdx
 	}
 	p.keyBuf = metric.AppendComponent(p.keyBuf[:0], px)
-	fe, fresh := p.fe.lookup(p.keyBuf, p.gen)
-	if fresh {
-		_, p.fe.excl[fe] = p.exclFe[p.fe.names[fe]]
-	}
+	fe := p.fe.intern(p.keyBuf)
+	p.activateFrontend(fe)
 	p.lastFe = append(p.lastFe[:0], px...)
 	p.lastFeIdx, p.lastFeOK = fe, true
 	return fe
@@ -488,10 +609,8 @@ func (p *Processor) backendOf(px []byte) int32 {
 		return p.lastBeIdx
 	}
 	p.keyBuf = metric.AppendComponent(p.keyBuf[:0], px)
-	be, fresh := p.be.lookup(p.keyBuf, p.gen)
-	if fresh {
-		_, p.be.excl[be] = p.exclBe[p.be.names[be]]
-	}
+	be := p.be.intern(p.keyBuf)
+	p.activateBackend(be)
 	p.lastBe = append(p.lastBe[:0], px...)
 	p.lastBeIdx, p.lastBeOK = be, true
 	return be

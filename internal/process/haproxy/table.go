@@ -45,11 +45,17 @@ func newTable(width int) *table {
 // lookup in pass gen (its accumulators were zeroed). The map lookup with string(key) does not
 // allocate; only a new name does.
 func (t *table) lookup(key []byte, gen uint32) (int32, bool) {
+	idx := t.intern(key)
+	return idx, t.activate(idx, gen)
+}
+
+// intern returns the entity for key, creating it if needed.
+func (t *table) intern(key []byte) int32 {
 	idx, ok := t.index[string(key)]
 	if !ok {
 		idx = t.add(string(key))
 	}
-	return idx, t.activate(idx, gen)
+	return idx
 }
 
 // activate makes entity idx part of pass gen, zeroing its accumulators on its first use in the
@@ -69,16 +75,7 @@ func (t *table) activate(idx int32, gen uint32) bool {
 func (t *table) add(k string) int32 {
 	idx := int32(len(t.keys))
 	if len(t.keys) == cap(t.keys) {
-		// grow every per-entity slice together, doubling
-		n := max(64, 2*cap(t.keys)) - len(t.keys)
-		t.keys = slices.Grow(t.keys, n)
-		t.names = slices.Grow(t.names, n)
-		t.parent = slices.Grow(t.parent, n)
-		t.gen = slices.Grow(t.gen, n)
-		t.group = slices.Grow(t.group, n)
-		t.excl = slices.Grow(t.excl, n)
-		t.rows = slices.Grow(t.rows, n)
-		t.trows = slices.Grow(t.trows, n)
+		t.grow(max(64, 2*cap(t.keys)) - len(t.keys)) // doubling
 	}
 	t.index[k] = idx
 	t.keys = append(t.keys, k)
@@ -93,6 +90,30 @@ func (t *table) add(k string) int32 {
 		t.slabs = append(t.slabs, make([]float64, slabSize*t.width))
 	}
 	return idx
+}
+
+// grow makes room for n more entities in every per-entity slice.
+func (t *table) grow(n int) {
+	t.keys = slices.Grow(t.keys, n)
+	t.names = slices.Grow(t.names, n)
+	t.parent = slices.Grow(t.parent, n)
+	t.gen = slices.Grow(t.gen, n)
+	t.group = slices.Grow(t.group, n)
+	t.excl = slices.Grow(t.excl, n)
+	t.rows = slices.Grow(t.rows, n)
+	t.trows = slices.Grow(t.trows, n)
+}
+
+// reserve makes room for n entities in all, and sizes an empty index for them (a map grown
+// entry by entry rehashes every entry several times).
+func (t *table) reserve(n int) {
+	if n <= cap(t.keys) {
+		return
+	}
+	if len(t.index) == 0 {
+		t.index = make(map[string]int32, n)
+	}
+	t.grow(n - len(t.keys))
 }
 
 // startPass forgets which entities were seen. When the table holds many more names than were
