@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/statspipe/statspipe/internal/metric"
 )
 
@@ -436,19 +438,14 @@ func percentileIndex(q float64, n int) int {
 	return int(math.RoundToEven(q * float64(n-1)))
 }
 
-// sampleStdDev is the two-pass standard deviation with n−1 in the denominator (pandas std).
+// sampleStdDev is the sample standard deviation (n−1 in the denominator, as pandas' std),
+// computed by gonum over the per-process values.
 func sampleStdDev(x []int64) float64 {
-	var sum float64
-	for _, v := range x {
-		sum += float64(v)
+	f := make([]float64, len(x))
+	for i, v := range x {
+		f[i] = float64(v)
 	}
-	mean := sum / float64(len(x))
-	var ss float64
-	for _, v := range x {
-		d := float64(v) - mean
-		ss += d * d
-	}
-	return math.Sqrt(ss / float64(len(x)-1))
+	return stat.StdDev(f, nil)
 }
 
 // percentage is trunc(100·value / limit), multiplying first as upstream (100·29/100 = 29, not

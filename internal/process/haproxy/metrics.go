@@ -1,61 +1,21 @@
 package haproxy
 
-// The metric lists of haproxystats 0.5.2 (haproxystats.md §5.2, §5.4–5.6), names and order
-// exactly as upstream: the order is the emission order within an entity.
+import "github.com/statspipe/statspipe/internal/config"
 
-// commonMetrics is shared by the frontend, backend and server sum lists.
-var commonMetrics = []string{
-	"bin", "bout", "dresp", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx",
-	"hrsp_other", "rate", "rate_max", "scur", "slim", "smax", "stot",
-}
-
-// FrontendMetrics are summed over the frontend rows of one name.
-var FrontendMetrics = concat([]string{
-	"comp_byp", "comp_in", "comp_out", "comp_rsp", "conn_rate", "conn_rate_max", "conn_tot",
-	"dcon", "dses", "dreq", "ereq", "intercepted", "rate_lim", "req_rate", "req_rate_max",
-	"req_tot",
-}, commonMetrics)
-
-// BackendMetrics are summed over the backend rows of one name.
-var BackendMetrics = concat([]string{
-	"chkdown", "cli_abrt", "comp_byp", "comp_in", "comp_out", "comp_rsp", "downtime", "dreq",
-	"econ", "eresp", "intercepted", "lbtot", "qcur", "qmax", "req_tot", "srv_abrt", "wredis",
-	"wretr",
-}, commonMetrics)
-
-// BackendAvgMetrics are averaged over all backend rows of one name.
-var BackendAvgMetrics = []string{"act", "bck", "weight"}
-
-// BackendAvgTimeMetrics are averaged over the backend rows with lbtot > 0.
-var BackendAvgTimeMetrics = []string{"rtime", "ctime", "qtime", "ttime"}
-
-// ServerMetrics are summed over the rows of one (backend, server).
-var ServerMetrics = concat([]string{
-	"chkfail", "chkdown", "cli_abrt", "econ", "eresp", "lbtot", "qcur", "qmax", "srv_abrt",
-	"wredis", "wretr",
-}, commonMetrics)
-
-// ServerAvgMetrics are averaged over all rows of one (backend, server).
-var ServerAvgMetrics = []string{"throttle", "weight"}
-
-// ServerAvgTimeMetrics are averaged over the rows of one (backend, server) with lbtot > 0.
-// The order differs from BackendAvgTimeMetrics, as upstream.
-var ServerAvgTimeMetrics = []string{"ctime", "qtime", "rtime", "ttime"}
-
-// DaemonMetrics are summed over the `show info` replies (ASCII-sorted, as upstream).
-var DaemonMetrics = []string{
-	"CompressBpsIn", "CompressBpsOut", "CompressBpsRateLim", "ConnRate", "ConnRateLimit",
-	"CumConns", "CumReq", "CumSslConns", "CurrConns", "CurrSslConns", "Hard_maxconn",
-	"MaxConnRate", "MaxSessRate", "MaxSslConns", "MaxSslRate", "MaxZlibMemUsage", "Maxconn",
-	"Maxpipes", "Maxsock", "Memmax_MB", "PipesFree", "PipesUsed", "Run_queue", "SessRate",
-	"SessRateLimit", "SslBackendKeyRate", "SslBackendMaxKeyRate", "SslCacheLookups",
-	"SslCacheMisses", "SslFrontendKeyRate", "SslFrontendMaxKeyRate",
-	"SslFrontendSessionReuse_pct", "SslRate", "SslRateLimit", "Tasks", "Ulimit-n",
-	"ZlibMemUsage",
-}
-
-// DaemonAvgMetrics are averaged over the `show info` replies.
-var DaemonAvgMetrics = []string{"Idle_pct", "Uptime_sec"}
+// The metric lists of haproxystats 0.5.2 are defined once, in package config, which also
+// validates the frontend-, backend- and server-metrics options against them. Their order is the
+// emission order within an entity.
+var (
+	FrontendMetrics       = config.FrontendMetrics
+	BackendMetrics        = config.BackendMetrics
+	BackendAvgMetrics     = config.BackendAvgMetrics
+	BackendAvgTimeMetrics = config.BackendAvgTimeMetrics
+	ServerMetrics         = config.ServerMetrics
+	ServerAvgMetrics      = config.ServerAvgMetrics
+	ServerAvgTimeMetrics  = config.ServerAvgTimeMetrics
+	DaemonMetrics         = config.DaemonMetrics
+	DaemonAvgMetrics      = config.DaemonAvgMetrics
+)
 
 // percentageMetrics are the calculate-percentages triples (value, limit, title), in emission
 // order.
