@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/statspipe/statspipe/internal/testrig"
 )
@@ -107,63 +105,19 @@ dir = `+base+`/local-store
 // Under systemd (Type=notify) stats-process reports READY, pings the watchdog and reports
 // STOPPING, then exits 0 on SIGTERM.
 func TestProcessSystemdNotify(t *testing.T) {
-	sockDir, err := os.MkdirTemp("", "sdn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	notify := filepath.Join(sockDir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	msgs := make(chan string, 100)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := conn.ReadFromUnix(buf)
-			if err != nil {
-				close(msgs)
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
+	notify := testrig.ListenNotify(t)
 	base := t.TempDir()
 	os.MkdirAll(filepath.Join(base, "incoming"), 0o755)
 	conf := writeConfig(t, base, "[process]\nsrc-dir = "+base+"/incoming\n[graphite]\nenabled = false\n[local-store]\ndir = "+base+"/ls\n")
 	cmd := exec.Command(filepath.Join(binDir, "stats-process"), "-f", conf)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=200000")
+	cmd.Env = append(os.Environ(), notify.Env()...)
 	out := &testrig.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	next := func(what string) string {
-		select {
-		case m := <-msgs:
-			return m
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %s notification:\n%s", what, out)
-			return ""
-		}
-	}
-	if m := next("READY"); !strings.HasPrefix(m, "READY=1") {
-		t.Fatalf("first notification %q", m)
-	}
-	for i := 0; i < 3; i++ {
-		if m := next("WATCHDOG"); m != "WATCHDOG=1" {
-			t.Fatalf("notification %q, want WATCHDOG=1", m)
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	for m := next("STOPPING"); m != "STOPPING=1"; m = next("STOPPING") {
-		if m != "WATCHDOG=1" {
-			t.Fatalf("unexpected notification %q", m)
-		}
-	}
+	notify.ExpectLifecycle(t, func() { cmd.Process.Signal(syscall.SIGTERM) })
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, out)
 	}

@@ -573,55 +573,12 @@ func TestVersionAndUsage(t *testing.T) {
 
 func TestSystemdNotify(t *testing.T) {
 	sockDir := shortDir(t)
-	notify := filepath.Join(sockDir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	msgs := make(chan string, 100)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := conn.ReadFromUnix(buf)
-			if err != nil {
-				close(msgs)
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
+	notify := testrig.ListenNotify(t)
 	testrig.ServeFakeStats(t, "unix", filepath.Join(sockDir, "admin1.sock"), smallReplies, false)
 	cfg, _ := writeConfig(t, "servers = unix://"+filepath.Join(sockDir, "admin1.sock"), "pull-interval = 1")
-	p := startPull(t, cfg, "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=200000")
-	next := func(what string) string {
-		select {
-		case m := <-msgs:
-			return m
-		case <-time.After(3 * time.Second):
-			t.Fatalf("no %s notification:\n%s", what, p.out)
-			return ""
-		}
-	}
-	if m := next("READY"); !strings.HasPrefix(m, "READY=1") {
-		t.Fatalf("first notification %q", m)
-	}
-	for i := 0; i < 3; i++ {
-		if m := next("WATCHDOG"); m != "WATCHDOG=1" {
-			t.Fatalf("notification %q, want WATCHDOG=1", m)
-		}
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	for {
-		m := next("STOPPING")
-		if m == "STOPPING=1" {
-			break
-		}
-		if m != "WATCHDOG=1" {
-			t.Fatalf("unexpected notification %q", m)
-		}
-	}
+	p := startPull(t, cfg, notify.Env()...)
+	notify.ExpectLifecycle(t, func() { p.cmd.Process.Signal(syscall.SIGTERM) })
 	if code := p.exitCode(t, time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
+		t.Fatalf("exit %d:\n%s", code, p.out)
 	}
 }
