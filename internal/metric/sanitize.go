@@ -29,28 +29,12 @@ func AppendComponent(dst, name []byte) []byte {
 	return dst
 }
 
-// AppendComponentString is AppendComponent for a string.
-func AppendComponentString(dst []byte, name string) []byte {
-	for i := 0; i < len(name); {
-		c := name[i]
-		if c < utf8.RuneSelf {
-			dst = append(dst, componentByte(c))
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(name[i:])
-		dst = appendRuneString(dst, r, name[i:i+size], size)
-		i += size
-	}
-	return dst
-}
-
 // Component returns name sanitised as one path component (see AppendComponent).
 func Component(name string) string {
 	if isCleanComponent(name) {
 		return name
 	}
-	return string(AppendComponentString(make([]byte, 0, len(name)), name))
+	return string(AppendComponent(make([]byte, 0, len(name)), []byte(name)))
 }
 
 // Namespace returns a dotted path (the Graphite namespace, a group namespace or a group name)
@@ -81,7 +65,7 @@ func Namespace(ns string) string {
 			b = append(make([]byte, 0, len(ns)), ns[:i]...)
 		}
 		if b != nil {
-			b = appendRuneString(b, r, ns[i:i+size], size)
+			b = appendRune(b, r, ns[i:i+size], size)
 		}
 		i += size
 	}
@@ -129,17 +113,9 @@ func isCleanComponent(s string) bool {
 	return true
 }
 
-func appendRune(dst []byte, r rune, raw []byte, size int) []byte {
-	if r == utf8.RuneError && size == 1 {
-		return append(dst, '_')
-	}
-	if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-		return append(dst, '_')
-	}
-	return append(dst, raw...)
-}
-
-func appendRuneString(dst []byte, r rune, raw string, size int) []byte {
+// appendRune appends the rune r, whose bytes in the name are raw, or "_" when it is invalid
+// UTF-8, not printable or white space.
+func appendRune[S string | []byte](dst []byte, r rune, raw S, size int) []byte {
 	if r == utf8.RuneError && size == 1 {
 		return append(dst, '_')
 	}
