@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/csv"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,25 +18,13 @@ func TestHAProxyToCarbon(t *testing.T) {
 	h.SendTraffic(t, 20)
 
 	base := t.TempDir()
-	conf := writeConfig(t, base, `
-[paths]
-base-dir = `+base+`
-[pull]
-socket-dir = `+h.SocketDir+`
-dst-dir = ${paths:base-dir}/incoming
-tmp-dst-dir = ${paths:base-dir}/incoming.tmp
-pull-interval = 1
-pull-timeout = 0.5
-[process]
-src-dir = ${paths:base-dir}/incoming
-workers = 2
+	conf := pipelineConfig(t, base, h.SocketDir, 2, `
 [graphite]
 server = 127.0.0.1
 port = `+strconv.Itoa(carbon.LinePort)+`
 hostname = e2e.example.com
 fqdn = false
 `)
-	os.MkdirAll(filepath.Join(base, "incoming"), 0o755)
 	settled := time.Now().Unix() + 1 // snapshots from here on see no more traffic
 	pull := start(t, "stats-pull", "-f", conf)
 	proc := start(t, "stats-process", "-f", conf)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,6 +88,27 @@ func writeConfig(t *testing.T, dir, text string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// pipelineConfig is a configuration for stats-pull and stats-process sharing a spool under
+// base, pulling every HAProxy socket in socketDir each second, followed by the test's own
+// sections (graphite, local-store).
+func pipelineConfig(t *testing.T, base, socketDir string, workers int, sections string) string {
+	t.Helper()
+	os.MkdirAll(filepath.Join(base, "incoming"), 0o755)
+	return writeConfig(t, base, `
+[paths]
+base-dir = `+base+`
+[pull]
+socket-dir = `+socketDir+`
+dst-dir = ${paths:base-dir}/incoming
+tmp-dst-dir = ${paths:base-dir}/incoming.tmp
+pull-interval = 1
+pull-timeout = 0.5
+[process]
+src-dir = ${paths:base-dir}/incoming
+workers = `+strconv.Itoa(workers)+`
+`+sections)
 }
 
 func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {

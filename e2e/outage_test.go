@@ -66,18 +66,7 @@ func TestGraphiteOutageThenBack(t *testing.T) {
 	base := t.TempDir()
 	graphiteAddr := testrig.FreePort(t) // nothing listens there yet
 	host, port, _ := net.SplitHostPort(graphiteAddr)
-	conf := writeConfig(t, base, `
-[paths]
-base-dir = `+base+`
-[pull]
-socket-dir = `+h.SocketDir+`
-dst-dir = ${paths:base-dir}/incoming
-tmp-dst-dir = ${paths:base-dir}/incoming.tmp
-pull-interval = 1
-pull-timeout = 0.5
-[process]
-src-dir = ${paths:base-dir}/incoming
-workers = 1
+	conf := pipelineConfig(t, base, h.SocketDir, 1, `
 [graphite]
 server = `+host+`
 port = `+port+`
@@ -91,7 +80,6 @@ connect-timeout = 0.5
 dir = ${paths:base-dir}/local-store
 `)
 	incoming := filepath.Join(base, "incoming")
-	os.MkdirAll(incoming, 0o755)
 	pull := start(t, "stats-pull", "-f", conf)
 	proc := start(t, "stats-process", "-f", conf)
 
