@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/testrig"
+)
+
+const procsCheck = "../contrib/nagios/check_statspipe_procs"
+
+// The operator's view of an outage, with real Nagios running our checks every second: HAProxy →
+// stats-pull runs while stats-process is down; the queue check goes WARNING then CRITICAL and
+// the process check is CRITICAL. Once stats-process starts, the queue drains and both are OK.
+func TestNagiosSeesTheQueueGrowAndDrain(t *testing.T) {
+	h := testrig.StartHAProxy(t, testrig.HAProxyOptions{Instances: 1})
+	base := t.TempDir()
+	conf := pipelineConfig(t, base, h.SocketDir, 1, `
+[graphite]
+enabled = false
+[local-store]
+dir = `+filepath.Join(base, "local-store")+`
+`)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := func(program string) string {
+		abs, _ := filepath.Abs(procsCheck)
+		return strings.Join([]string{abs, "-f", conf, "-u", me.Username, "-b", binDir, program}, " ")
+	}
+	n := testrig.StartNagios(t, []testrig.NagiosService{
+		{Name: "queue", Command: filepath.Join(binDir, "check_statspipe_queue_size") + " -f " + conf + " -o 1 -w 3 -q"},
+		{Name: "pull", Command: procs("pull")},
+		{Name: "process", Command: procs("process")},
+	})
+
+	pull := start(t, "stats-pull", "-f", conf)
+	n.WaitService(t, "pull", 20*time.Second, "OK", func(s testrig.NagiosServiceStatus) bool { return s.State == 0 })
+	st := n.WaitService(t, "process", 20*time.Second, "CRITICAL", func(s testrig.NagiosServiceStatus) bool { return s.State == 2 })
+	if !strings.HasPrefix(st.Output, "PROCS CRITICAL: 0 processes with ") || !strings.Contains(st.Output, "command name 'stats-process', args '-f "+conf+"'") {
+		t.Errorf("process check while stats-process is down: %+v", st)
+	}
+	n.WaitService(t, "queue", 20*time.Second, "WARNING", func(s testrig.NagiosServiceStatus) bool { return s.State == 1 })
+	st = n.WaitService(t, "queue", 20*time.Second, "CRITICAL", func(s testrig.NagiosServiceStatus) bool { return s.State == 2 })
+	dst := filepath.Join(base, "incoming")
+	if !strings.HasPrefix(st.Output, "CRITICAL: queue size ") ||
+		!strings.HasSuffix(st.Output, ": Queue location="+dst+", Thresholds OK=1 WARNING=3 and any higher value is critical") ||
+		!strings.HasPrefix(st.Perfdata, "queue_size=") || !strings.HasSuffix(st.Perfdata, ";1;3;0; quarantined=0;0;;0;") {
+		t.Errorf("queue check with a growing queue: %+v", st)
+	}
+	if !strings.Contains(n.Log(), "SERVICE ALERT: localhost;queue;CRITICAL;HARD;1;CRITICAL: queue size ") {
+		t.Errorf("no CRITICAL alert for the queue in nagios.log")
+	}
+
+	proc := start(t, "stats-process", "-f", conf)
+	st = n.WaitService(t, "queue", 30*time.Second, "OK", func(s testrig.NagiosServiceStatus) bool { return s.State == 0 })
+	if !strings.HasPrefix(st.Output, "OK: queue size ") {
+		t.Errorf("queue check once drained: %+v", st)
+	}
+	st = n.WaitService(t, "process", 20*time.Second, "OK", func(s testrig.NagiosServiceStatus) bool { return s.State == 0 })
+	if !strings.HasPrefix(st.Output, "PROCS OK: 1 process with ") || !strings.Contains(st.Output, "command name 'stats-process', args '-f "+conf+"'") {
+		t.Errorf("process check with stats-process running: %+v", st)
+	}
+	pull.stop(t)
+	proc.stop(t)
+}
+
+// Every state of both checks, and their usage errors, follow the monitoring-plugins
+// conventions as Monitoring::Plugin parses them.
+func TestNagiosPluginConventions(t *testing.T) {
+	if err := exec.Command("perl", "-MMonitoring::Plugin::Performance", "-e", "1").Run(); err != nil {
+		t.Skip("Monitoring::Plugin is not installed (Debian: libmonitoring-plugin-perl; scripts/test installs it)")
+	}
+	if _, err := os.Stat(filepath.Join(testrig.NagiosPlugins, "check_procs")); err != nil {
+		t.Skip("check_procs is not installed (Debian: monitoring-plugins-basic)")
+	}
+	base := t.TempDir()
+	dst := filepath.Join(base, "incoming")
+	os.MkdirAll(filepath.Join(dst+".quarantine", "1699999999"), 0o755)
+	for i := range 5 {
+		os.MkdirAll(filepath.Join(dst, strconv.Itoa(1700000000+i)), 0o755)
+	}
+	conf := writeConfig(t, base, "[pull]\ndst-dir = "+dst+"\n[process]\nsrc-dir = "+filepath.Join(base, "process-in")+
+		"\n[graphite]\nenabled = false\n[local-store]\ndir = "+filepath.Join(base, "local-store")+"\n")
+	os.MkdirAll(filepath.Join(base, "process-in"), 0o755)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := filepath.Join(binDir, "check_statspipe_queue_size")
+
+	type run struct {
+		name   string
+		argv   []string
+		status int
+	}
+	runs := []run{
+		{"queue OK", []string{queue, "-f", conf, "-o", "5", "-w", "9"}, 0},
+		{"queue quarantine WARNING", []string{queue, "-f", conf, "-o", "5", "-w", "9", "-q"}, 1},
+		{"queue WARNING", []string{queue, "-f", conf, "-o", "4", "-w", "9"}, 1},
+		{"queue CRITICAL", []string{queue, "-f", conf, "-o", "1", "-w", "2"}, 2},
+		{"queue not configured", []string{queue, "-f", filepath.Join(base, "absent.conf")}, 0},
+		{"queue UNKNOWN", []string{queue, "-f", writeConfig(t, t.TempDir(), "[pull]\ndst-dir = /nonexistent\n")}, 3},
+		{"queue usage", []string{queue, "--bogus"}, 3},
+		{"procs CRITICAL", []string{procsCheck, "-f", conf, "-u", me.Username, "-b", binDir, "process"}, 2},
+		{"procs not installed", []string{procsCheck, "-b", base, "process"}, 0},
+		{"procs usage", []string{procsCheck, "-b", binDir, "proxy"}, 3},
+	}
+	check := func(r run) {
+		t.Helper()
+		cmd := exec.Command(r.argv[0], r.argv[1:]...)
+		out, _ := cmd.Output()
+		if got := cmd.ProcessState.ExitCode(); got != r.status {
+			t.Errorf("%s: exit status %d, want %d; output:\n%s", r.name, got, r.status, out)
+		}
+		v := exec.Command("perl", "testdata/check-plugin-output.pl", strconv.Itoa(cmd.ProcessState.ExitCode()))
+		v.Stdin = strings.NewReader(string(out))
+		if verdict, err := v.CombinedOutput(); err != nil {
+			t.Errorf("%s: output breaks the plugin conventions: %s\noutput:\n%s", r.name, verdict, out)
+		}
+	}
+	for _, r := range runs {
+		check(r)
+	}
+	proc := start(t, "stats-process", "-f", conf)
+	waitUntil(t, 20*time.Second, "stats-process to start", func() bool {
+		return strings.Contains(proc.out.String(), "msg=started")
+	})
+	check(run{"procs OK", []string{procsCheck, "-f", conf, "-u", me.Username, "-b", binDir, "process"}, 0})
+	proc.stop(t)
+}
