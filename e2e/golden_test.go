@@ -183,3 +183,42 @@ func TestCorruptInputsThroughStatsProcessOnce(t *testing.T) {
 		})
 	}
 }
+
+// Set A's local-store file: the reference's lines (nan left out), plus TotalWallClockTime, which
+// haproxystats wrote at the top of the next snapshot's file (§7.2, a bug) and we write into the
+// snapshot's own file; at the same path <dir>/<ts>/stats.
+func TestGoldenLocalStoreFile(t *testing.T) {
+	dir := filepath.Join(goldenDir, "A-real-default")
+	refs, err := filepath.Glob(filepath.Join(dir, "local-store", "*", "stats"))
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("want one reference local-store file, got %v (%v)", refs, err)
+	}
+	ts := filepath.Base(filepath.Dir(refs[0]))
+	got, log, code := onceWithGoldenConfig(t, filepath.Join(dir, "haproxystats.conf.used"), filepath.Join(dir, "input", ts))
+	if code != 0 || got == "" {
+		t.Fatalf("stats-process --once exited %d, local-store file %d bytes:\n%s", code, len(got), log)
+	}
+	ref, err := os.ReadFile(refs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []point
+	for _, p := range parseLines(t, string(ref)) {
+		if p.value != "nan" {
+			want = append(want, p)
+		}
+	}
+	want = append(want, point{"loadbalancers.vm.haproxy.haproxystats.TotalWallClockTime", "0"})
+	gotSet, wantSet := multiset(t, parseLines(t, got)), multiset(t, want)
+	for k, n := range wantSet {
+		if gotSet[k] != n {
+			t.Errorf("expected %q ×%d, got ×%d", k, n, gotSet[k])
+		}
+	}
+	for k, n := range gotSet {
+		if wantSet[k] == 0 {
+			t.Errorf("unexpected line %q ×%d", k, n)
+		}
+	}
+	t.Logf("%d lines compared", len(want))
+}
