@@ -76,6 +76,13 @@ func (q *queue) pop(ctx context.Context) (snapshot, bool) {
 	}
 }
 
+// knows reports whether name is waiting or in flight.
+func (q *queue) knows(name string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.known[name]
+}
+
 // done forgets name, so a later scan may queue it again (for example after a failed delivery).
 func (q *queue) done(name string) {
 	q.mu.Lock()

@@ -93,7 +93,7 @@ func (r *Runner) Summary() Summary {
 
 // Run watches SrcDir and processes snapshots until ctx ends, then stops taking new snapshots,
 // lets the dispatchers deliver for up to DrainTimeout and returns. ready is called once the
-// watch is in place and the backlog is queued.
+// watch is in place and the backlog is listed (its settled part queued; see watcher).
 func (r *Runner) Run(ctx context.Context, ready func()) error {
 	w, err := newWatcher(r.o.SrcDir, r.queue, r.log, r.o.RescanInterval)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,13 @@ import (
 // watcher feeds the queue from src-dir. The inotify watch is added before the backlog is
 // listed, so a snapshot published between the two is seen at least once (the queue drops the
 // duplicate); an event-queue overflow or a periodic tick triggers a full rescan.
+//
+// A directory seen by an event or a scan is a candidate, not yet a snapshot: fsnotify reports
+// mkdir (IN_CREATE) and rename (IN_MOVED_TO) alike, and a directory made in place — `cp -r`
+// into the spool, rsync — is still being filled when its event arrives. A candidate is queued
+// once it has settled: nothing in it (its entries, their sizes and modification times) changed
+// for settleTime. stats-pull's snapshots arrive complete by rename and settle at the first
+// look after settleTime; a backlog older than settleTime is queued at once.
 type watcher struct {
 	dir    string
 	queue  *queue
@@ -26,6 +34,19 @@ type watcher struct {
 	rescan time.Duration
 	fs     *fsnotify.Watcher
 	beat   atomic.Int64 // unix nanoseconds of the event loop's last turn
+
+	mu      sync.Mutex // candidates: the event loop and rewatch both scan
+	pending map[string]*candidate
+}
+
+// settleTime is how long a candidate directory must stay unchanged before it is queued.
+const settleTime = 500 * time.Millisecond
+
+// candidate is a directory seen in src-dir but not queued yet.
+type candidate struct {
+	entry spool.Entry
+	look  string    // what the last look saw (contentsOf)
+	since time.Time // when the contents last changed, as far as the looks can tell
 }
 
 func newWatcher(dir string, q *queue, log *slog.Logger, rescan time.Duration) (*watcher, error) {
@@ -37,7 +58,7 @@ func newWatcher(dir string, q *queue, log *slog.Logger, rescan time.Duration) (*
 		fs.Close()
 		return nil, fmt.Errorf("process: watching %s: %w", dir, err)
 	}
-	w := &watcher{dir: dir, queue: q, log: log, rescan: rescan, fs: fs}
+	w := &watcher{dir: dir, queue: q, log: log, rescan: rescan, fs: fs, pending: map[string]*candidate{}}
 	w.beat.Store(time.Now().UnixNano())
 	w.scan()
 	return w, nil
@@ -49,15 +70,76 @@ func (w *watcher) scan() {
 		w.log.Error("cannot list the spool directory", "dir", w.dir, "error", err)
 		return
 	}
-	added := 0
 	for _, e := range entries {
-		if w.queue.push(e) {
-			added++
+		w.consider(e)
+	}
+}
+
+// consider queues e once it has settled (see watcher). Called for every event and scan.
+func (w *watcher) consider(e spool.Entry) {
+	if w.queue.knows(e.Name) {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.pending[e.Name]; ok {
+		return
+	}
+	look, newest, err := contentsOf(e.Path)
+	if err != nil {
+		return // gone again, or unreadable: the next scan sees it if it comes back
+	}
+	now := time.Now()
+	if now.Sub(newest) >= settleTime {
+		w.queue.push(e)
+		return
+	}
+	w.pending[e.Name] = &candidate{entry: e, look: look, since: now}
+}
+
+// settle looks at every candidate again and queues those that did not change for settleTime.
+func (w *watcher) settle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	for name, c := range w.pending {
+		look, _, err := contentsOf(c.entry.Path)
+		switch {
+		case err != nil:
+			delete(w.pending, name)
+		case look != c.look:
+			c.look, c.since = look, now
+		case now.Sub(c.since) >= settleTime:
+			delete(w.pending, name)
+			w.queue.push(c.entry)
 		}
 	}
-	if added > 0 {
-		w.log.Debug("queued snapshots found by a scan", "count", added)
+}
+
+// contentsOf describes directory dir for the settle check: its entries with their sizes and
+// modification times, and the newest of those times (the directory's own included).
+func contentsOf(dir string) (look string, newest time.Time, err error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", time.Time{}, err
 	}
+	newest = fi.ModTime()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue // removed while we looked; the next look differs anyway
+		}
+		if info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String(), newest, nil
 }
 
 func (w *watcher) run(ctx context.Context) {
@@ -70,12 +152,16 @@ func (w *watcher) run(ctx context.Context) {
 	}
 	heartbeat := time.NewTicker(time.Second)
 	defer heartbeat.Stop()
+	settleTick := time.NewTicker(settleTime / 5)
+	defer settleTick.Stop()
 	for {
 		w.beat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return
 		case <-heartbeat.C:
+		case <-settleTick.C:
+			w.settle()
 		case <-tick:
 			w.scan()
 		case ev, ok := <-w.fs.Events:
@@ -117,7 +203,7 @@ func (w *watcher) event(ev fsnotify.Event) {
 		w.log.Debug("ignoring a spool entry that is not a directory", "path", ev.Name)
 		return
 	}
-	w.queue.push(spool.Entry{Name: name, Path: ev.Name})
+	w.consider(spool.Entry{Name: name, Path: ev.Name})
 }
 
 // rewatch re-adds the watch once the directory exists again, then rescans.

@@ -40,6 +40,12 @@
 // the second of the last publish, or the clock stepping back). Pull logs a warning and skips
 // that round; the existing snapshot is untouched.
 //
+// Other publishers (a replay or backfill by hand, haproxystats-pull during a migration) should
+// do the same: build the directory elsewhere on the same filesystem, or under a dot name in
+// dst-dir, and rename it in. A directory made in place (cp -r, rsync) is also safe: the
+// processor takes a directory only once nothing in it changed for half a second, so it sees the
+// copy whole unless the copy stalls for longer than that.
+//
 // # Start-up checks (pull side, [NewWriter])
 //
 //   - dst-dir and tmp-dst-dir are created if missing (mkdir -p).
