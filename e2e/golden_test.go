@@ -80,6 +80,22 @@ func multiset(t *testing.T, ps []point) map[string]int {
 	return m
 }
 
+// sameMultiset reports every (path, value) whose count differs between got and want.
+func sameMultiset(t *testing.T, got, want []point) {
+	t.Helper()
+	gotSet, wantSet := multiset(t, got), multiset(t, want)
+	for k, n := range wantSet {
+		if gotSet[k] != n {
+			t.Errorf("expected %q ×%d, got ×%d", k, n, gotSet[k])
+		}
+	}
+	for k, n := range gotSet {
+		if wantSet[k] == 0 {
+			t.Errorf("unexpected line %q ×%d", k, n)
+		}
+	}
+}
+
 // Every golden set processed by the real program with its real configuration file gives the same
 // (path, value) set as haproxystats, apart from our documented differences, applied here
 // explicitly: no `nan` lines, and (set D) `act`/`ctime` once under the plain name with the
@@ -127,17 +143,7 @@ func TestGoldenThroughStatsProcessOnce(t *testing.T) {
 					}
 				}
 			}
-			gotSet, wantSet := multiset(t, parseLines(t, got)), multiset(t, want)
-			for k, n := range wantSet {
-				if gotSet[k] != n {
-					t.Errorf("expected %q ×%d, got ×%d", k, n, gotSet[k])
-				}
-			}
-			for k, n := range gotSet {
-				if wantSet[k] == 0 {
-					t.Errorf("unexpected line %q ×%d", k, n)
-				}
-			}
+			sameMultiset(t, parseLines(t, got), want)
 			t.Logf("%d lines compared (%d nan lines of the reference left out)", len(want), strings.Count(string(ref), " nan "))
 		})
 	}
@@ -209,16 +215,6 @@ func TestGoldenLocalStoreFile(t *testing.T) {
 		}
 	}
 	want = append(want, point{"loadbalancers.vm.haproxy.haproxystats.TotalWallClockTime", "0"})
-	gotSet, wantSet := multiset(t, parseLines(t, got)), multiset(t, want)
-	for k, n := range wantSet {
-		if gotSet[k] != n {
-			t.Errorf("expected %q ×%d, got ×%d", k, n, gotSet[k])
-		}
-	}
-	for k, n := range gotSet {
-		if wantSet[k] == 0 {
-			t.Errorf("unexpected line %q ×%d", k, n)
-		}
-	}
+	sameMultiset(t, parseLines(t, got), want)
 	t.Logf("%d lines compared", len(want))
 }
