@@ -116,6 +116,12 @@ func (w *watcher) settle() {
 	}
 }
 
+func (w *watcher) waiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) > 0
+}
+
 // contentsOf describes directory dir for the settle check: its entries with their sizes and
 // modification times, and the newest of those times (the directory's own included).
 func contentsOf(dir string) (look string, newest time.Time, err error) {
@@ -152,15 +158,17 @@ func (w *watcher) run(ctx context.Context) {
 	}
 	heartbeat := time.NewTicker(time.Second)
 	defer heartbeat.Stop()
-	settleTick := time.NewTicker(settleTime / 5)
-	defer settleTick.Stop()
 	for {
 		w.beat.Store(time.Now().UnixNano())
+		var settleTick <-chan time.Time // only while candidates wait: an idle spool costs no wake-ups
+		if w.waiting() {
+			settleTick = time.After(settleTime / 5)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-heartbeat.C:
-		case <-settleTick.C:
+		case <-settleTick:
 			w.settle()
 		case <-tick:
 			w.scan()
