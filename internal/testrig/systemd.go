@@ -33,6 +33,10 @@ func StartUserSystemd(t testing.TB) *UserSystemd {
 			t.Skipf("%s is not installed", bin)
 		}
 	}
+	if out, err := exec.Command("/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/true").CombinedOutput(); err != nil {
+		t.Skipf("no private mount namespace here (unshare --mount: %v %s): a container without CAP_SYS_ADMIN?",
+			err, strings.TrimSpace(string(out)))
+	}
 	// The runtime directory holds the notify and private sockets: not under /tmp, which units
 	// with PrivateTmp would hide, and short enough for sun_path.
 	runtime, err := os.MkdirTemp("/dev/shm", "sdrig")
