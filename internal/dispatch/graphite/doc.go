@@ -7,14 +7,21 @@
 // owns the connection and writes the queue oldest-first, several chunks per writev(2) call
 // (up to 1 MiB). Bytes are passed through untouched: nothing is added, removed or re-ordered.
 //
-// A chunk is acknowledged (done(nil)) once all its bytes were written to the socket and, on
-// Linux, the peer's TCP stack has acknowledged them (the socket's unacknowledged send queue,
-// SIOCOUTQ, has drained past the chunk's last byte). Without the second condition a chunk
-// written into the local send buffer just before the connection dies would be reported as
-// delivered and its snapshot deleted, although it never left the machine. On other systems a
-// chunk is acknowledged when written. Carbon's plaintext protocol has no application-level
-// acknowledgement, so lines that the peer's kernel accepted but the carbon process never read
-// (it was killed at that moment) are still lost; this window is a few socket buffers.
+// A chunk is acknowledged (done(nil)) once all its bytes were written to the socket, on Linux
+// the peer's TCP stack has acknowledged them (the socket's unacknowledged send queue, SIOCOUTQ,
+// has drained past the chunk's last byte), and the connection then stayed up for the replay
+// window (3 s). Without the second condition a chunk written into the local send buffer just
+// before the connection dies would be reported as delivered and its snapshot deleted, although
+// it never left the machine; on other systems that condition is "written". The third covers
+// what TCP cannot see: carbon's plaintext protocol has no application-level acknowledgement,
+// and carbon-cache 1.1, when stopped, drops the points it received during its last second or
+// so (its writer thread sleeps a second between passes and exits without draining its cache),
+// as well as what was still unread in its socket. A stop ends the connection, so the chunks
+// acknowledged within the window before a connection ends are sent again, first, on the next
+// connection. The window gives way at once to back-pressure (a Submit waiting for space) and
+// to Close, so it never slows the pipeline down; it only delays the removal of a snapshot from
+// the spool by up to 3 s. Points that carbon loses more than 3 s after receiving them (a
+// crash with a large cache) cannot be seen from here.
 //
 // done callbacks run on the writer goroutine, oldest chunk first, and must not block: the
 // next write waits for them.
@@ -25,9 +32,11 @@
 // unacknowledged chunk and everything after it. A chunk cut by the failure may have left a
 // partial last line on the dead connection; carbon's line receiver discards an unterminated line
 // when the connection closes (twisted's LineOnlyReceiver keeps it in a buffer that dies with the
-// connection), and the whole chunk is sent again on the new connection. Lines
-// acknowledged earlier are not re-sent; lines written but not yet acknowledged by the peer may
-// arrive twice, which is harmless (same path and timestamp: carbon keeps one value).
+// connection), and the whole chunk is sent again on the new connection. Lines acknowledged
+// longer than the replay window ago are not re-sent; lines acknowledged within it, or written
+// but not yet acknowledged, may arrive twice, which is harmless for carbon-cache (same path and
+// timestamp: it keeps one value). An aggregating relay in front of it (carbon-c-relay
+// `aggregate … compute sum`) would count such lines twice for that interval.
 //
 // Nothing is ever dropped: the dispatcher retries until Close, and when it holds queue-size
 // undelivered lines Submit blocks (back-pressure) so that snapshots wait on disk.

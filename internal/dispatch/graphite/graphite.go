@@ -30,6 +30,18 @@ const (
 	maxAckPoll = 20 * time.Millisecond
 )
 
+// replayWindow is how long a chunk the peer's TCP stack acknowledged is kept before it counts
+// as delivered. If the connection ends within that time the chunk is sent again on the next
+// one: carbon-cache 1.1 loses the points it received during the last second or so before it
+// stops (its writer thread exits without draining its cache), and a stop is exactly what ends
+// the connection. See the package documentation. A variable only so that tests can shorten it.
+var replayWindow = 3 * time.Second
+
+// replayBytes bounds the chunks held for the replay window (about 80,000 lines): held chunks
+// keep their snapshot's memory from being recycled, and a huge snapshot should not double the
+// dispatcher's memory for the sake of its last second.
+const replayBytes = 8 << 20
+
 var errPeerClosed = errors.New("connection closed by peer")
 
 // Stats are cumulative counters for logs and self-metrics.
@@ -37,7 +49,8 @@ type Stats struct {
 	Lines      uint64 // lines delivered (acknowledged), each counted once
 	Bytes      uint64 // bytes delivered, each counted once
 	Reconnects uint64 // connections established after the first one
-	// QueuedLines are accepted but not yet delivered (queued, or written and unacknowledged).
+	// QueuedLines are accepted but not yet delivered (queued, written and unacknowledged, or
+	// acknowledged within the replay window).
 	QueuedLines int
 	Connected   bool
 }
@@ -56,6 +69,8 @@ type Dispatcher struct {
 	// Replaced by tests to count attempts and requested sleeps without waiting.
 	dial  func(ctx context.Context, addr string) (net.Conn, error)
 	sleep func(ctx context.Context, d time.Duration) bool
+	// replay is replayWindow; tests shorten it.
+	replay time.Duration
 
 	mu          sync.Mutex
 	queue       []item // unacknowledged chunks, oldest first; only the writer removes
@@ -88,7 +103,11 @@ type writerState struct {
 	// Offsets on the current connection: bytes written, and bytes the peer acknowledged.
 	sent, delivered int64
 	lastProgress    time.Time // last time delivered advanced, or nothing was outstanding
-	// The first written chunks of the queue (queue[:written]) and their end offsets.
+	// The queue starts with `held` chunks the peer acknowledged less than the replay window
+	// ago (heldAt: when), then `written` chunks written but not yet acknowledged (ends: their
+	// end offsets on this connection), then chunks not written yet.
+	held    int
+	heldAt  []time.Time
 	written int
 	ends    []int64
 	// ackedOnConn counts chunks delivered over the current connection.
@@ -128,6 +147,7 @@ func newDispatcher(cfg config.Graphite, log *slog.Logger,
 		space:  make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 		exited: make(chan struct{}),
+		replay: replayWindow,
 	}
 	d.abortCtx, d.abort = context.WithCancelCause(context.Background())
 	if d.dial == nil {
@@ -182,6 +202,7 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 		space := d.space
 		d.waiters++
 		d.mu.Unlock()
+		d.signal() // the writer gives up the replay window of held chunks to make space
 		var err error
 		select {
 		case <-space:
@@ -272,7 +293,7 @@ func (d *Dispatcher) step() bool {
 	d.mu.Lock()
 	w.batch = w.batch[:0]
 	size := 0
-	for _, it := range d.queue[w.written:] {
+	for _, it := range d.queue[w.held+w.written:] {
 		if len(w.batch) > 0 && (size+len(it.b.Data) > maxWriteBytes || len(w.batch) == maxWriteChunks) {
 			break
 		}
@@ -313,14 +334,29 @@ func (d *Dispatcher) step() bool {
 	}
 
 	if closing {
+		d.release(true)
 		return false // everything delivered
+	}
+	d.release(false)
+	var replayEnd <-chan time.Time
+	if w.held > 0 {
+		if w.timer == nil {
+			w.timer = time.NewTimer(time.Until(w.heldAt[0].Add(d.replay)))
+		} else {
+			w.timer.Reset(time.Until(w.heldAt[0].Add(d.replay)))
+		}
+		replayEnd = w.timer.C
 	}
 	select {
 	case <-d.wake:
+	case <-replayEnd:
 	case err := <-w.peerDead:
 		d.dropConn(err)
 	case <-d.abortCtx.Done():
 		return false
+	}
+	if w.timer != nil && replayEnd != nil {
+		w.timer.Stop()
 	}
 	return true
 }
@@ -419,7 +455,8 @@ func (d *Dispatcher) write(batch []item) error {
 	return nil
 }
 
-// collectAcks acknowledges the written chunks the peer has received completely.
+// collectAcks moves the written chunks the peer has received completely to the held ones, and
+// releases the held chunks that are due.
 func (d *Dispatcher) collectAcks() {
 	w := &d.w
 	delivered := w.sent
@@ -428,25 +465,64 @@ func (d *Dispatcher) collectAcks() {
 			delivered = w.sent - int64(unacked)
 		}
 	}
+	now := time.Now()
 	if delivered > w.delivered {
 		w.delivered = delivered
-		w.lastProgress = time.Now()
+		w.lastProgress = now
 	}
 	k := 0
 	for k < w.written && w.ends[k] <= w.delivered {
 		k++
 	}
-	if k == 0 {
+	if k > 0 {
+		w.ackedOnConn += k
+		w.attempts = 0
+		w.written -= k
+		w.ends = w.ends[:copy(w.ends, w.ends[k:])]
+		w.held += k
+		for range k {
+			w.heldAt = append(w.heldAt, now)
+		}
+	}
+	d.release(false)
+}
+
+// release reports held chunks delivered: those acknowledged at least the replay window ago,
+// all of them when force is set (the dispatcher is closing) or when Submit waits for space
+// (the replay window never slows the pipeline down).
+func (d *Dispatcher) release(force bool) {
+	w := &d.w
+	if w.held == 0 {
 		return
 	}
-	w.ackedOnConn += k
-	w.attempts = 0
-	w.written -= k
-	w.ends = w.ends[:copy(w.ends, w.ends[k:])]
-
 	d.mu.Lock()
+	if d.waiters > 0 {
+		force = true
+	}
+	k := w.held
+	if !force {
+		k = 0
+		due := time.Now().Add(-d.replay)
+		for k < w.held && !w.heldAt[k].After(due) {
+			k++
+		}
+		heldBytes := 0
+		for _, it := range d.queue[k:w.held] {
+			heldBytes += len(it.b.Data)
+		}
+		for k < w.held && heldBytes > replayBytes {
+			heldBytes -= len(d.queue[k].b.Data)
+			k++
+		}
+	}
+	if k == 0 {
+		d.mu.Unlock()
+		return
+	}
 	w.acked = append(w.acked[:0], d.queue[:k]...)
 	d.mu.Unlock()
+	w.held -= k
+	w.heldAt = w.heldAt[:copy(w.heldAt, w.heldAt[k:])]
 	// Counters and done callbacks run before the space is released, so that a Submit
 	// unblocked by this space sees them done.
 	var lines, bytes int
@@ -497,11 +573,19 @@ func (d *Dispatcher) dropConn(cause error) {
 	}
 	w.lastErr = cause
 	w.conn, w.peerDead, w.hasFD = nil, nil, false
+	d.mu.Lock()
+	replayed := 0
+	for _, it := range d.queue[:w.held] {
+		replayed += it.b.Lines
+	}
+	d.mu.Unlock()
+	// Held chunks go out again first: the peer may have lost them with the connection.
+	w.held, w.heldAt = 0, w.heldAt[:0]
 	w.sent, w.delivered, w.written, w.ackedOnConn = 0, 0, 0, 0
 	w.ends = w.ends[:0]
 	w.lostAt = time.Now()
 	d.log.Warn("graphite connection lost", "address", d.addr, "error", cause,
-		"unacknowledged_lines", unacked)
+		"unacknowledged_lines", unacked-replayed, "replayed_lines", replayed)
 }
 
 // connect opens a connection, retrying in rounds until it succeeds. It returns false when the
@@ -606,6 +690,7 @@ func (d *Dispatcher) shutdown() {
 	if w.conn != nil {
 		// What the peer acknowledged before Close gave up is delivered, not failed.
 		d.collectAcks()
+		d.release(true)
 		_ = w.conn.Close()
 		w.conn = nil
 		d.connected.Store(false)

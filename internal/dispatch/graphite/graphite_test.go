@@ -361,7 +361,8 @@ func TestSinkStallsAndDisappearsMidStream(t *testing.T) {
 }
 
 // A connection that breaks in the middle of a chunk: the chunk is re-sent whole, from its
-// first byte, on the next connection; the chunks before it are not re-sent.
+// first byte, on the next connection; the chunks before it, delivered longer than the replay
+// window ago (here: no window), are not re-sent.
 func TestWriteErrorMidChunkResendsThatChunkWhole(t *testing.T) {
 	snap := makeSnapshot(0, 5, 10, ts)
 	cut := len(snap[0].Data) + len(snap[1].Data) + 7
@@ -372,6 +373,7 @@ func TestWriteErrorMidChunkResendsThatChunkWhole(t *testing.T) {
 	}}
 	log, logs := newLogger()
 	d := newDispatcher(testConfig("127.0.0.1:1"), log, fake.dial, fake.sleep)
+	d.replay = 0
 	d.start()
 	rec := newDoneRecorder(t)
 	submitAll(t, d, rec, snap)
@@ -719,4 +721,101 @@ func (f *fatalRecorder) Helper() {}
 func (f *fatalRecorder) Fatalf(string, ...any) {
 	f.failed = true
 	panic("fatal")
+}
+
+// Chunks the peer acknowledged less than the replay window before the connection ended are
+// sent again, first, on the next connection (carbon-cache loses what it received during its
+// last second when it stops); they are reported delivered once, and only after the window.
+// Chunks acknowledged longer ago than the window are not re-sent.
+func TestChunksAcknowledgedWithinTheReplayWindowAreResentAfterALoss(t *testing.T) {
+	old := makeSnapshot(0, 2, 10, ts-10)
+	snap := makeSnapshot(1, 5, 10, ts)
+	conn1Bytes := len(old[0].Data) + len(old[1].Data) + len(snap[0].Data) + len(snap[1].Data)
+	first, second := newFakeConn(conn1Bytes), newFakeConn(-1)
+	fake := &scriptedNet{script: []func() (net.Conn, error){
+		func() (net.Conn, error) { return first, nil },
+		func() (net.Conn, error) { return second, nil },
+	}}
+	log, logs := newLogger()
+	d := newDispatcher(testConfig("127.0.0.1:1"), log, fake.dial, fake.sleep)
+	d.replay = 300 * time.Millisecond
+	d.start()
+	rec := newDoneRecorder(t)
+
+	submitAll(t, d, rec, old)
+	waitAllDone(t, rec, [][]*metric.Batch{old}) // after its replay window
+	// The first connection takes snap's chunks 0 and 1, then fails on chunk 2.
+	submitAll(t, d, rec, snap)
+	want2 := slices.Concat(snap[0].Data, snap[1].Data, snap[2].Data, snap[3].Data, snap[4].Data)
+	waitFor(t, 5*time.Second, "the second connection to carry the snapshot", func() bool {
+		return bytes.Equal(second.bytes(), want2)
+	})
+	if n := rec.count(); n != len(old) {
+		t.Errorf("%d chunks of the new snapshot reported delivered inside the replay window", n-len(old))
+	}
+	waitAllDone(t, rec, [][]*metric.Batch{old, snap})
+	closeOK(t, d)
+
+	if got, want := first.bytes(), slices.Concat(old[0].Data, old[1].Data, snap[0].Data, snap[1].Data); !bytes.Equal(got, want) {
+		t.Fatalf("first connection carried %q, want %q", got, want)
+	}
+	if got := second.bytes(); !bytes.Equal(got, want2) {
+		t.Fatalf("second connection carried %q, want the whole new snapshot (chunks 0 and 1 replayed) and nothing of the old one", got)
+	}
+	if st := d.Stats(); st.Lines != 70 {
+		t.Errorf("Stats = %+v, want 70 lines, each counted once", st)
+	}
+	if !strings.Contains(strings.Join(logs.messages(), "\n"), "replayed_lines=20") {
+		t.Errorf("the replay was not logged: %q", logs.messages())
+	}
+}
+
+// The replay window never slows the pipeline: a Submit waiting for space makes the held chunks
+// count as delivered at once.
+func TestReplayWindowGivesWayToBackPressure(t *testing.T) {
+	s := startSink(t, "127.0.0.1:0")
+	cfg := testConfig(s.addr)
+	cfg.QueueSize = 15
+	d := newDispatcher(cfg, nil, nil, nil)
+	d.replay = time.Hour
+	d.start()
+	rec := newDoneRecorder(t)
+	snap := makeSnapshot(0, 3, 10, ts)
+	start := time.Now()
+	submitAll(t, d, rec, snap) // the second and third Submit wait for space
+	waitAllDone(t, rec, [][]*metric.Batch{snap[:2]})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("back-pressure waited %v on the replay window", took)
+	}
+	closeOK(t, d)
+}
+
+// The replay window holds at most replayBytes: older acknowledged chunks beyond that are
+// reported delivered without waiting, so their memory can be reused.
+func TestReplayWindowHoldsAtMostReplayBytes(t *testing.T) {
+	s := startSink(t, "127.0.0.1:0")
+	d := newDispatcher(testConfig(s.addr), nil, nil, nil)
+	d.replay = time.Hour
+	d.start()
+	rec := newDoneRecorder(t)
+	snap := makeSnapshot(0, 48, 6000, ts) // 48 chunks of about 250 KB
+	total := 0
+	for _, c := range snap {
+		total += len(c.Data)
+	}
+	submitAll(t, d, rec, snap)
+	waitFor(t, 10*time.Second, "the chunks beyond replayBytes to be reported delivered", func() bool {
+		return rec.count() > 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	n := rec.count()
+	heldBytes := 0
+	for _, c := range snap[n:] {
+		heldBytes += len(c.Data)
+	}
+	if heldBytes > replayBytes || heldBytes < replayBytes-len(snap[0].Data) {
+		t.Errorf("%d of %d bytes still held, want just under %d", heldBytes, total, replayBytes)
+	}
+	closeOK(t, d)
+	waitAllDone(t, rec, [][]*metric.Batch{snap})
 }

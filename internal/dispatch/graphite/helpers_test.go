@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -707,4 +708,14 @@ func newSmallBufferDispatcher(t testing.TB, cfg config.Graphite, log *slog.Logge
 	d := newDispatcher(cfg, log, dial, nil)
 	d.start()
 	return d
+}
+
+// shippedReplayWindow is the replay window the dispatcher ships with.
+var shippedReplayWindow = replayWindow
+
+// The tests run with a short replay window, so that a chunk counts as delivered soon after the
+// peer acknowledged it; the tests of the replay itself set their own.
+func TestMain(m *testing.M) {
+	replayWindow = 50 * time.Millisecond
+	os.Exit(m.Run())
 }
