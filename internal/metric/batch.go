@@ -16,6 +16,8 @@ type Batch struct {
 	Last   bool
 	Data   []byte
 	Lines  int
+
+	pooled bool // Data is a chunk buffer that Recycle may reuse
 }
 
 // FlushFunc hands a full chunk to the dispatchers. It may block (back-pressure) and returns an

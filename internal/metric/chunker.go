@@ -120,6 +120,14 @@ func (c *Chunker) flushChunk(last bool) {
 		Last:      last,
 		Data:      c.buf,
 		Lines:     c.lines,
+		pooled:    c.buf != nil,
+	}
+	if last && cap(c.buf) > 4*len(c.buf) {
+		// The last chunk of a snapshot is usually far from full, and a small snapshot is only
+		// that chunk: while Graphite is down, hundreds of them may wait in memory. Keep a copy
+		// of the right size and give the chunk buffer back at once.
+		b.Data, b.pooled = append([]byte(nil), c.buf...), false
+		putBuffer(c.buf)
 	}
 	c.seq++
 	c.buf = nil
@@ -144,14 +152,22 @@ const maxFreeChunks = 16
 // only when every consumer of b is done with b.Data (written and acknowledged, or dropped):
 // the bytes will be overwritten. It clears b.Data.
 func Recycle(b *Batch) {
-	if b == nil || cap(b.Data) == 0 {
+	if b == nil {
 		return
 	}
-	buf := b.Data[:0]
-	b.Data = nil
+	if b.pooled {
+		putBuffer(b.Data)
+	}
+	b.Data, b.pooled = nil, false
+}
+
+func putBuffer(buf []byte) {
+	if cap(buf) == 0 {
+		return
+	}
 	freeChunks.Lock()
 	if len(freeChunks.bufs) < maxFreeChunks {
-		freeChunks.bufs = append(freeChunks.bufs, buf)
+		freeChunks.bufs = append(freeChunks.bufs, buf[:0])
 	}
 	freeChunks.Unlock()
 }

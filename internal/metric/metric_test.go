@@ -287,3 +287,25 @@ func TestLineEnd(t *testing.T) {
 		}
 	}
 }
+
+// The last chunk of a snapshot is kept in memory of its own size, and the chunk buffer goes
+// back to the pool at once: small snapshots waiting for Graphite then cost what they hold.
+func TestLastChunkIsTight(t *testing.T) {
+	var got []*Batch
+	c := NewChunker(0)
+	c.Reset(func(b *Batch) error { got = append(got, b); return nil }, "s", 1)
+	c.End(append(c.Start(), "a.small.snapshot 1"...))
+	mem := &c.buf[:1][0]
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	last := got[len(got)-1]
+	if string(last.Data) != "a.small.snapshot 1 1\n" || cap(last.Data) > 2*len(last.Data) {
+		t.Fatalf("last chunk %q with capacity %d", last.Data, cap(last.Data))
+	}
+	c.Reset(func(b *Batch) error { got = append(got, b); return nil }, "s", 2)
+	if b := c.Start(); &b[:1][0] != mem {
+		t.Error("the chunk buffer was not given back for the next snapshot")
+	}
+	Recycle(last) // a tight copy is left to the garbage collector
+}
