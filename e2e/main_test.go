@@ -50,8 +50,14 @@ type daemon struct {
 
 func start(t *testing.T, program string, args ...string) *daemon {
 	t.Helper()
+	return startFrom(t, binDir, program, args...)
+}
+
+// startFrom is start for a program built into dir.
+func startFrom(t *testing.T, dir, program string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{name: program, out: &testrig.Buffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(filepath.Join(binDir, program), args...)
+	d.cmd = exec.Command(filepath.Join(dir, program), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

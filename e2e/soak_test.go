@@ -91,18 +91,7 @@ delay = 2
 [local-store]
 dir = ${paths:base-dir}/local-store
 `)
-	run := func(program string) *daemon {
-		d := &daemon{name: program, out: &testrig.Buffer{}, done: make(chan struct{})}
-		d.cmd = exec.Command(filepath.Join(bin, program), "-f", conf)
-		d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-		if err := d.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { d.cmd.Wait(); close(d.done) }()
-		t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
-		return d
-	}
-	pull, proc := run("stats-pull"), run("stats-process")
+	pull, proc := startFrom(t, bin, "stats-pull", "-f", conf), startFrom(t, bin, "stats-process", "-f", conf)
 
 	start := time.Now()
 	var samples []procSample
