@@ -51,6 +51,7 @@ var schema = []sectionSchema{
 		def("workers", "8"),
 		def("queue-size", "360"),
 		{name: "allow-partial", def: "false", hasDefault: true, extension: true},
+		{name: "max-reply-size", def: "268435456", hasDefault: true, extension: true},
 	}},
 	{"process", []option{
 		def("workers", "4"),
@@ -64,6 +65,8 @@ var schema = []sectionSchema{
 		unset("server-metrics"),
 		unset("exclude-frontends"),
 		unset("exclude-backends"),
+		{name: "max-component-length", def: "255", hasDefault: true, extension: true},
+		{name: "max-line-length", def: "16000", hasDefault: true, extension: true},
 	}},
 	{"graphite", []option{
 		def("server", "127.0.0.1"),
@@ -82,6 +85,8 @@ var schema = []sectionSchema{
 		unset("group-namespace-double-writes"),
 		{name: "hostname", extension: true},
 		{name: "enabled", def: "true", hasDefault: true, extension: true},
+		{name: "queue-bytes", def: "8388608", hasDefault: true, extension: true},
+		{name: "stall-timeout", def: "60", hasDefault: true, extension: true},
 	}},
 	{"local-store", []option{
 		unset("dir"),

@@ -52,6 +52,9 @@ type Pull struct {
 	// AllowPartial publishes a snapshot even when some sources failed, with a record of
 	// which (statspipe extension; default false = haproxystats' all-or-nothing).
 	AllowPartial bool
+	// MaxReplySize ends a source's reply that grows past this many bytes: the source fails
+	// for that round (statspipe extension).
+	MaxReplySize int64
 }
 
 // Server is one item of [pull] servers.
@@ -80,6 +83,11 @@ type Process struct {
 	// "" when unset; files are re-read per snapshot
 	ExcludeFrontends string
 	ExcludeBackends  string
+	// MaxComponentLength bounds one path component in bytes; longer names are shortened
+	// deterministically (prefix plus hash). MaxLineLength bounds a whole line, '\n' excluded,
+	// below carbon's 16 KiB line limit (statspipe extensions).
+	MaxComponentLength int
+	MaxLineLength      int
 }
 
 // Graphite is section [graphite].
@@ -106,6 +114,12 @@ type Graphite struct {
 	// Enabled is false when the config turns Graphite off (statspipe extension,
 	// `[graphite] enabled = false`, for local-store-only set-ups such as the demo).
 	Enabled bool
+	// QueueBytes bounds the bytes of lines the dispatcher holds (queued, in flight, or not yet
+	// proven read by the peer) before processing waits (statspipe extension).
+	QueueBytes int
+	// StallTimeout: a connection on which the peer shows no sign of reading for this long is
+	// given up (closed gracefully) and its unread lines are sent again on a new one.
+	StallTimeout time.Duration
 }
 
 // LocalStore is section [local-store].

@@ -253,6 +253,7 @@ func (v *validator) readPull(lvl slog.Level) {
 	p.Workers = v.integer("pull", "workers", 1, math.MaxInt32, atLeastOne)
 	p.QueueSize = v.integer("pull", "queue-size", 1, math.MaxInt32, atLeastOne)
 	p.AllowPartial = v.boolean("pull", "allow-partial")
+	p.MaxReplySize = int64(v.integer("pull", "max-reply-size", 4096, 1<<40, "4096 bytes to 1 TiB"))
 }
 
 // path reads a directory option that must not be empty.
@@ -278,6 +279,8 @@ func (v *validator) readProcess(lvl slog.Level) {
 	}
 	p.ExcludeFrontends, _, _ = v.str("process", "exclude-frontends")
 	p.ExcludeBackends, _, _ = v.str("process", "exclude-backends")
+	p.MaxComponentLength = v.integer("process", "max-component-length", 32, 4096, "32 to 4096 bytes")
+	p.MaxLineLength = v.integer("process", "max-line-length", 256, 1<<20, "256 bytes to 1 MiB")
 }
 
 func (v *validator) readGraphite(lvl slog.Level) {
@@ -301,6 +304,8 @@ func (v *validator) readGraphite(lvl slog.Level) {
 	}
 	g.Hostname, _, _ = v.str("graphite", "hostname")
 	g.Enabled = v.boolean("graphite", "enabled")
+	g.QueueBytes = v.integer("graphite", "queue-bytes", 1<<16, 1<<34, "64 KiB to 16 GiB")
+	g.StallTimeout = v.duration("graphite", "stall-timeout", true)
 }
 
 // checkPullSources are §1.5 items 3–5, which haproxystats ran for every validated section.

@@ -37,6 +37,7 @@ func TestConfigDefaults(t *testing.T) {
 		Workers:      8,
 		QueueSize:    360,
 		AllowPartial: false,
+		MaxReplySize: 256 << 20,
 	}}
 	if !reflect.DeepEqual(pull, wantPull) {
 		t.Errorf("pull defaults\n got %+v\nwant %+v", pull, wantPull)
@@ -52,6 +53,8 @@ func TestConfigDefaults(t *testing.T) {
 			Workers:               4,
 			SrcDir:                "/var/lib/haproxystats/incoming",
 			LivenessCheckInterval: 10 * time.Second,
+			MaxComponentLength:    255,
+			MaxLineLength:         16000,
 		},
 		Graphite: Graphite{
 			Loglevel:       slog.LevelInfo,
@@ -69,6 +72,8 @@ func TestConfigDefaults(t *testing.T) {
 			QueueSize:      1000000,
 			Hostname:       "testhost",
 			Enabled:        true,
+			QueueBytes:     8 << 20,
+			StallTimeout:   time.Minute,
 		},
 	}
 	if !reflect.DeepEqual(process, wantProcess) {
@@ -150,7 +155,8 @@ func TestConfigValues(t *testing.T) {
 			func(c *Config) any { return c.Graphite },
 			Graphite{Loglevel: slog.LevelInfo, Server: "::1", Port: 2003, Retries: 0, Interval: 500 * time.Millisecond,
 				ConnectTimeout: 200 * time.Millisecond, WriteTimeout: 3 * time.Second, Delay: 0, Backoff: 1.5,
-				Namespace: "a.b", PrefixHostname: false, FQDN: false, QueueSize: 10, Hostname: "lb-01.example.com", Enabled: true}},
+				Namespace: "a.b", PrefixHostname: false, FQDN: false, QueueSize: 10, Hostname: "lb-01.example.com", Enabled: true,
+				QueueBytes: 8 << 20, StallTimeout: time.Minute}},
 		{"empty hostname means the system host name", ProcessProgram, "[graphite]\nhostname =\n",
 			func(c *Config) any { return c.Graphite.Hostname }, "testhost"},
 		{"local-store turns the store on", ProcessProgram, "[paths]\nbase-dir = /b\n[local-store]\ndir = ${paths:base-dir}/ls\n",

@@ -43,3 +43,12 @@ type Dispatcher interface {
 	// everything accepted was delivered, or an error saying how much was not.
 	Close(ctx context.Context) error
 }
+
+// Rejected is implemented by the error a dispatcher passes to done for a chunk holding lines
+// its receiver keeps refusing (a line carbon drops the connection on, every time): sending the
+// snapshot again cannot help. The runner delivers the rest of the snapshot everywhere, then
+// quarantines it with Reason (which names the line) instead of retrying it forever.
+type Rejected interface {
+	error
+	Rejected() string
+}
