@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -23,6 +27,8 @@ const (
 
 	dirMode  = 0o777
 	fileMode = 0o666
+	// maxPartialRecord bounds the partial record: one short line per failed source.
+	maxPartialRecord = 1 << 20
 	// maxQuarantineSuffix bounds the search for a free name in the quarantine directory.
 	maxQuarantineSuffix = 10000
 )
@@ -33,9 +39,9 @@ type Entry struct {
 	Path string // dir joined with Name
 }
 
-// List returns the snapshot directories in dir, oldest first: integer names in numeric order,
-// then the other names sorted by name. Dot entries, *.quarantine and non-directories (symlinks
-// included) are skipped.
+// List returns the queue in dir ([IsQueueEntry]: snapshot directories, and strays the processor
+// quarantines as they are), oldest first: integer names in numeric order, then the other names
+// sorted by name. Nothing is followed or opened.
 func List(dir string) ([]Entry, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -49,7 +55,7 @@ func List(dir string) ([]Entry, error) {
 	ks := make([]keyed, 0, len(des))
 	for _, de := range des {
 		name := de.Name()
-		if !isQueueEntry(name, de.IsDir()) {
+		if !IsQueueEntry(name, de.Type()) {
 			continue
 		}
 		ts, ok := TimestampOf(name)
@@ -72,12 +78,8 @@ func List(dir string) ([]Entry, error) {
 	return out, nil
 }
 
-func isQueueEntry(name string, isDir bool) bool {
-	return isDir && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, QuarantineSuffix)
-}
-
-// QueueLen is the number of snapshot directories in dir, counted as List counts them. It does
-// not sort, so pull can call it every round cheaply.
+// QueueLen is the length of the queue in dir, counted as List counts it ([IsQueueEntry]). It
+// does not sort, so pull can call it every round cheaply.
 func QueueLen(dir string) (int, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -85,7 +87,7 @@ func QueueLen(dir string) (int, error) {
 	}
 	n := 0
 	for _, de := range des {
-		if isQueueEntry(de.Name(), de.IsDir()) {
+		if IsQueueEntry(de.Name(), de.Type()) {
 			n++
 		}
 	}
@@ -127,12 +129,23 @@ func QuarantineDir(srcDir string) string {
 
 // Quarantine moves snapshotPath into QuarantineDir(srcDir) and appends a REASON record to it.
 // An existing entry is never replaced: the name gets a suffix .1, .2, … instead. It returns the
-// new path of the snapshot.
+// new path of the snapshot. Nothing is followed: a snapshot directory is renamed (which moves
+// the directory itself); any other entry (a symlink, FIFO, socket, device or file: a stray) is
+// moved as it is into a new directory of its name in the quarantine, which also gets the REASON.
+// The quarantine directory must be a real directory, not a symlink.
 func Quarantine(srcDir, snapshotPath, reason string) (string, error) {
 	qdir := QuarantineDir(srcDir)
 	if err := os.MkdirAll(qdir, dirMode); err != nil {
 		return "", fmt.Errorf("quarantining %s: %w", snapshotPath, err)
 	}
+	if fi, err := os.Lstat(qdir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("quarantining %s: %s is not a directory (a symlink is not followed)", snapshotPath, qdir)
+	}
+	fi, err := os.Lstat(snapshotPath)
+	if err != nil {
+		return "", fmt.Errorf("quarantining %s: %w", snapshotPath, err)
+	}
+	isDir := fi.IsDir()
 	base := filepath.Base(snapshotPath)
 	var target string
 	for i := 0; ; i++ {
@@ -143,7 +156,11 @@ func Quarantine(srcDir, snapshotPath, reason string) (string, error) {
 		if i > 0 {
 			target += "." + strconv.Itoa(i)
 		}
-		err := renameNoReplace(snapshotPath, target)
+		if isDir {
+			err = renameNoReplace(snapshotPath, target)
+		} else {
+			err = moveInto(snapshotPath, target)
+		}
 		if err == nil {
 			break
 		}
@@ -156,21 +173,99 @@ func Quarantine(srcDir, snapshotPath, reason string) (string, error) {
 	_ = syncDir(qdir)
 	_ = syncDir(filepath.Dir(snapshotPath))
 
-	f, err := os.OpenFile(filepath.Join(target, ReasonFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, fileMode)
-	if err != nil {
+	if err := appendReason(target, reason); err != nil {
 		return target, fmt.Errorf("quarantined %s as %s but writing %s failed: %w", snapshotPath, target, ReasonFile, err)
 	}
-	_, err = fmt.Fprintf(f, "time: %s\nreason: %s\n", time.Now().UTC().Format(time.RFC3339), oneLine(reason))
+	return target, nil
+}
+
+// moveInto makes the directory target (fs.ErrExist if it exists) and renames the stray entry
+// path into it under its own name. rename(2) moves a symlink, never what it points to.
+func moveInto(path, target string) error {
+	if err := os.Mkdir(target, dirMode); err != nil {
+		return err
+	}
+	if err := renameNoReplace(path, filepath.Join(target, filepath.Base(path))); err != nil {
+		os.Remove(target)
+		// %v, not %w: fs.ErrExist here would make Quarantine retry under another name.
+		return fmt.Errorf("moving it into %s: %v", target, err)
+	}
+	return syncDir(target)
+}
+
+// appendReason appends the REASON record to the quarantined directory dir. A REASON entry that
+// is not a regular file (a symlink, a FIFO: it came with the snapshot) is neither followed nor
+// opened: the record goes to the first free REASON.<n> instead, and says why.
+func appendReason(dir, reason string) error {
+	record := fmt.Sprintf("time: %s\nreason: %s\n", time.Now().UTC().Format(time.RFC3339), oneLine(reason))
+	d, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	dfd := int(d.Fd())
+	name := ReasonFile
+	f, err := openReason(dfd, dir, name)
+	for i := 1; err != nil && errors.Is(err, errNotRegular); i++ {
+		if i > maxQuarantineSuffix {
+			return fmt.Errorf("no free name for %s in %s", ReasonFile, dir)
+		}
+		what := err.Error()
+		name = ReasonFile + "." + strconv.Itoa(i)
+		f, err = openReason(dfd, dir, name)
+		if err == nil {
+			record = fmt.Sprintf("note: %s; this record is in %s instead\n", what, name) + record
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(record)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return target, fmt.Errorf("quarantined %s as %s but writing %s failed: %w", snapshotPath, target, ReasonFile, err)
+	return err
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+// openReason opens dir/name for appending, creating it if missing, and only if it is (or
+// becomes) a regular file: O_EXCL for a new one (never through a dangling link), O_NOFOLLOW and
+// O_NONBLOCK for an existing one, whose type is checked before and after the open.
+func openReason(dfd int, dir, name string) (*os.File, error) {
+	path := filepath.Join(dir, name)
+	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	var st unix.Stat_t
+	err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	var fd int
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		fd, err = unix.Openat(dfd, name, flags|unix.O_CREAT|unix.O_EXCL, fileMode)
+	case err != nil:
+		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
+	case !modeType(st.Mode).IsRegular():
+		return nil, fmt.Errorf("%w: %s is %s", errNotRegular, name, describe(path, modeType(st.Mode)))
+	default:
+		fd, err = unix.Openat(dfd, name, flags, 0)
 	}
-	return target, nil
+	if errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%w: %s appeared while the record was written", errNotRegular, name)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := unix.Fstat(fd, &st); err != nil || !modeType(st.Mode).IsRegular() {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: %s changed while being opened", errNotRegular, name)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // Remove deletes a snapshot directory; a snapshot that is already gone is not an error.
@@ -191,7 +286,7 @@ type FailedSource struct {
 // when the snapshot is complete (it has no statspipe-partial file).
 func PartialRecord(snapshotPath string) ([]FailedSource, error) {
 	p := filepath.Join(snapshotPath, PartialFile)
-	f, err := os.Open(p)
+	f, err := OpenSnapshotFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -200,9 +295,13 @@ func PartialRecord(snapshotPath string) ([]FailedSource, error) {
 	}
 	defer f.Close()
 	var out []FailedSource
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, maxPartialRecord+1))
+	read := 0
 	for sc.Scan() {
 		line := sc.Text()
+		if read += len(line) + 1; read > maxPartialRecord {
+			return nil, fmt.Errorf("reading partial record %s: longer than %d bytes, not written by stats-pull", p, maxPartialRecord)
+		}
 		if line == "" {
 			continue
 		}

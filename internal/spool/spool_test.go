@@ -298,9 +298,17 @@ func TestListOrderAndQueueLen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Strays are queue entries (the processor quarantines them as they are): a file named like a
+	// snapshot, a symlink whatever it points to, a FIFO. Other plain files and dot entries are not.
 	os.WriteFile(filepath.Join(dir, "5"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "notes"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, ".read_write_check"), nil, 0o644)
 	os.Symlink(filepath.Join(dir, "10"), filepath.Join(dir, "11"))
+	os.Symlink("/nonexistent", filepath.Join(dir, "link"))
+	if err := syscall.Mkfifo(filepath.Join(dir, "12"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Mkfifo(filepath.Join(dir, ".fifo"), 0o644)
 	got, err := List(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +320,7 @@ func TestListOrderAndQueueLen(t *testing.T) {
 		}
 		gotNames = append(gotNames, e.Name)
 	}
-	want := []string{"09", "9", "10", "100", "99999999999999999999", "abc", "zz"}
+	want := []string{"5", "09", "9", "10", "11", "12", "100", "99999999999999999999", "abc", "link", "zz"}
 	if !reflect.DeepEqual(gotNames, want) {
 		t.Fatalf("List = %v, want %v", gotNames, want)
 	}
