@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,14 +181,19 @@ func (r *Runner) work(intake context.Context) error {
 // every dispatcher acknowledged every chunk.
 func (r *Runner) handle(ctx context.Context, format Format, s snapshot) {
 	log := r.log.With("snapshot", s.Path)
-	if !s.valid {
-		r.quarantine(s, fmt.Sprintf("directory name %q is not an integer epoch timestamp", s.Name))
+	// Not a real directory of regular files (a symlink, a FIFO…): quarantined, never followed or
+	// opened. Gone (removed by hand or by another processor) or unreadable: nothing to deliver.
+	if err := spool.CheckSnapshot(s.Path); err != nil {
+		if unsafe := (*spool.UnsafeError)(nil); errors.As(err, &unsafe) {
+			r.quarantine(s, unsafe.Reason)
+		} else {
+			log.Warn("snapshot disappeared or is unreadable before processing", "error", err)
+		}
 		r.queue.done(s.Name)
 		return
 	}
-	if _, err := os.Stat(s.Path); err != nil {
-		// Gone (removed by hand or by another processor) or unreadable: nothing to deliver.
-		log.Warn("snapshot disappeared before processing", "error", err)
+	if !s.valid {
+		r.quarantine(s, fmt.Sprintf("directory name %q is not an integer epoch timestamp", s.Name))
 		r.queue.done(s.Name)
 		return
 	}

@@ -123,14 +123,20 @@ func (w *watcher) waiting() bool {
 }
 
 // contentsOf describes directory dir for the settle check: its entries with their sizes and
-// modification times, and the newest of those times (the directory's own included).
+// modification times, and the newest of those times (the directory's own included). Nothing is
+// followed or opened but the directory itself: the entries are lstat'ed. A queue entry that is
+// not a real directory (a stray, see spool.IsQueueEntry) has nothing to settle: its newest time
+// is the zero time, so it is queued at once, to be quarantined as it is.
 func contentsOf(dir string) (look string, newest time.Time, err error) {
-	fi, err := os.Stat(dir)
+	fi, err := os.Lstat(dir)
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if !fi.IsDir() {
+		return fi.Mode().Type().String(), time.Time{}, nil
+	}
 	newest = fi.ModTime()
-	entries, err := os.ReadDir(dir)
+	entries, err := spool.ReadSnapshotDir(dir)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -203,12 +209,10 @@ func (w *watcher) event(ev fsnotify.Event) {
 		return
 	}
 	name := filepath.Base(ev.Name)
-	if strings.HasPrefix(name, ".") {
-		return
-	}
-	fi, err := os.Stat(ev.Name)
-	if err != nil || !fi.IsDir() {
-		w.log.Debug("ignoring a spool entry that is not a directory", "path", ev.Name)
+	// The entry itself, never what a symlink points to; the same rule as spool.List's.
+	fi, err := os.Lstat(ev.Name)
+	if err != nil || !spool.IsQueueEntry(name, fi.Mode().Type()) {
+		w.log.Debug("ignoring a spool entry that is not a snapshot", "path", ev.Name)
 		return
 	}
 	w.consider(spool.Entry{Name: name, Path: ev.Name})

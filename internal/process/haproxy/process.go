@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 const (
@@ -253,15 +254,15 @@ func groupPrefixes(ns string, groups []Group) []string {
 func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats, error) {
 	start := time.Now()
 	p.stats = Stats{}
-	entries, err := os.ReadDir(dir)
+	entries, err := spool.ReadSnapshotDir(dir) // never follows dir if it is a symlink
 	if err != nil {
 		return p.stats, fmt.Errorf("reading snapshot directory: %w", err)
 	}
 	var infoFiles, statFiles []string
-	for _, e := range entries { // ReadDir sorts by name: file order is stable
+	for _, e := range entries { // sorted by name: file order is stable
 		name := e.Name()
-		if e.IsDir() {
-			continue
+		if !spool.IsSnapshotFile(name) {
+			continue // dot files are not data; an entry that is not a regular file is refused when opened
 		}
 		switch {
 		case strings.HasSuffix(name, infoSuffix):

@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 const (
@@ -35,8 +36,10 @@ type fileReader struct {
 	eof  bool
 }
 
+// open refuses anything but a regular file directly in a real directory (spool.OpenSnapshotFile):
+// a FIFO would block the worker forever, a symlink may lead outside the spool.
 func (fr *fileReader) open(path string) error {
-	f, err := os.Open(path)
+	f, err := spool.OpenSnapshotFile(path)
 	if err != nil {
 		return err
 	}
