@@ -4,7 +4,7 @@
 // # Layout
 //
 //	<dst-dir>/                         pull's dst-dir = process's src-dir: the queue
-//	    <epoch>/                       one snapshot (published, complete)
+//	    <epoch>/                       one snapshot (published, complete): a real directory of regular files
 //	        <source>_info              raw `show info` reply, verbatim   e.g. admin1.sock_info
 //	        <source>_stat              raw `show stat` reply, verbatim   e.g. 127.0.0.1:5555_stat, ::1:4444_stat
 //	        statspipe-partial          only in a partial snapshot (allow-partial = true)
@@ -12,6 +12,7 @@
 //	<tmp-dst-dir>/<epoch>/             a snapshot being built; nobody but pull looks in here
 //	<tmp-dst-dir>/.statspipe-pull.lock held (flock) by the running stats-pull
 //	<src-dir>.quarantine/<epoch>[.N]/  snapshots process gave up on, each with a REASON file
+//	<src-dir>.quarantine/<name>[.N]/<name>  a stray entry (a symlink, FIFO…), moved as it is, and REASON
 //
 // <epoch> is the integer Unix time, in seconds, of the scheduled start (the tick) of the pull
 // round that produced the snapshot. It is the Graphite timestamp of every line made from the snapshot (haproxystats §2),
@@ -20,6 +21,34 @@
 // Only *_info and *_stat files are data ([IsSnapshotFile]); a processor ignores every other file.
 // For HAProxy, <source> is the socket's base name for UNIX sockets and <host>:<port> for TCP
 // (IPv6 without brackets), exactly as haproxystats names them.
+//
+// # What a snapshot may contain (process side)
+//
+// A snapshot is a real directory (not a symlink) directly in src-dir that holds regular files
+// only. Its *_info and *_stat files are data, statspipe-partial is read by [PartialRecord], and
+// any other regular file (REASON, notes) is ignored. Dot entries are not data whatever they are
+// (.hidden.sock_stat included): never read, never a reason to quarantine.
+//
+// Nothing that could block, act on being opened or lead outside the spool is ever followed or
+// opened. A snapshot holding anything else that is not a dot entry — a symlink (to a file or a
+// directory, inside the spool or not), a FIFO, a UNIX socket, a device node, a subdirectory —
+// is quarantined before any of its files is opened ([CheckSnapshot], which only lists the
+// directory); the reason names each such entry (up to five) and its type, with a symlink's
+// target. Files are opened with [OpenSnapshotFile]: the directory with O_NOFOLLOW, the file's
+// type looked up in it without following (fstatat AT_SYMLINK_NOFOLLOW), then openat with
+// O_NOFOLLOW|O_NONBLOCK, and fstat must show the same regular file; an entry swapped after the
+// check is refused (the file is skipped, logged), never blocked on.
+//
+// Entries directly in src-dir are classified by [IsQueueEntry], the one rule of [List],
+// [QueueLen] (so pull's queue-size) and stats-process's watcher, always from the entry itself
+// (lstat), never from what a link points to:
+//
+//   - dot entries and *.quarantine: not in the queue, ignored;
+//   - a real directory: a snapshot;
+//   - a symlink, FIFO, socket or device of any name, or a regular file named like a snapshot
+//     (an integer): a stray. It counts in the queue until the processor quarantines it: the
+//     entry itself is moved, never followed or opened, and the REASON says what it was;
+//   - any other regular file: not in the queue, ignored.
 //
 // # Publishing (pull side, [Writer])
 //
@@ -61,9 +90,10 @@
 //
 // # Queue (both sides)
 //
-// The queue is the set of snapshot directories in dst-dir, as [List] returns them: directories
-// only, dot entries and *.quarantine excluded, oldest first (numeric order of integer names;
-// names that are not integers come after, sorted by name, so a processor can quarantine them).
+// The queue is the set of snapshot directories (and strays) in dst-dir, as [List] returns them
+// ([IsQueueEntry]): dot entries and *.quarantine excluded, oldest first (numeric order of
+// integer names; names that are not integers come after, sorted by name, so a processor can
+// quarantine them).
 // The queue length ([QueueLen]) is what pull compares with queue-size: at queue-size or more,
 // pulling is suspended until the processor catches up.
 //
@@ -78,14 +108,35 @@
 //
 // # Quarantine (process side)
 //
-// A snapshot the processor cannot use (a non-integer name, a malformed file) is moved, not
-// deleted, to [QuarantineDir](src-dir) = "<src-dir>.quarantine", a sibling of src-dir (on the
-// same filesystem unless src-dir is itself a mount point, in which case [Quarantine] fails with
-// a clear error). [Quarantine] renames the snapshot there, never replacing an existing entry (a
-// clash gets the suffix .1, .2, …), and appends a REASON file to it:
+// A snapshot the processor cannot use (a non-integer name, a malformed file, an entry that is
+// not a regular file) is moved, not deleted, to [QuarantineDir](src-dir) = "<src-dir>.quarantine",
+// a sibling of src-dir (on the same filesystem unless src-dir is itself a mount point, in which
+// case [Quarantine] fails with a clear error). [Quarantine] renames the snapshot there, never
+// replacing an existing entry (a clash gets the suffix .1, .2, …), and appends a REASON file to
+// it:
 //
 //	time: 2026-01-02T15:04:05Z
 //	reason: <reason>
+//
+// A stray is moved as it is (rename(2) moves a link, not its target) into a new directory of its
+// name, <src-dir>.quarantine/<name>[.N]/<name>, which gets the REASON. Quarantine never writes
+// outside src-dir and its quarantine: the quarantine directory must be a real directory (a
+// symlink there makes Quarantine fail, and the snapshot stays in place); the record is appended
+// to REASON only when that is a regular file (opened with O_NOFOLLOW|O_NONBLOCK, its type
+// checked before and after), and a REASON that came with the snapshot as something else (a
+// link, a FIFO) is left alone: the record goes to the first free REASON.<n>, created with
+// O_EXCL, with a note saying why.
+//
+// # Replaying a quarantined snapshot
+//
+// Fix what the REASON names (remove a FIFO, replace a symlink by a copy of its target, repair
+// or remove a bad file), then move the snapshot back into src-dir under its epoch name, on the
+// same filesystem: mv <src-dir>.quarantine/1700000000.1 <src-dir>/1700000000 (a name with a .N
+// suffix is not an epoch and would be quarantined again). The REASON may stay: it is not data,
+// and a snapshot quarantined again gets the new record appended. The processor takes it like
+// any published snapshot and delivers it with its original timestamp; --once does too. A
+// quarantined stray is no snapshot: to use the files a link pointed to, copy them (cp -rL) into
+// a directory made under a dot name in src-dir and rename that to the epoch.
 //
 // # Permissions
 //
