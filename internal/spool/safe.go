@@ -121,7 +121,7 @@ func OpenSnapshotFile(path string) (*os.File, error) {
 	if err := unix.Fstatat(dfd, name, &before, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	if typ := modeType(before.Mode); !typ.IsRegular() {
+	if typ := modeType(uint32(before.Mode)); !typ.IsRegular() {
 		return nil, &UnsafeError{Path: path, Reason: "not opened: it is " + describe(path, typ) + ", not a regular file"}
 	}
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -136,7 +136,7 @@ func OpenSnapshotFile(path string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	if !modeType(after.Mode).IsRegular() || after.Dev != before.Dev || after.Ino != before.Ino {
+	if !modeType(uint32(after.Mode)).IsRegular() || after.Dev != before.Dev || after.Ino != before.Ino {
 		unix.Close(fd)
 		return nil, &UnsafeError{Path: path, Reason: "not read: it was replaced while being opened"}
 	}
@@ -162,7 +162,8 @@ func openDir(path string) (*os.File, error) {
 	return nil, err
 }
 
-// modeType converts the file type bits of a stat(2) mode into fs.FileMode's.
+// modeType converts the file type bits of a stat(2) mode (uint16 on some systems) into
+// fs.FileMode's.
 func modeType(m uint32) fs.FileMode {
 	switch m & unix.S_IFMT {
 	case unix.S_IFREG:

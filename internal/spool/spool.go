@@ -246,8 +246,8 @@ func openReason(dfd int, dir, name string) (*os.File, error) {
 		fd, err = unix.Openat(dfd, name, flags|unix.O_CREAT|unix.O_EXCL, fileMode)
 	case err != nil:
 		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
-	case !modeType(st.Mode).IsRegular():
-		return nil, fmt.Errorf("%w: %s is %s", errNotRegular, name, describe(path, modeType(st.Mode)))
+	case !modeType(uint32(st.Mode)).IsRegular():
+		return nil, fmt.Errorf("%w: %s is %s", errNotRegular, name, describe(path, modeType(uint32(st.Mode))))
 	default:
 		fd, err = unix.Openat(dfd, name, flags, 0)
 	}
@@ -257,7 +257,7 @@ func openReason(dfd int, dir, name string) (*os.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := unix.Fstat(fd, &st); err != nil || !modeType(st.Mode).IsRegular() {
+	if err := unix.Fstat(fd, &st); err != nil || !modeType(uint32(st.Mode)).IsRegular() {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: %s changed while being opened", errNotRegular, name)
 	}
