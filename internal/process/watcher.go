@@ -27,6 +27,10 @@ import (
 // once it has settled: nothing in it (its entries, their sizes and modification times) changed
 // for settleTime. stats-pull's snapshots arrive complete by rename and settle at the first
 // look after settleTime; a backlog older than settleTime is queued at once.
+//
+// Events and scans take what spool.List takes (spool.IsQueueEntry, from lstat: a link is never
+// followed). A stray — a symlink, FIFO, socket or device in src-dir — has nothing to settle and
+// is queued at once; the worker quarantines it as it is (spool.CheckSnapshot).
 type watcher struct {
 	dir    string
 	queue  *queue
