@@ -122,10 +122,10 @@
 // name, <src-dir>.quarantine/<name>[.N]/<name>, which gets the REASON. Quarantine never writes
 // outside src-dir and its quarantine: the quarantine directory must be a real directory (a
 // symlink there makes Quarantine fail, and the snapshot stays in place); the record is appended
-// to REASON only when that is a regular file (opened with O_NOFOLLOW|O_NONBLOCK, its type
-// checked before and after), and a REASON that came with the snapshot as something else (a
-// link, a FIFO) is left alone: the record goes to the first free REASON.<n>, created with
-// O_EXCL, with a note saying why.
+// to REASON only when that is a regular file with a single link (opened with
+// O_NOFOLLOW|O_NONBLOCK, checked before and after), and a REASON that came with the snapshot as
+// something else (a symlink, a FIFO, a hard link) is left alone: the record goes to the first
+// free REASON.<n>, created with O_EXCL, with a note saying why.
 //
 // # Replaying a quarantined snapshot
 //

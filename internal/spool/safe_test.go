@@ -341,3 +341,23 @@ func TestPartialRecordIsOpenedSafely(t *testing.T) {
 		t.Fatalf("an oversized record: %v", err)
 	}
 }
+
+// A REASON that is a hard link (perhaps to a file outside the spool) is not appended to.
+func TestQuarantineNeverAppendsToAHardLinkedReason(t *testing.T) {
+	outside, unchanged := outsideDir(t)
+	src := filepath.Join(t.TempDir(), "incoming")
+	snap := filepath.Join(src, "1700000000")
+	os.MkdirAll(snap, 0o755)
+	if err := os.Link(filepath.Join(outside, "secret_stat"), filepath.Join(snap, ReasonFile)); err != nil {
+		t.Skipf("no hard link across the test directories: %v", err)
+	}
+	dest, err := Quarantine(src, snap, "a test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := os.ReadFile(filepath.Join(dest, ReasonFile+".1"))
+	if err != nil || !strings.Contains(string(rec), "REASON is a regular file with 2 hard links") {
+		t.Fatalf("REASON.1 = %q, %v", rec, err)
+	}
+	unchanged()
+}

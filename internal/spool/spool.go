@@ -233,8 +233,9 @@ func appendReason(dir, reason string) error {
 var errNotRegular = errors.New("not a regular file")
 
 // openReason opens dir/name for appending, creating it if missing, and only if it is (or
-// becomes) a regular file: O_EXCL for a new one (never through a dangling link), O_NOFOLLOW and
-// O_NONBLOCK for an existing one, whose type is checked before and after the open.
+// becomes) a regular file with a single link: O_EXCL for a new one (never through a dangling
+// link), O_NOFOLLOW and O_NONBLOCK for an existing one, whose type and link count are checked
+// before and after the open.
 func openReason(dfd int, dir, name string) (*os.File, error) {
 	path := filepath.Join(dir, name)
 	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
@@ -248,6 +249,8 @@ func openReason(dfd int, dir, name string) (*os.File, error) {
 		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	case !modeType(uint32(st.Mode)).IsRegular():
 		return nil, fmt.Errorf("%w: %s is %s", errNotRegular, name, describe(path, modeType(uint32(st.Mode))))
+	case st.Nlink != 1: // a hard link may be a file outside the spool
+		return nil, fmt.Errorf("%w: %s is a regular file with %d hard links", errNotRegular, name, st.Nlink)
 	default:
 		fd, err = unix.Openat(dfd, name, flags, 0)
 	}
@@ -257,7 +260,7 @@ func openReason(dfd int, dir, name string) (*os.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := unix.Fstat(fd, &st); err != nil || !modeType(uint32(st.Mode)).IsRegular() {
+	if err := unix.Fstat(fd, &st); err != nil || !modeType(uint32(st.Mode)).IsRegular() || st.Nlink != 1 {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: %s changed while being opened", errNotRegular, name)
 	}
