@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/statspipe/statspipe/internal/testrig"
 )
@@ -33,7 +37,9 @@ func TestProcessCommandLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"-v"}, 0, "statspipe "},
-		{[]string{"-h"}, 0, "stats-process [-f <file>] [-d <dir>] [-p | -P] [--once]"},
+		{[]string{"-h"}, 0, "stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]"},
+		{[]string{"-h"}, 0, "give up when no dispatcher delivered anything for this\n                       long, e.g. while Graphite is unreachable [default: 60]"},
+		{[]string{"-f", bad, "--once", "--once-timeout", "0"}, 1, `--once-timeout "0": want a number of seconds`},
 		{[]string{"--bogus"}, 1, "Usage:"},
 		{[]string{"-p"}, 0, "[graphite]\n"},
 		{[]string{"-f", filepath.Join(dir, "missing.conf")}, 1, "missing.conf"},
@@ -120,5 +126,154 @@ func TestProcessSystemdNotify(t *testing.T) {
 	notify.ExpectLifecycle(t, func() { cmd.Process.Signal(syscall.SIGTERM) })
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, out)
+	}
+}
+
+// copySnapshot makes snapshot <src>/<name> from the files of the golden input dir.
+func copySnapshot(t *testing.T, golden, src, name string) {
+	t.Helper()
+	files, err := os.ReadDir(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(src, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(golden, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// blackHole accepts connections and never reads from them: carbon frozen, or a peer whose
+// application is stuck. Its receive buffer is made small so that its kernel acknowledges only a
+// few kB, far less than one snapshot.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for len(conns) < 1000 { // bounded: the test ends long before
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never read
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		for _, c := range conns {
+			c.Close()
+		}
+		t.Logf("black hole: %d connections accepted", len(conns))
+	})
+	return ln.Addr().String()
+}
+
+// closedPort is a loopback address nothing listens on: connecting is refused at once.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// --once with Graphite unreachable (refused, or accepting and never reading) gives up within its
+// documented bound (--once-timeout seconds without any delivery, plus closing), keeps every
+// snapshot in the spool, says which were left and exits 1.
+func TestOnceGivesUpWhenGraphiteIsUnreachable(t *testing.T) {
+	golden := "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
+	if _, err := os.Stat(golden); err != nil {
+		t.Skipf("golden input not available: %v", err)
+	}
+	const onceTimeout = 2 * time.Second
+	// The bound to assert, generously: the timeout, closing the dispatchers, starting a
+	// -race binary on a loaded machine.
+	const bound = onceTimeout + 20*time.Second
+	for _, peer := range []struct {
+		name string
+		addr func(*testing.T) string
+	}{
+		{"refused", closedPort},
+		{"black-hole", blackHole},
+	} {
+		t.Run(peer.name, func(t *testing.T) {
+			base := t.TempDir()
+			src := filepath.Join(base, "incoming")
+			names := []string{"1700000001", "1700000011", "1700000021"}
+			for _, n := range names {
+				copySnapshot(t, golden, src, n)
+			}
+			host, port, _ := net.SplitHostPort(peer.addr(t))
+			conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+workers = 2
+[graphite]
+server = `+host+`
+port = `+port+`
+hostname = e2e
+retries = 1
+interval = 0.1
+backoff = 2
+delay = 0.3
+connect-timeout = 0.5
+`)
+			ctx, cancel := context.WithTimeout(context.Background(), bound+30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(binDir, "stats-process"), "-f", conf, "--once",
+				"--once-timeout", fmt.Sprint(onceTimeout.Seconds()))
+			start := time.Now()
+			outb, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			out := string(outb)
+			if err != nil {
+				if _, ok := err.(*exec.ExitError); !ok {
+					t.Fatal(err)
+				}
+			}
+			t.Logf("stats-process --once --once-timeout %v against a %s peer: exit %d after %v",
+				onceTimeout.Seconds(), peer.name, cmd.ProcessState.ExitCode(), took.Round(time.Millisecond))
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Fatalf("exit %d, want 1:\n%s", code, out)
+			}
+			if took > bound {
+				t.Errorf("took %v, more than the bound %v", took, bound)
+			}
+			if left := snapshotsIn(t, src); strings.Join(left, " ") != strings.Join(names, " ") {
+				t.Errorf("spool holds %v, want every snapshot %v:\n%s", left, names, out)
+			}
+			if !strings.Contains(out, `msg="--once: snapshots left in the spool, not delivered"`) ||
+				!strings.Contains(out, `count=3 snapshots="`+strings.Join(names, " ")+`"`) {
+				t.Errorf("the log does not say which snapshots were left:\n%s", out)
+			}
+		})
 	}
 }

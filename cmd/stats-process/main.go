@@ -52,15 +52,15 @@ func run(argv []string) int {
 	if !ok {
 		return code
 	}
-	cfg, loaded, code := cli.LoadConfig(args.ConfigRequest(config.ProcessProgram), os.Stdout, os.Stderr)
-	if cfg == nil {
-		return code
-	}
 	once := args.Bool("--once")
 	onceTimeout, err := parseOnceTimeout(args.String("--once-timeout"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stats-process:", err)
 		return 1
+	}
+	cfg, loaded, code := cli.LoadConfig(args.ConfigRequest(config.ProcessProgram), os.Stdout, os.Stderr)
+	if cfg == nil {
+		return code
 	}
 	log := cli.Logger(cfg.Process.Loglevel, "stats-process", loaded)
 
