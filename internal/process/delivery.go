@@ -21,6 +21,7 @@ type delivery struct {
 	finished bool
 	fired    bool
 	produce  error              // the producer's (Format's) error
+	refused  bool               // a Submit refused a chunk: the producer could not hand over everything
 	results  []dispatchResult   // by index into the dispatchers given to submit
 	onDone   func(deliveryDone) // called once, when everything is settled
 	progress func()             // called for every chunk a dispatcher acknowledged
@@ -35,6 +36,9 @@ type dispatchResult struct {
 // deliveryDone is the settled outcome of one attempt at a snapshot.
 type deliveryDone struct {
 	produce error // the Format's error (nil, Unusable, Rejected or another failure)
+	// refused: some chunk was not handed to every dispatcher, so no dispatcher has the whole
+	// snapshot, whatever the Format returned.
+	refused bool
 	results []dispatchResult
 }
 
@@ -72,6 +76,7 @@ func (d *delivery) submit(ctx context.Context, dispatchers []dispatch.Dispatcher
 			// Submit refused: this dispatcher and the ones not asked yet never hold the chunk.
 			release(int32(len(dispatchers) - i))
 			d.mu.Lock()
+			d.refused = true
 			for j := i + 1; j < len(dispatchers); j++ {
 				d.fail(j, err)
 			}
@@ -110,7 +115,7 @@ func (d *delivery) ack(i int, err error) {
 		d.progress()
 	}
 	if fire {
-		d.onDone(deliveryDone{produce: d.produce, results: d.results})
+		d.onDone(deliveryDone{produce: d.produce, refused: d.refused, results: d.results})
 	}
 }
 
@@ -125,7 +130,7 @@ func (d *delivery) finish(err error) {
 	}
 	d.mu.Unlock()
 	if fire {
-		d.onDone(deliveryDone{produce: d.produce, results: d.results})
+		d.onDone(deliveryDone{produce: d.produce, refused: d.refused, results: d.results})
 	}
 }
 

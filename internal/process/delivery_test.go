@@ -582,3 +582,46 @@ func TestRecordsStayBoundedBySpool(t *testing.T) {
 		t.Fatal("the record of a snapshot still in the spool was pruned")
 	}
 }
+
+// sloppyFormat emits three chunks and, unlike the real one, stops at a refused chunk without
+// reporting it.
+type sloppyFormat struct{}
+
+func (sloppyFormat) Process(dir string, ts int64, flush metric.FlushFunc) error {
+	for seq := 0; seq < 3; seq++ {
+		b := &metric.Batch{Timestamp: ts, Source: dir, Seq: seq, Last: seq == 2, Lines: 1,
+			Data: fmt.Appendf(nil, "test.%d 1 %d\n", seq, ts)}
+		if flush(b) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// refusingDispatcher refuses (Submit error) the first chunk with Seq 1 it sees.
+type refusingDispatcher struct {
+	countingDispatcher
+	refused atomic.Bool
+}
+
+func (d *refusingDispatcher) Submit(ctx context.Context, b *metric.Batch, done func(error)) error {
+	if b.Seq == 1 && d.refused.CompareAndSwap(false, true) {
+		return errors.New("queue closed")
+	}
+	return d.countingDispatcher.Submit(ctx, b, done)
+}
+
+// A dispatcher that acknowledged every chunk it was handed has not delivered the snapshot if the
+// producer stopped early: it gets the snapshot again.
+func TestIncompleteAttemptDeliversNothing(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "incoming")
+	mkOldSnapshot(t, src, "1700000010")
+	first := newCounting("graphite", nil)
+	second := &refusingDispatcher{countingDispatcher: *newCounting("local-store", nil)}
+	r, _ := recordingRunner(t, Options{SrcDir: src, Workers: 1, Dispatchers: []dispatch.Dispatcher{first, second},
+		NewFormat: func() Format { return sloppyFormat{} }, RescanInterval: 20 * time.Millisecond})
+	runUntil(t, r, "the snapshot delivered", func() bool { return r.Summary().Delivered == 1 })
+	if got := first.count("1700000010"); got != 2 {
+		t.Errorf("the first dispatcher got the snapshot %d times, want 2: its first copy lacked the last chunk", got)
+	}
+}

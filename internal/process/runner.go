@@ -361,7 +361,8 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 		return
 	}
 	var rejected dispatch.Rejected
-	produced := res.produce == nil || errors.As(res.produce, &rejected)
+	// The attempt counts for a dispatcher only if the Format handed over everything it had.
+	produced := (res.produce == nil || errors.As(res.produce, &rejected)) && !res.refused
 	if rejected != nil {
 		rec.formatReason = rejected.Rejected()
 	}
@@ -386,6 +387,9 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	if !produced {
 		failure = errors.Join(res.produce, failure)
+		if failure == nil { // the Format ignored a refused chunk
+			failure = errors.New("a chunk was not handed over to every dispatcher")
+		}
 	}
 	if failure != nil {
 		r.sum.failed.Add(1)
