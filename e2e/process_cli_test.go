@@ -277,3 +277,47 @@ connect-timeout = 0.5
 		})
 	}
 }
+
+// SIGTERM while every worker waits on a full Graphite queue (a peer that never reads) still
+// stops stats-process within its 10 s drain bound, exit 0, every snapshot kept.
+func TestProcessStopsDuringBackPressure(t *testing.T) {
+	golden := "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
+	if _, err := os.Stat(golden); err != nil {
+		t.Skipf("golden input not available: %v", err)
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "incoming")
+	var names []string
+	for i := 0; i < 6; i++ {
+		n := fmt.Sprint(1700000001 + 10*i)
+		copySnapshot(t, golden, src, n)
+		names = append(names, n)
+	}
+	host, port, _ := net.SplitHostPort(blackHole(t))
+	conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+workers = 2
+[graphite]
+server = `+host+`
+port = `+port+`
+hostname = e2e
+queue-size = 100
+write-timeout = 0.5
+`)
+	p := start(t, "stats-process", "-f", conf)
+	// Written and never acknowledged: the queue is full and the workers wait on it.
+	waitUntil(t, 30*time.Second, "Graphite to stall", func() bool {
+		return strings.Contains(p.out.String(), "graphite connection lost")
+	})
+	stopped := time.Now()
+	p.stop(t) // fails the test if it takes more than 30 s or exits non-zero
+	took := time.Since(stopped)
+	t.Logf("stopped %v after SIGTERM during back-pressure (drain bound 10 s)", took.Round(time.Millisecond))
+	if took > 10*time.Second+5*time.Second {
+		t.Errorf("stop took %v, more than the 10 s drain bound (plus 5 s of slack)", took)
+	}
+	if left := snapshotsIn(t, src); strings.Join(left, " ") != strings.Join(names, " ") {
+		t.Errorf("spool holds %v, want every snapshot %v", left, names)
+	}
+}

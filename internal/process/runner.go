@@ -123,7 +123,8 @@ func (r *Runner) Summary() Summary {
 }
 
 // Run watches SrcDir and processes snapshots until ctx ends, then stops taking new snapshots,
-// lets the dispatchers deliver for up to DrainTimeout and returns. ready is called once the
+// lets the dispatchers deliver for up to DrainTimeout and returns. It returns an error only if
+// SrcDir cannot be watched; what was not delivered stays on disk (see Summary). ready is called once the
 // watch is in place and the backlog is listed (its settled part queued; see watcher).
 func (r *Runner) Run(ctx context.Context, ready func()) error {
 	w, err := newWatcher(r.o.SrcDir, r.queue, r.log, r.o.RescanInterval)
@@ -137,10 +138,10 @@ func (r *Runner) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	err = r.work(ctx, context.Background())
+	r.work(ctx, context.Background())
 	stopWatch()
 	<-watchDone
-	return err
+	return nil
 }
 
 // Alive reports whether the spool watcher's event loop turned within the last 10 seconds, for
@@ -179,7 +180,7 @@ func (r *Runner) Once(ctx context.Context) error {
 	r.keptHook = func() {
 		gaveUp.Do(func() {
 			if intake.Err() == nil {
-				r.log.Error("--once: a dispatcher gave up on a snapshot; the snapshots not started yet stay in the spool")
+				r.log.Error("--once: a snapshot could not be delivered; giving up: the snapshots not started yet stay in the spool")
 			}
 			stopIntake()
 		})
@@ -194,7 +195,7 @@ func (r *Runner) Once(ctx context.Context) error {
 		})
 		defer stopIdle()
 	}
-	err = r.work(intake, hard)
+	r.work(intake, hard)
 
 	var left []string
 	for _, e := range entries {
@@ -208,7 +209,7 @@ func (r *Runner) Once(ctx context.Context) error {
 		r.log.Error("--once: snapshots left in the spool, not delivered", "dir", r.o.SrcDir,
 			"count", len(left), "snapshots", strings.Join(shown, " "), "not_shown", len(left)-len(shown))
 	}
-	return err
+	return nil
 }
 
 // giveUpWhenIdle calls giveUp once lastProgress is older than idle. The returned func stops it.
@@ -237,9 +238,10 @@ func (r *Runner) giveUpWhenIdle(idle time.Duration, giveUp func()) (stop func())
 func (r *Runner) noteProgress() { r.lastProgress.Store(time.Now().UnixNano()) }
 
 // work runs the workers until intake ends (or the queue is closed and empty), then closes the
-// dispatchers and waits until every snapshot's delivery is settled. Chunk hand-overs and the
+// dispatchers and waits until every snapshot's delivery is settled. What was not delivered is
+// kept on disk and counted in Summary, not an error of the run. Chunk hand-overs and the
 // final delivery get DrainTimeout after intake ends, and end at once when hard ends.
-func (r *Runner) work(intake, hard context.Context) error {
+func (r *Runner) work(intake, hard context.Context) {
 	submit, cancelSubmit := context.WithCancel(context.Background())
 	defer cancelSubmit()
 	stopHard := context.AfterFunc(hard, cancelSubmit)
@@ -272,15 +274,15 @@ func (r *Runner) work(intake, hard context.Context) error {
 	}
 	workers.Wait()
 
-	var closeErr error
 	for _, d := range r.o.Dispatchers {
 		if err := d.Close(submit); err != nil {
-			closeErr = errors.Join(closeErr, fmt.Errorf("closing %s: %w", d.Name(), err))
+			// Not a failure of the run: the snapshots concerned are kept (and counted as such).
+			r.log.Info("stopped with lines not delivered; their snapshots stay in the spool",
+				"dispatcher", d.Name(), "error", err)
 		}
 	}
 	r.inflight.Wait()
 	r.limit.flush()
-	return closeErr
 }
 
 // handle processes one snapshot. Its directory is removed later, by the delivery callback, once
