@@ -321,3 +321,99 @@ write-timeout = 0.5
 		t.Errorf("spool holds %v, want every snapshot %v", left, names)
 	}
 }
+
+// A local store that cannot write keeps the snapshots in the spool and retried at every rescan;
+// Graphite gets each snapshot once all the same, and once the local store works again
+// everything is delivered and removed — still without a second copy to Graphite.
+func TestFailingLocalStoreDoesNotMultiplyGraphiteTraffic(t *testing.T) {
+	golden := "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
+	if _, err := os.Stat(golden); err != nil {
+		t.Skipf("golden input not available: %v", err)
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "incoming")
+	names := []string{"1700000001", "1700000011", "1700000021"}
+	for _, n := range names {
+		copySnapshot(t, golden, src, n)
+	}
+	// A file where the local store's directory should be: every write fails (even as root).
+	store := filepath.Join(base, "local-store")
+	if err := os.WriteFile(store, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink := listenSink(t, "127.0.0.1:0")
+	host, port, _ := net.SplitHostPort(sink.ln.Addr().String())
+	const rescan = time.Second
+	conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+workers = 2
+liveness-check-interval = `+fmt.Sprint(rescan.Seconds())+`
+[graphite]
+server = `+host+`
+port = `+port+`
+hostname = e2e
+[local-store]
+dir = `+store+`
+`)
+	p := start(t, "stats-process", "-f", conf)
+	waitUntil(t, 20*time.Second, "every snapshot's lines at Graphite", func() bool {
+		return countTimestamps(sink.snapshot(), names) == len(names)
+	})
+	first := len(sink.snapshot())
+	// Watch several rescans, each retrying the three snapshots for the local store.
+	const rescans = 4
+	time.Sleep(rescans*rescan + rescan/2)
+	if got := len(sink.snapshot()); got != first {
+		t.Errorf("Graphite received %d lines, then %d after %d rescans retrying the local store: re-sent", first, got, rescans)
+	}
+	if left := snapshotsIn(t, src); len(left) != len(names) {
+		t.Fatalf("spool holds %v while the local store fails, want every snapshot", left)
+	}
+
+	// The local store works again: the next rescan delivers there, and removes the snapshots.
+	if err := os.Remove(store); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the spool to empty", func() bool { return len(snapshotsIn(t, src)) == 0 })
+	p.stop(t)
+	lines := sink.snapshot()
+	seen := map[string]int{}
+	for _, l := range lines {
+		seen[l]++
+	}
+	for l, n := range seen {
+		if n != 1 {
+			t.Errorf("line %q reached Graphite %d times, want once", l, n)
+			break
+		}
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(store, n, "stats")); err != nil {
+			t.Errorf("local store lacks %s: %v", n, err)
+		}
+	}
+	t.Logf("Graphite received %d lines for %d snapshots (%d distinct) over %d+ rescans retrying the local store",
+		len(lines), len(names), len(seen), rescans)
+	if n := strings.Count(p.out.String(), `msg="snapshot kept on disk`); n > 2 {
+		t.Errorf("the kept warning was logged %d times for one ongoing fault:\n%s", n, p.out.String())
+	}
+}
+
+// countTimestamps is how many of the snapshot names appear as a line timestamp in lines.
+func countTimestamps(lines, names []string) int {
+	found := map[string]bool{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 3 {
+			found[f[2]] = true
+		}
+	}
+	n := 0
+	for _, name := range names {
+		if found[name] {
+			n++
+		}
+	}
+	return n
+}
