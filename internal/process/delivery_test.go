@@ -375,6 +375,13 @@ func TestKeptWarningIsRateLimited(t *testing.T) {
 	if got, want := logs.attr("snapshot kept on disk", "similar_suppressed"), fmt.Sprint(attempts-1); got != want {
 		t.Errorf("the summary counts %s suppressed, want %s", got, want)
 	}
+	// 60 retries of 3 snapshots leave state for 3 snapshots at most.
+	r.queue.mu.Lock()
+	known, waiting := len(r.queue.known), len(r.queue.items)
+	r.queue.mu.Unlock()
+	if n := r.records.len(); n > 3 || known > 3 || waiting > 3 {
+		t.Errorf("after %d attempts at 3 snapshots: %d delivery records, %d known, %d waiting", attempts, n, known, waiting)
+	}
 }
 
 func TestLogLimiterSummarisesEveryInterval(t *testing.T) {
