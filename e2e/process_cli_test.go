@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/statspipe/statspipe/internal/testrig"
 )
@@ -33,7 +37,9 @@ func TestProcessCommandLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"-v"}, 0, "statspipe "},
-		{[]string{"-h"}, 0, "stats-process [-f <file>] [-d <dir>] [-p | -P] [--once]"},
+		{[]string{"-h"}, 0, "stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]"},
+		{[]string{"-h"}, 0, "give up when no dispatcher delivered anything for this\n                       long, e.g. while Graphite is unreachable [default: 60]"},
+		{[]string{"-f", bad, "--once", "--once-timeout", "0"}, 1, `--once-timeout "0": want a number of seconds`},
 		{[]string{"--bogus"}, 1, "Usage:"},
 		{[]string{"-p"}, 0, "[graphite]\n"},
 		{[]string{"-f", filepath.Join(dir, "missing.conf")}, 1, "missing.conf"},
@@ -121,4 +127,295 @@ func TestProcessSystemdNotify(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, out)
 	}
+}
+
+// copySnapshot makes snapshot <src>/<name> from the files of the golden input dir.
+func copySnapshot(t *testing.T, golden, src, name string) {
+	t.Helper()
+	files, err := os.ReadDir(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(src, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(golden, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// blackHole accepts connections and never reads from them: carbon frozen, or a peer whose
+// application is stuck. Its receive buffer is made small so that its kernel acknowledges only a
+// few kB, far less than one snapshot.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for len(conns) < 1000 { // bounded: the test ends long before
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never read
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		for _, c := range conns {
+			c.Close()
+		}
+		t.Logf("black hole: %d connections accepted", len(conns))
+	})
+	return ln.Addr().String()
+}
+
+// closedPort is a loopback address nothing listens on: connecting is refused at once.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// --once with Graphite unreachable (refused, or accepting and never reading) gives up within its
+// documented bound (--once-timeout seconds without any delivery, plus closing), keeps every
+// snapshot in the spool, says which were left and exits 1.
+func TestOnceGivesUpWhenGraphiteIsUnreachable(t *testing.T) {
+	golden := "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
+	if _, err := os.Stat(golden); err != nil {
+		t.Skipf("golden input not available: %v", err)
+	}
+	const onceTimeout = 2 * time.Second
+	// The bound to assert, generously: the timeout, closing the dispatchers, starting a
+	// -race binary on a loaded machine.
+	const bound = onceTimeout + 20*time.Second
+	for _, peer := range []struct {
+		name string
+		addr func(*testing.T) string
+	}{
+		{"refused", closedPort},
+		{"black-hole", blackHole},
+	} {
+		t.Run(peer.name, func(t *testing.T) {
+			base := t.TempDir()
+			src := filepath.Join(base, "incoming")
+			names := []string{"1700000001", "1700000011", "1700000021"}
+			for _, n := range names {
+				copySnapshot(t, golden, src, n)
+			}
+			host, port, _ := net.SplitHostPort(peer.addr(t))
+			conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+workers = 2
+[graphite]
+server = `+host+`
+port = `+port+`
+hostname = e2e
+retries = 1
+interval = 0.1
+backoff = 2
+delay = 0.3
+connect-timeout = 0.5
+`)
+			ctx, cancel := context.WithTimeout(context.Background(), bound+30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(binDir, "stats-process"), "-f", conf, "--once",
+				"--once-timeout", fmt.Sprint(onceTimeout.Seconds()))
+			start := time.Now()
+			outb, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			out := string(outb)
+			if err != nil {
+				if _, ok := err.(*exec.ExitError); !ok {
+					t.Fatal(err)
+				}
+			}
+			t.Logf("stats-process --once --once-timeout %v against a %s peer: exit %d after %v",
+				onceTimeout.Seconds(), peer.name, cmd.ProcessState.ExitCode(), took.Round(time.Millisecond))
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Fatalf("exit %d, want 1:\n%s", code, out)
+			}
+			if took > bound {
+				t.Errorf("took %v, more than the bound %v", took, bound)
+			}
+			if left := snapshotsIn(t, src); strings.Join(left, " ") != strings.Join(names, " ") {
+				t.Errorf("spool holds %v, want every snapshot %v:\n%s", left, names, out)
+			}
+			if !strings.Contains(out, `msg="--once: snapshots left in the spool, not delivered"`) ||
+				!strings.Contains(out, `count=3 snapshots="`+strings.Join(names, " ")+`"`) {
+				t.Errorf("the log does not say which snapshots were left:\n%s", out)
+			}
+		})
+	}
+}
+
+// SIGTERM while every worker waits on a full Graphite queue (a peer that never reads) still
+// stops stats-process within its 10 s drain bound, exit 0, every snapshot kept.
+func TestProcessStopsDuringBackPressure(t *testing.T) {
+	golden := "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
+	if _, err := os.Stat(golden); err != nil {
+		t.Skipf("golden input not available: %v", err)
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "incoming")
+	var names []string
+	for i := 0; i < 6; i++ {
+		n := fmt.Sprint(1700000001 + 10*i)
+		copySnapshot(t, golden, src, n)
+		names = append(names, n)
+	}
+	host, port, _ := net.SplitHostPort(blackHole(t))
+	conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+workers = 2
+[graphite]
+server = `+host+`
+port = `+port+`
+hostname = e2e
+queue-size = 100
+write-timeout = 0.5
+`)
+	p := start(t, "stats-process", "-f", conf)
+	// Written and never acknowledged: the queue is full and the workers wait on it.
+	waitUntil(t, 30*time.Second, "Graphite to stall", func() bool {
+		return strings.Contains(p.out.String(), "graphite connection lost")
+	})
+	stopped := time.Now()
+	p.stop(t) // fails the test if it takes more than 30 s or exits non-zero
+	took := time.Since(stopped)
+	t.Logf("stopped %v after SIGTERM during back-pressure (drain bound 10 s)", took.Round(time.Millisecond))
+	if took > 10*time.Second+5*time.Second {
+		t.Errorf("stop took %v, more than the 10 s drain bound (plus 5 s of slack)", took)
+	}
+	if left := snapshotsIn(t, src); strings.Join(left, " ") != strings.Join(names, " ") {
+		t.Errorf("spool holds %v, want every snapshot %v", left, names)
+	}
+}
+
+// A local store that cannot write keeps the snapshots in the spool and retried at every rescan;
+// Graphite gets each snapshot once all the same, and once the local store works again
+// everything is delivered and removed — still without a second copy to Graphite.
+func TestFailingLocalStoreDoesNotMultiplyGraphiteTraffic(t *testing.T) {
+	golden := "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
+	if _, err := os.Stat(golden); err != nil {
+		t.Skipf("golden input not available: %v", err)
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "incoming")
+	names := []string{"1700000001", "1700000011", "1700000021"}
+	for _, n := range names {
+		copySnapshot(t, golden, src, n)
+	}
+	// A file where the local store's directory should be: every write fails (even as root).
+	store := filepath.Join(base, "local-store")
+	if err := os.WriteFile(store, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink := listenSink(t, "127.0.0.1:0")
+	host, port, _ := net.SplitHostPort(sink.ln.Addr().String())
+	const rescan = time.Second
+	conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+workers = 2
+liveness-check-interval = `+fmt.Sprint(rescan.Seconds())+`
+[graphite]
+server = `+host+`
+port = `+port+`
+hostname = e2e
+[local-store]
+dir = `+store+`
+`)
+	p := start(t, "stats-process", "-f", conf)
+	waitUntil(t, 20*time.Second, "every snapshot's lines at Graphite", func() bool {
+		return countTimestamps(sink.snapshot(), names) == len(names)
+	})
+	// Watch several rescans, each retrying the three snapshots for the local store (which logs
+	// each failure).
+	const rescans = 4
+	waitUntil(t, 30*time.Second, fmt.Sprintf("%d rescans retrying the local store", rescans), func() bool {
+		return strings.Count(p.out.String(), `msg="local-store: cannot write snapshot"`) >= len(names)*(1+rescans)
+	})
+	if left := snapshotsIn(t, src); len(left) != len(names) {
+		t.Fatalf("spool holds %v while the local store fails, want every snapshot", left)
+	}
+
+	// The local store works again: the next rescan delivers there, and removes the snapshots.
+	if err := os.Remove(store); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the spool to empty", func() bool { return len(snapshotsIn(t, src)) == 0 })
+	p.stop(t)
+	lines := sink.snapshot()
+	seen := map[string]int{}
+	for _, l := range lines {
+		seen[l]++
+	}
+	for l, n := range seen {
+		if n != 1 {
+			t.Errorf("line %q reached Graphite %d times, want once: re-sent because the local store failed", l, n)
+			break
+		}
+	}
+	if countTimestamps(lines, names) != len(names) {
+		t.Errorf("Graphite lacks some snapshots")
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(store, n, "stats")); err != nil {
+			t.Errorf("local store lacks %s: %v", n, err)
+		}
+	}
+	t.Logf("Graphite received %d lines for %d snapshots (%d distinct) over %d+ rescans retrying the local store",
+		len(lines), len(names), len(seen), rescans)
+	if n := strings.Count(p.out.String(), `msg="snapshot kept on disk`); n > 2 {
+		t.Errorf("the kept warning was logged %d times for one ongoing fault:\n%s", n, p.out.String())
+	}
+}
+
+// countTimestamps is how many of the snapshot names appear as a line timestamp in lines.
+func countTimestamps(lines, names []string) int {
+	found := map[string]bool{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 3 {
+			found[f[2]] = true
+		}
+	}
+	n := 0
+	for _, name := range names {
+		if found[name] {
+			n++
+		}
+	}
+	return n
 }

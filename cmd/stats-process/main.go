@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/statspipe/statspipe/internal/cli"
 	"github.com/statspipe/statspipe/internal/config"
@@ -21,7 +24,7 @@ import (
 const usage = `Aggregate HAProxy statistics snapshots and send them to Graphite or a local store.
 
 Usage:
-    stats-process [-f <file>] [-d <dir>] [-p | -P] [--once]
+    stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]
     stats-process (-h | --help)
     stats-process (-v | --version)
 
@@ -33,7 +36,11 @@ Options:
     -p, --print        show default settings
     -P, --print-conf   show the effective configuration
     --once             process every snapshot present in src-dir, oldest first, then exit
-                       (exit status 1 if any snapshot was quarantined or not delivered)
+                       (exit status 1 if any snapshot was quarantined or not delivered; those
+                       not delivered stay in src-dir and are listed in the log)
+    --once-timeout <seconds>
+                       with --once: give up when no dispatcher delivered anything for this
+                       long, e.g. while Graphite is unreachable [default: 60]
     -h, --help         show this screen
     -v, --version      show version
 `
@@ -45,6 +52,12 @@ func run(argv []string) int {
 	if !ok {
 		return code
 	}
+	once := args.Bool("--once")
+	onceTimeout, err := parseOnceTimeout(args.String("--once-timeout"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stats-process:", err)
+		return 1
+	}
 	cfg, loaded, code := cli.LoadConfig(args.ConfigRequest(config.ProcessProgram), os.Stdout, os.Stderr)
 	if cfg == nil {
 		return code
@@ -53,7 +66,13 @@ func run(argv []string) int {
 
 	var dispatchers []dispatch.Dispatcher
 	if cfg.Graphite.Enabled {
-		dispatchers = append(dispatchers, graphite.New(cfg.Graphite, log.With("dispatcher", "graphite")))
+		newGraphite := graphite.New
+		if once {
+			// TODO(orchestrator): NewOnce — graphite.NewOnce fails the queued chunks after one
+			// failed connect round, so that --once gives up then rather than at --once-timeout.
+			newGraphite = graphite.New
+		}
+		dispatchers = append(dispatchers, newGraphite(cfg.Graphite, log.With("dispatcher", "graphite")))
 	}
 	if cfg.LocalStore != nil {
 		dispatchers = append(dispatchers, localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store")))
@@ -65,6 +84,7 @@ func run(argv []string) int {
 		Dispatchers:    dispatchers,
 		Log:            log,
 		RescanInterval: cfg.Process.LivenessCheckInterval,
+		OnceTimeout:    onceTimeout,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stats-process:", err)
@@ -74,16 +94,17 @@ func run(argv []string) int {
 	ctx, stop := cli.SignalContext(log)
 	defer stop()
 	log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir,
-		"workers", cfg.Process.Workers, "once", args.Bool("--once"))
-	if args.Bool("--once") {
+		"workers", cfg.Process.Workers, "once", once)
+	if once {
 		err = runner.Once(ctx)
 		sum := runner.Summary()
-		log.Info("done", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed)
+		log.Info("done", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed,
+			"left", sum.Left)
 		if err != nil {
 			log.Error("stopping", "error", err)
 			return 1
 		}
-		if sum.Quarantined > 0 || sum.Failed > 0 {
+		if sum.Quarantined > 0 || sum.Failed > 0 || sum.Left > 0 {
 			return 1
 		}
 		return 0
@@ -101,6 +122,19 @@ func run(argv []string) int {
 		return 1
 	}
 	return 0
+}
+
+// maxOnceTimeout bounds --once-timeout (a week) so that the duration cannot overflow.
+const maxOnceTimeout = 7 * 24 * time.Hour
+
+// parseOnceTimeout reads --once-timeout: seconds, fractions allowed, more than 0.
+func parseOnceTimeout(s string) (time.Duration, error) {
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(secs) || secs <= 0 || secs > maxOnceTimeout.Seconds() {
+		return 0, fmt.Errorf("--once-timeout %q: want a number of seconds greater than 0 and at most %d",
+			s, int(maxOnceTimeout.Seconds()))
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }
 
 // formatFactory returns one HAProxy aggregator per worker, configured like haproxystats-process.

@@ -3,8 +3,10 @@
 // A snapshot's lines reach every enabled dispatcher as a sequence of metric.Batch chunks.
 // The worker deletes a snapshot directory only once every chunk of it got done(nil) from every
 // enabled dispatcher (haproxystats.md §10.2 #1). Anything else leaves the snapshot on disk to be
-// processed again, so after a crash or a failed delivery a dispatcher may see the same lines
-// twice: that is harmless, because a line is identified by path and timestamp.
+// processed again; the retry goes only to the dispatchers that did not deliver every chunk of
+// it (the runner remembers that in memory), so after a crash, or a failure of that same
+// dispatcher, a dispatcher may see the same lines twice: that is harmless, because a line is
+// identified by path and timestamp.
 //
 // Implementations: dispatch/graphite (one persistent TCP connection to carbon) and
 // dispatch/localstore (<dir>/<ts>/stats files).
@@ -46,8 +48,13 @@ type Dispatcher interface {
 
 // Rejected is implemented by the error a dispatcher passes to done for a chunk holding lines
 // its receiver keeps refusing (a line carbon drops the connection on, every time): sending the
-// snapshot again cannot help. The runner delivers the rest of the snapshot everywhere, then
-// quarantines it with Reason (which names the line) instead of retrying it forever.
+// snapshot again cannot help. The dispatcher still delivers the chunk's other lines and the
+// later chunks before answering. The runner counts such a chunk as settled for that dispatcher
+// (the snapshot is not sent to it again), delivers the rest of the snapshot everywhere, then
+// quarantines it with every Rejected() reason (which names the line) instead of retrying it
+// forever; it is never reported delivered. A Format's Process may return such an error too,
+// after flushing every other line. Any other error passed to done keeps the snapshot on disk
+// for a retry.
 type Rejected interface {
 	error
 	Rejected() string

@@ -51,8 +51,12 @@ func (q *queue) signal() {
 }
 
 // pop blocks until a snapshot is waiting or ctx ends. The snapshot stays known until done.
+// Once ctx has ended it returns false even while snapshots wait: a stop takes no new ones.
 func (q *queue) pop(ctx context.Context) (snapshot, bool) {
 	for {
+		if ctx.Err() != nil {
+			return snapshot{}, false
+		}
 		q.mu.Lock()
 		if len(q.items) > 0 {
 			s := heap.Pop(&q.items).(snapshot)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,10 @@ import (
 
 // Format parses and aggregates one snapshot directory into lines stamped ts, handing them to
 // flush in chunks. One Format value serves one worker, so it may keep buffers between calls.
+//
+// Process may return an error implementing dispatch.Rejected after flushing every line it could
+// use (for example one line longer than max-line-length was left out): the snapshot is then
+// delivered without it and quarantined with the reason, never retried.
 type Format interface {
 	Process(dir string, ts int64, flush metric.FlushFunc) error
 }
@@ -44,13 +50,23 @@ type Options struct {
 	// DrainTimeout bounds how long a stop waits for queued chunks to be delivered; whatever is
 	// not delivered by then stays on disk and is processed at the next start.
 	DrainTimeout time.Duration
+	// OnceTimeout makes Once give up when no dispatcher acknowledged anything for that long
+	// (0: never). See Once.
+	OnceTimeout time.Duration
+	// LogEvery is the least time between two warnings about the same ongoing fault (a
+	// dispatcher failing snapshot after snapshot); the ones in between are counted and the
+	// count is logged with the next one. Default 30 s.
+	LogEvery time.Duration
 }
 
 // Summary counts what a run did.
 type Summary struct {
 	Delivered   int64
 	Quarantined int64
-	Failed      int64 // kept on disk: delivery failed or the run was stopped
+	Failed      int64 // attempts kept on disk: delivery failed or the run was stopped
+	// Left is, after Once, the number of the snapshots it listed that are still in src-dir
+	// (not delivered, whether tried or not).
+	Left int64
 }
 
 // Runner processes snapshots until stopped.
@@ -58,10 +74,20 @@ type Runner struct {
 	o     Options
 	log   *slog.Logger
 	queue *queue
+	limit *logLimiter
 
 	watcher  atomic.Pointer[watcher]
 	inflight sync.WaitGroup // snapshots whose delivery is not settled yet
-	sum      struct{ delivered, quarantined, failed atomic.Int64 }
+	sum      struct{ delivered, quarantined, failed, left atomic.Int64 }
+
+	// lastProgress (unix nanoseconds) is when a dispatcher last acknowledged a chunk or a
+	// snapshot was settled; Once gives up when it is older than OnceTimeout.
+	lastProgress atomic.Int64
+	// keptHook, when set (by Once), is called whenever a snapshot is kept on disk because a
+	// dispatcher gave up on it.
+	keptHook func()
+
+	records records
 }
 
 // New checks o and returns a Runner.
@@ -78,7 +104,12 @@ func New(o Options) (*Runner, error) {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
 	}
-	return &Runner{o: o, log: o.Log, queue: newQueue()}, nil
+	if o.LogEvery <= 0 {
+		o.LogEvery = 30 * time.Second
+	}
+	r := &Runner{o: o, log: o.Log, queue: newQueue(), limit: newLogLimiter(o.Log, o.LogEvery, time.Now)}
+	r.records.byName = map[string]*record{}
+	return r, nil
 }
 
 // Summary returns the counts so far.
@@ -87,11 +118,13 @@ func (r *Runner) Summary() Summary {
 		Delivered:   r.sum.delivered.Load(),
 		Quarantined: r.sum.quarantined.Load(),
 		Failed:      r.sum.failed.Load(),
+		Left:        r.sum.left.Load(),
 	}
 }
 
 // Run watches SrcDir and processes snapshots until ctx ends, then stops taking new snapshots,
-// lets the dispatchers deliver for up to DrainTimeout and returns. ready is called once the
+// lets the dispatchers deliver for up to DrainTimeout and returns. It returns an error only if
+// SrcDir cannot be watched; what was not delivered stays on disk (see Summary). ready is called once the
 // watch is in place and the backlog is listed (its settled part queued; see watcher).
 func (r *Runner) Run(ctx context.Context, ready func()) error {
 	w, err := newWatcher(r.o.SrcDir, r.queue, r.log, r.o.RescanInterval)
@@ -105,10 +138,10 @@ func (r *Runner) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	err = r.work(ctx)
+	r.work(ctx, context.Background())
 	stopWatch()
 	<-watchDone
-	return err
+	return nil
 }
 
 // Alive reports whether the spool watcher's event loop turned within the last 10 seconds, for
@@ -119,8 +152,16 @@ func (r *Runner) Alive() bool {
 	return w == nil || time.Since(time.Unix(0, w.beat.Load())) < 10*time.Second
 }
 
+// maxLeftNames bounds the snapshot names Once logs as left in the spool.
+const maxLeftNames = 20
+
 // Once processes every snapshot present in SrcDir, oldest first, waits until each one is
 // delivered, quarantined or kept, and returns. It never waits for new snapshots.
+//
+// It gives up early, leaving the snapshots not delivered in the spool, when a dispatcher gives
+// up on a snapshot (the remaining ones are not started; those in flight get DrainTimeout) or
+// when no dispatcher acknowledged anything for OnceTimeout (everything still held is given up
+// at once). It then logs which snapshots were left; Summary().Left counts them.
 func (r *Runner) Once(ctx context.Context) error {
 	entries, err := spool.List(r.o.SrcDir)
 	if err != nil {
@@ -130,15 +171,81 @@ func (r *Runner) Once(ctx context.Context) error {
 		r.queue.push(e)
 	}
 	r.queue.close()
-	return r.work(ctx)
+
+	intake, stopIntake := context.WithCancel(ctx)
+	defer stopIntake()
+	hard, stopHard := context.WithCancel(context.Background())
+	defer stopHard()
+	var gaveUp sync.Once
+	r.keptHook = func() {
+		gaveUp.Do(func() {
+			if intake.Err() == nil {
+				r.log.Error("--once: a snapshot could not be delivered; giving up: the snapshots not started yet stay in the spool")
+			}
+			stopIntake()
+		})
+	}
+	r.lastProgress.Store(time.Now().UnixNano())
+	if r.o.OnceTimeout > 0 {
+		stopIdle := r.giveUpWhenIdle(r.o.OnceTimeout, func() {
+			r.log.Error("--once: giving up: nothing was delivered for the --once timeout",
+				"once_timeout", r.o.OnceTimeout)
+			stopIntake()
+			stopHard()
+		})
+		defer stopIdle()
+	}
+	r.work(intake, hard)
+
+	var left []string
+	for _, e := range entries {
+		if _, statErr := os.Lstat(e.Path); statErr == nil {
+			left = append(left, e.Name)
+		}
+	}
+	r.sum.left.Store(int64(len(left)))
+	if len(left) > 0 {
+		shown := left[:min(len(left), maxLeftNames)]
+		r.log.Error("--once: snapshots left in the spool, not delivered", "dir", r.o.SrcDir,
+			"count", len(left), "snapshots", strings.Join(shown, " "), "not_shown", len(left)-len(shown))
+	}
+	return nil
 }
 
+// giveUpWhenIdle calls giveUp once lastProgress is older than idle. The returned func stops it.
+func (r *Runner) giveUpWhenIdle(idle time.Duration, giveUp func()) (stop func()) {
+	t := time.NewTimer(idle)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			quiet := time.Since(time.Unix(0, r.lastProgress.Load()))
+			if quiet >= idle {
+				giveUp()
+				return
+			}
+			t.Reset(idle - quiet)
+		}
+	}()
+	return sync.OnceFunc(func() { close(done) })
+}
+
+func (r *Runner) noteProgress() { r.lastProgress.Store(time.Now().UnixNano()) }
+
 // work runs the workers until intake ends (or the queue is closed and empty), then closes the
-// dispatchers and waits until every snapshot's delivery is settled. Chunk hand-overs and the
-// final delivery get DrainTimeout after intake ends.
-func (r *Runner) work(intake context.Context) error {
+// dispatchers and waits until every snapshot's delivery is settled. What was not delivered is
+// kept on disk and counted in Summary, not an error of the run. Chunk hand-overs and the
+// final delivery get DrainTimeout after intake ends, and end at once when hard ends.
+func (r *Runner) work(intake, hard context.Context) {
 	submit, cancelSubmit := context.WithCancel(context.Background())
 	defer cancelSubmit()
+	stopHard := context.AfterFunc(hard, cancelSubmit)
+	defer stopHard()
 	stopDrainTimer := context.AfterFunc(intake, func() {
 		t := time.NewTimer(r.o.DrainTimeout)
 		select {
@@ -167,18 +274,20 @@ func (r *Runner) work(intake context.Context) error {
 	}
 	workers.Wait()
 
-	var closeErr error
 	for _, d := range r.o.Dispatchers {
 		if err := d.Close(submit); err != nil {
-			closeErr = errors.Join(closeErr, fmt.Errorf("closing %s: %w", d.Name(), err))
+			// Not a failure of the run: the snapshots concerned are kept (and counted as such).
+			r.log.Info("stopped with lines not delivered; their snapshots stay in the spool",
+				"dispatcher", d.Name(), "error", err)
 		}
 	}
 	r.inflight.Wait()
-	return closeErr
+	r.limit.flush()
 }
 
 // handle processes one snapshot. Its directory is removed later, by the delivery callback, once
-// every dispatcher acknowledged every chunk.
+// every dispatcher acknowledged every chunk. A dispatcher that already delivered the snapshot
+// in an earlier attempt (see records) is not sent it again.
 func (r *Runner) handle(ctx context.Context, format Format, s snapshot) {
 	log := r.log.With("snapshot", s.Path)
 	// Not a real directory of regular files (a symlink, a FIFO…): quarantined, never followed or
@@ -189,6 +298,7 @@ func (r *Runner) handle(ctx context.Context, format Format, s snapshot) {
 		} else {
 			log.Warn("snapshot disappeared or is unreadable before processing", "error", err)
 		}
+		r.records.forget(s.Name)
 		r.queue.done(s.Name)
 		return
 	}
@@ -198,49 +308,283 @@ func (r *Runner) handle(ctx context.Context, format Format, s snapshot) {
 		return
 	}
 	if missing, err := spool.PartialSources(s.Path); err != nil {
-		log.Warn("cannot read the partial-snapshot record", "error", err)
-	} else if len(missing) > 0 {
+		r.limit.warn("partial-record", log, "cannot read the partial-snapshot record", "error", err)
+	} else if len(missing) > 0 && r.records.get(s.Name) == nil {
+		// Logged at the first attempt only: a retry is not news.
 		log.Warn("partial snapshot: some sources failed during the pull; aggregates cover the others",
 			"missing", len(missing), "sources", missing)
 	}
 
+	rec := r.records.getOrAdd(s, len(r.o.Dispatchers), r.queue)
+	targets, indexes := r.undelivered(rec)
+	if len(targets) == 0 {
+		// Every dispatcher has it already; an earlier removal or quarantine failed.
+		r.settle(s, rec, deliveryDone{}, nil, time.Now())
+		r.queue.done(s.Name)
+		return
+	}
+
 	started := time.Now()
 	r.inflight.Add(1)
-	d := newDelivery(func(err error) {
+	d := newDelivery(len(targets), func(res deliveryDone) {
 		defer r.inflight.Done()
 		defer r.queue.done(s.Name)
-		var unusable Unusable
-		if errors.As(err, &unusable) {
-			// A Format flushes nothing before deciding that a snapshot is unusable.
-			r.quarantine(s, unusable.Unusable())
-			return
-		}
-		if err != nil {
-			r.sum.failed.Add(1)
-			log.Warn("snapshot kept on disk: not every line was delivered; it is retried later", "error", err)
-			return
-		}
-		if err := spool.Remove(s.Path); err != nil {
-			r.sum.failed.Add(1)
-			log.Error("delivered, but removing the snapshot failed; it may be delivered again", "error", err)
-			return
-		}
-		r.sum.delivered.Add(1)
-		log.Debug("snapshot delivered and removed", "seconds", time.Since(started).Seconds())
-	})
+		r.settle(s, rec, res, indexes, started)
+	}, r.noteProgress)
 	err := format.Process(s.Path, s.ts, func(b *metric.Batch) error {
-		return d.submit(ctx, r.o.Dispatchers, b)
+		return d.submit(ctx, targets, b)
 	})
 	d.finish(err)
+}
+
+// undelivered returns the dispatchers that have not delivered rec's snapshot yet, and their
+// indexes in Options.Dispatchers.
+func (r *Runner) undelivered(rec *record) ([]dispatch.Dispatcher, []int) {
+	if !rec.anySettled() {
+		return r.o.Dispatchers, nil // nil indexes: all of them, in order
+	}
+	var targets []dispatch.Dispatcher
+	var indexes []int
+	for i, disp := range r.o.Dispatchers {
+		if !rec.settled[i] {
+			targets = append(targets, disp)
+			indexes = append(indexes, i)
+		}
+	}
+	return targets, indexes
+}
+
+// settle records what an attempt at s achieved and removes, quarantines or keeps s: removed
+// once every dispatcher delivered it, quarantined once every dispatcher settled it but lines
+// were rejected (by the Format or a dispatcher), kept otherwise. indexes maps res.results to
+// Options.Dispatchers (nil: the identity).
+func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int, started time.Time) {
+	r.noteProgress()
+	log := r.log.With("snapshot", s.Path)
+	var unusable Unusable
+	if errors.As(res.produce, &unusable) {
+		// A Format flushes nothing before deciding that a snapshot is unusable.
+		r.quarantine(s, unusable.Unusable())
+		return
+	}
+	var rejected dispatch.Rejected
+	// The attempt counts for a dispatcher only if the Format handed over everything it had.
+	produced := (res.produce == nil || errors.As(res.produce, &rejected)) && !res.refused
+	if rejected != nil {
+		rec.formatReason = rejected.Rejected()
+	}
+	var failed []string
+	var failure error
+	for k, result := range res.results {
+		i := k
+		if indexes != nil {
+			i = indexes[k]
+		}
+		switch {
+		case result.err != nil:
+			failed = append(failed, r.o.Dispatchers[i].Name())
+			failure = errors.Join(failure, result.err)
+		case produced:
+			// Every chunk was acknowledged or refused for good: not sent to it again.
+			rec.settled[i] = true
+			for _, reason := range result.rejected {
+				rec.rejected = addReason(rec.rejected, r.o.Dispatchers[i].Name()+": "+reason)
+			}
+		}
+	}
+	if !produced {
+		failure = errors.Join(res.produce, failure)
+		if failure == nil { // the Format ignored a refused chunk
+			failure = errors.New("a chunk was not handed over to every dispatcher")
+		}
+	}
+	if failure != nil {
+		r.sum.failed.Add(1)
+		r.limit.warn("kept "+strings.Join(failed, ","), log,
+			"snapshot kept on disk: not every line was delivered; it is retried later",
+			"failed", strings.Join(failed, ","), "error", failure)
+		if r.keptHook != nil {
+			r.keptHook()
+		}
+		return
+	}
+	if reasons := rec.reasons(); len(reasons) > 0 {
+		r.quarantine(s, "lines rejected, the rest was delivered: "+strings.Join(reasons, "; "))
+		return
+	}
+	if err := spool.Remove(s.Path); err != nil {
+		r.sum.failed.Add(1)
+		r.limit.error("remove", log, "delivered, but removing the snapshot failed; it is tried again at the next rescan", "error", err)
+		return
+	}
+	r.records.forget(s.Name)
+	r.sum.delivered.Add(1)
+	log.Debug("snapshot delivered and removed", "seconds", time.Since(started).Seconds())
 }
 
 func (r *Runner) quarantine(s snapshot, reason string) {
 	dest, err := spool.Quarantine(r.o.SrcDir, s.Path, reason)
 	if err != nil {
 		r.sum.failed.Add(1)
-		r.log.Error("cannot quarantine snapshot; it stays in place", "snapshot", s.Path, "reason", reason, "error", err)
+		r.limit.error("quarantine", r.log, "cannot quarantine snapshot; it stays in place",
+			"snapshot", s.Path, "reason", reason, "error", err)
 		return
 	}
+	r.records.forget(s.Name)
 	r.sum.quarantined.Add(1)
 	r.log.Error("snapshot quarantined", "snapshot", s.Path, "to", dest, "reason", reason)
+}
+
+// records remembers, for each snapshot that an earlier attempt did not finish, which
+// dispatchers delivered it already, so that a retry goes only to the others: a failing local
+// store must not make Graphite receive every queued snapshot again at every rescan. It lives in
+// memory only (after a restart every dispatcher gets the snapshot again) and holds snapshots in
+// the spool: an entry is forgotten when its snapshot is removed or quarantined, or found gone,
+// and entries of snapshots removed by hand are pruned as the map grows.
+type records struct {
+	mu      sync.Mutex
+	byName  map[string]*record
+	pruneAt int
+}
+
+// record is what the attempts at one snapshot achieved. Only one attempt at a snapshot runs at a
+// time (the queue sees to that), so its fields need no lock.
+type record struct {
+	path         string
+	settled      []bool   // by index in Options.Dispatchers: delivered (maybe with rejections)
+	rejected     []string // dispatchers' rejection reasons, bounded (addReason)
+	formatReason string   // the Format's rejection, the same at every attempt
+}
+
+// minPrune is the size of the records map below which it is never pruned.
+const minPrune = 64
+
+func (rec *record) anySettled() bool {
+	for _, s := range rec.settled {
+		if s {
+			return true
+		}
+	}
+	return false
+}
+
+func (rec *record) reasons() []string {
+	if rec.formatReason == "" {
+		return rec.rejected
+	}
+	return append([]string{"format: " + rec.formatReason}, rec.rejected...)
+}
+
+func (rs *records) get(name string) *record {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.byName[name]
+}
+
+// getOrAdd returns s's record, adding an empty one for n dispatchers if needed. When the map has
+// doubled since the last prune it drops the records of snapshots no longer in the spool and not
+// in the queue, so it stays bounded by the number of snapshots in the spool.
+func (rs *records) getOrAdd(s snapshot, n int, q *queue) *record {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rec := rs.byName[s.Name]; rec != nil {
+		return rec
+	}
+	if len(rs.byName) >= max(rs.pruneAt, minPrune) {
+		for name, rec := range rs.byName {
+			if _, err := os.Lstat(rec.path); errors.Is(err, os.ErrNotExist) && !q.knows(name) {
+				delete(rs.byName, name)
+			}
+		}
+		rs.pruneAt = 2 * len(rs.byName)
+	}
+	rec := &record{path: s.Path, settled: make([]bool, n)}
+	rs.byName[s.Name] = rec
+	return rec
+}
+
+func (rs *records) forget(name string) {
+	rs.mu.Lock()
+	delete(rs.byName, name)
+	rs.mu.Unlock()
+}
+
+func (rs *records) len() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.byName)
+}
+
+// logLimiter keeps warnings about one ongoing fault (a dispatcher failing every snapshot at
+// every rescan) from flooding the log: the first one of a kind is logged, then at most one per
+// interval, carrying the number of those suppressed since the previous one. flush logs the
+// counts still pending. Kinds are a few fixed strings (with dispatcher names), so the map stays
+// small.
+type logLimiter struct {
+	log   *slog.Logger
+	every time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	kinds map[string]*limited
+}
+
+type limited struct {
+	level      slog.Level
+	msg        string
+	last       time.Time // when one was last logged
+	suppressed int
+}
+
+func newLogLimiter(log *slog.Logger, every time.Duration, now func() time.Time) *logLimiter {
+	return &logLimiter{log: log, every: every, now: now, kinds: map[string]*limited{}}
+}
+
+func (l *logLimiter) warn(kind string, log *slog.Logger, msg string, args ...any) {
+	l.logAt(slog.LevelWarn, kind, log, msg, args...)
+}
+
+func (l *logLimiter) error(kind string, log *slog.Logger, msg string, args ...any) {
+	l.logAt(slog.LevelError, kind, log, msg, args...)
+}
+
+func (l *logLimiter) logAt(level slog.Level, kind string, log *slog.Logger, msg string, args ...any) {
+	now := l.now()
+	l.mu.Lock()
+	k := l.kinds[kind]
+	if k == nil {
+		k = &limited{level: level, msg: msg}
+		l.kinds[kind] = k
+	} else if now.Sub(k.last) < l.every {
+		k.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := k.suppressed
+	k.last, k.suppressed = now, 0
+	l.mu.Unlock()
+	if suppressed > 0 {
+		args = append(args, "similar_suppressed", suppressed, "over", l.every)
+	}
+	log.Log(context.Background(), level, msg, args...)
+}
+
+// flush logs how many messages of each kind were suppressed since the last one logged.
+func (l *logLimiter) flush() {
+	l.mu.Lock()
+	type pending struct {
+		k *limited
+		n int
+	}
+	var out []pending
+	for _, k := range l.kinds {
+		if k.suppressed > 0 {
+			out = append(out, pending{k, k.suppressed})
+			k.suppressed = 0
+		}
+	}
+	l.mu.Unlock()
+	for _, p := range out {
+		l.log.Log(context.Background(), p.k.level, p.k.msg+" (repeats not logged)", "similar_suppressed", p.n)
+	}
 }
