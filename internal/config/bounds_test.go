@@ -187,8 +187,8 @@ func TestInterpolationBombs(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, text, want string
-		prog           Program
-		print          bool
+		prog             Program
+		print            bool
 	}{
 		{"many values near the per-value bound, -P", many.String(), "the configuration's values add up to more than 64 MiB when read", PullProgram, true},
 		{"many values of many steps, -P", steps.String(), "the configuration's values need more than 1000000 substitution steps in total", ProcessProgram, true},
