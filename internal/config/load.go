@@ -222,7 +222,7 @@ func (l *Loaded) unknownWarnings() []string {
 				continue
 			}
 			warnings = append(warnings, fmt.Sprintf("unknown section %s in %s line %d%s; ignored",
-				pyRepr(name), s.file, s.line, suggestion(name, knownSectionNames())))
+				quoteValue(name), s.file, s.line, suggestion(name, knownSectionNames())))
 			continue
 		}
 		for _, key := range s.keys {
@@ -230,7 +230,7 @@ func (l *Loaded) unknownWarnings() []string {
 			if v.file == "" {
 				continue
 			}
-			where := fmt.Sprintf("in section %s of %s line %d", pyRepr(name), v.file, v.line)
+			where := fmt.Sprintf("in section %s of %s line %d", quoteValue(name), v.file, v.line)
 			if why, ok := noEffect[name][key]; ok && !sameAsInherited(l, name, key) {
 				warnings = append(warnings, fmt.Sprintf("option %s %s has no effect (%s); ignored",
 					pyRepr(key), where, why))
@@ -243,7 +243,7 @@ func (l *Loaded) unknownWarnings() []string {
 				continue
 			}
 			warnings = append(warnings, fmt.Sprintf("unknown option %s %s%s; ignored",
-				pyRepr(key), where, suggestion(key, knownOptions(name))))
+				quoteValue(key), where, suggestion(key, knownOptions(name))))
 		}
 	}
 	return warnings
