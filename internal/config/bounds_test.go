@@ -86,6 +86,14 @@ func TestBounds(t *testing.T) {
 		{"stall-timeout 1 s", process, "[graphite]\nstall-timeout = 1\n", ""},
 		{"stall-timeout below 1 s", process, "[graphite]\nstall-timeout = 0.5\n", "must be 1 to 86400 seconds (1 day)"},
 
+		{"namespace of 1024 bytes", process, "[graphite]\nnamespace = " + strings.Repeat("n", 1024) + "\n", ""},
+		{"namespace of 1025 bytes", process, "[graphite]\nnamespace = " + strings.Repeat("n", 1025) + "\n", "must be at most 1024 bytes: it is part of every Graphite path"},
+		{"group-namespace of 1025 bytes", process, "[graphite]\ngroup-namespace-double-writes = true\ngroup-namespace = " + strings.Repeat("n", 1025) + "\n[backend-groups]\na = b\n", "must be at most 1024 bytes: it is part of every Graphite path"},
+		{"hostname of 1025 bytes", process, "[graphite]\nhostname = " + strings.Repeat("n", 1025) + "\n", "must be at most 1024 bytes: it is part of every Graphite path"},
+		{"1024 servers", pull, "[pull]\nservers = " + strings.TrimSuffix(strings.Repeat("unix:///run/a.sock,", 1024), ",") + "\n", ""},
+		{"1025 servers", pull, "[pull]\nservers = " + strings.TrimSuffix(strings.Repeat("unix:///run/a.sock,", 1025), ",") + "\n",
+			"1025 servers in 'servers' option of 'pull' section, at most 1024 are allowed"},
+
 		// Values from haproxystats configurations in the field.
 		{"haproxystats pull example", pull, "[pull]\nsocket-dir = /run/haproxy\nretries = 1\ntimeout = 0.1\ninterval = 0.5\n" +
 			"pull-timeout = 10\npull-interval = 10\nbuffer-limit = 6291456\nworkers = 8\nqueue-size = 360\n", ""},

@@ -38,7 +38,8 @@
 //     every duration at most 1 day, timeouts at least 1 ms, pull-interval and
 //     liveness-check-interval at least 0.1 s, a connection retry pause of at least 0.01 s
 //     when retries is -1 or above 10, [graphite] delay and interval not both below 0.01 s,
-//     every float finite.
+//     every float finite; at most 1024 servers; namespace, group-namespace and hostname at
+//     most 1024 bytes (they are part of every Graphite path).
 //   - Work bounds: the files read together are at most 16 MiB; one interpolated value at most
 //     1 MiB and 10^5 substitutions, counting the literal text of referenced values; all the
 //     reads of one Print or Config together at most 64 MiB (each read also costs its option

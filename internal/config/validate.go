@@ -340,19 +340,41 @@ func (v *validator) readGraphite(lvl slog.Level) {
 		s, val, _ := v.str("graphite", "backoff")
 		v.fail("graphite", "backoff", val, s, "must be 1 to 1000")
 	}
-	g.Namespace, _, _ = v.required("graphite", "namespace")
+	g.Namespace = v.pathPart("graphite", "namespace", true)
 	g.PrefixHostname = v.boolean("graphite", "prefix-hostname")
 	g.FQDN = v.boolean("graphite", "fqdn")
 	g.QueueSize = v.integer("graphite", "queue-size", 1, 100000000, "1 to 100000000 lines")
-	g.GroupNamespace, _, _ = v.str("graphite", "group-namespace")
+	g.GroupNamespace = v.pathPart("graphite", "group-namespace", false)
 	if _, _, set := v.str("graphite", "group-namespace-double-writes"); set {
 		g.GroupNamespaceDoubleWrites = v.boolean("graphite", "group-namespace-double-writes")
 	}
-	g.Hostname, _, _ = v.str("graphite", "hostname")
+	g.Hostname = v.pathPart("graphite", "hostname", false)
 	g.Enabled = v.boolean("graphite", "enabled")
 	g.QueueBytes = v.integer("graphite", "queue-bytes", 1<<16, 1<<32, "64 KiB (65536) to 4 GiB (4294967296)")
 	g.StallTimeout = v.duration("graphite", "stall-timeout", time.Second, "")
 }
+
+// maxPathPart bounds the options that are part of every Graphite path: the path is repeated
+// on every line, so a long one multiplies into the memory of every snapshot.
+const maxPathPart = 1024
+
+// pathPart reads a string option that becomes part of every Graphite path.
+func (v *validator) pathPart(sect, option string, required bool) string {
+	var s string
+	var val *value
+	if required {
+		s, val, _ = v.required(sect, option)
+	} else {
+		s, val, _ = v.str(sect, option)
+	}
+	if !v.failed() && len(s) > maxPathPart {
+		v.fail(sect, option, val, s, fmt.Sprintf("must be at most %d bytes: it is part of every Graphite path", maxPathPart))
+	}
+	return s
+}
+
+// maxServers bounds [pull] servers: every item is two connections and goroutines per round.
+const maxServers = 1024
 
 // checkPullSources are §1.5 items 3–5, which haproxystats ran for every validated section.
 func (v *validator) checkPullSources(prog Program) {
@@ -385,6 +407,9 @@ func parseServers(s string) ([]Server, string) {
 	items := strings.Split(s, ",")
 	if len(items) == 1 && pyStrip(items[0]) == "" {
 		return nil, "no value for option 'servers' in the section 'pull'"
+	}
+	if len(items) > maxServers {
+		return nil, fmt.Sprintf("%d servers in 'servers' option of 'pull' section, at most %d are allowed", len(items), maxServers)
 	}
 	servers := make([]Server, 0, len(items))
 	for _, item := range items {
