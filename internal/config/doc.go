@@ -31,10 +31,21 @@
 //   - Validation order is §1.5. After it come the statspipe checks: *-groups patterns must
 //     compile as Go RE2 (upstream skipped bad ones at run time), [local-store] needs dir,
 //     the host name must be known when prefix-hostname is on, and Graphite may only be
-//     disabled when [local-store] exists. Range checks sit with each option's type check:
-//     workers ≥ 1, queue-size ≥ 1, buffer-limit ≥ 1, port 1..65535, retries ≥ -1,
-//     backoff ≥ 1, timeout / pull-timeout / pull-interval / connect-timeout / write-timeout
-//     / liveness-check-interval > 0, interval and delay ≥ 0, every float finite.
+//     disabled when [local-store] exists. Range checks sit with each option's type check and
+//     keep any configuration from crashing or spinning the programs (README "Configuration
+//     reference" lists them): workers 1..1024, [pull] queue-size 1..10^6, [graphite]
+//     queue-size 1..10^8, buffer-limit ≥ 1, port 1..65535, retries ≥ -1, backoff 1..1000,
+//     every duration at most 1 day, timeouts at least 1 ms, pull-interval and
+//     liveness-check-interval at least 0.1 s, a connection retry pause of at least 0.01 s
+//     when retries is -1 or above 10, [graphite] delay and interval not both below 0.01 s,
+//     every float finite; at most 1024 servers; namespace, group-namespace and hostname at
+//     most 1024 bytes (they are part of every Graphite path).
+//   - Work bounds: the files read together are at most 16 MiB; one interpolated value at most
+//     1 MiB and 10^5 substitutions, counting the literal text of referenced values; all the
+//     reads of one Print or Config together at most 64 MiB (each read also costs its option
+//     name and 32 bytes, so a wide [DEFAULT] inherited by thousands of sections is bounded
+//     too) and 10^6 substitutions; the group patterns together at most 100000 steps with
+//     repetitions expanded. A value quoted in a message is shortened past 256 bytes.
 //   - Durations are float seconds with fractions honoured (BUG 11: upstream truncated
 //     pull-timeout, so values below 1 meant no deadline; statspipe honours them and warns).
 //     pull-interval accepts floats (upstream: int only).

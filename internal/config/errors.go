@@ -3,6 +3,7 @@ package config
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is every error of Load, Print and Config. Error() is one line:
@@ -28,6 +29,22 @@ type Error struct {
 	Reason string
 }
 
+// maxQuotedValue bounds a value quoted in a message: the message is one log line, and the
+// value that broke a bound may be a megabyte long.
+const maxQuotedValue = 256
+
+// quoteValue is pyRepr(s), shortened to its first bytes and its length when s is long.
+func quoteValue(s string) string {
+	if len(s) <= maxQuotedValue {
+		return pyRepr(s)
+	}
+	cut := maxQuotedValue - 56
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return pyRepr(s[:cut]) + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid configuration,")
@@ -42,9 +59,9 @@ func (e *Error) Error() string {
 	}
 	if e.Option != "" {
 		b.WriteString(" option:" + pyRepr(e.Option))
-		b.WriteString(" value:" + pyRepr(e.Value))
+		b.WriteString(" value:" + quoteValue(e.Value))
 		if e.Raw != "" && e.Raw != e.Value {
-			b.WriteString(" raw:" + pyRepr(e.Raw))
+			b.WriteString(" raw:" + quoteValue(e.Raw))
 		}
 	}
 	if e.SetIn != "" && e.SetIn != e.Section {

@@ -4,11 +4,22 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
+)
+
+// Per input, FuzzLoad allows this much: far above what the bounds permit (every read stops at
+// 64 MiB of values and 10^6 substitutions, a file at 16 MiB), far below what an unbounded
+// expansion takes (an interpolation bomb of a few hundred bytes asks for terabytes).
+const (
+	fuzzMaxAlloc = 4 << 30
+	fuzzMaxTime  = 2 * time.Minute
 )
 
 // FuzzLoad feeds arbitrary text through the reader, -P, validation for both programs and the
-// -P round trip. Nothing may panic, and whatever Print writes must read back to the same text.
+// -P round trip. Nothing may panic, whatever Print writes must read back to the same text, and
+// no input may take unbounded time or memory.
 func FuzzLoad(f *testing.F) {
 	for _, seed := range []string{
 		"",
@@ -19,6 +30,11 @@ func FuzzLoad(f *testing.F) {
 		"[local-store]\ndir = ${paths:base-dir}\n[graphite]\nenabled = no\n",
 		"[a]\nb = ]\n[c = ${b}\n",
 		"\ufeff[ x ]\r\nK: v\r  cont\r\n",
+		"[pull]\nworkers = 2147483647\npull-interval = 0.000001\n",
+		"[graphite]\ninterval = 0\ndelay = 0\nretries = -1\nbackoff = 1e308\n",
+		fanoutLiteral("yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy") + "[pull]\nworkers = ${s:k0}\n",
+		fanout("") + "[DEFAULT]\na = ${s:k1}\nb = ${s:k1}\nc = ${s:k1}\n",
+		"[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = 1\n[server-groups]\na = (a{1000}|b{1000}|c{1000}){1000}\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -26,6 +42,15 @@ func FuzzLoad(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		defer func() {
+			runtime.ReadMemStats(&after)
+			if alloc, took := after.TotalAlloc-before.TotalAlloc, time.Since(start); alloc > fuzzMaxAlloc || took > fuzzMaxTime {
+				t.Fatalf("one input took %s and allocated %d MiB", took, alloc>>20)
+			}
+		}()
 		l := newLoaded()
 		stubSystem(l)
 		if err := l.parse("fuzz.conf", data); err != nil {
@@ -41,6 +66,9 @@ func FuzzLoad(f *testing.F) {
 			if err := l.Print(&first, prog); err != nil {
 				asConfigError(t, err)
 				continue
+			}
+			if first.Len() > maxReadBytes+maxExpandedSize {
+				t.Fatalf("-P wrote %d bytes, more than the bound of all reads", first.Len())
 			}
 			again := newLoaded()
 			stubSystem(again)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +29,10 @@ type Loaded struct {
 	sections     map[string]*section
 	order        []string // section names in first-appearance order, DEFAULT excluded
 	loadWarnings []string
+	// budget bounds the work of reading values; Print and Config reset it (see charge).
+	budget readBudget
+	// fileBytes counts the bytes of every file read, against maxConfigBytes.
+	fileBytes int64
 
 	// Seams for tests and fuzzing: the src-dir write check and the system host name.
 	checkWritable func(dir string) error
@@ -111,7 +116,7 @@ func (l *Loaded) lookup(sect, option string) (*value, bool) {
 func Load(file string, explicitFile bool, dir string) (*Loaded, error) {
 	l := newLoaded()
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := l.readFile(file)
 		switch {
 		case err == nil:
 			if err := l.parse(file, data); err != nil {
@@ -159,7 +164,7 @@ func (l *Loaded) loadDir(dir string) error {
 			l.loadWarnings = append(l.loadWarnings, fmt.Sprintf("%s is a directory, not a configuration file; ignored", path))
 			continue
 		}
-		data, err := os.ReadFile(path)
+		data, err := l.readFile(path)
 		if err != nil {
 			return &Error{File: path, Reason: "cannot read the configuration file: " + osReason(err)}
 		}
@@ -169,6 +174,31 @@ func (l *Loaded) loadDir(dir string) error {
 		l.Files = append(l.Files, path)
 	}
 	return nil
+}
+
+// maxConfigBytes bounds the configuration files read together (-f and every -d file): they
+// are held in memory, a real configuration is a few kilobytes, and -f /dev/zero must not
+// exhaust memory.
+const maxConfigBytes = 16 << 20
+
+var errConfigTooLarge = fmt.Errorf("the configuration files add up to more than %d MiB", maxConfigBytes>>20)
+
+// readFile reads path, counting its size against maxConfigBytes.
+func (l *Loaded) readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes-l.fileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	l.fileBytes += int64(len(data))
+	if l.fileBytes > maxConfigBytes {
+		return nil, errConfigTooLarge
+	}
+	return data, nil
 }
 
 // osReason drops the path that *PathError repeats, since Error names the file already.
@@ -192,7 +222,7 @@ func (l *Loaded) unknownWarnings() []string {
 				continue
 			}
 			warnings = append(warnings, fmt.Sprintf("unknown section %s in %s line %d%s; ignored",
-				pyRepr(name), s.file, s.line, suggestion(name, knownSectionNames())))
+				quoteValue(name), s.file, s.line, suggestion(name, knownSectionNames())))
 			continue
 		}
 		for _, key := range s.keys {
@@ -200,7 +230,7 @@ func (l *Loaded) unknownWarnings() []string {
 			if v.file == "" {
 				continue
 			}
-			where := fmt.Sprintf("in section %s of %s line %d", pyRepr(name), v.file, v.line)
+			where := fmt.Sprintf("in section %s of %s line %d", quoteValue(name), v.file, v.line)
 			if why, ok := noEffect[name][key]; ok && !sameAsInherited(l, name, key) {
 				warnings = append(warnings, fmt.Sprintf("option %s %s has no effect (%s); ignored",
 					pyRepr(key), where, why))
@@ -213,7 +243,7 @@ func (l *Loaded) unknownWarnings() []string {
 				continue
 			}
 			warnings = append(warnings, fmt.Sprintf("unknown option %s %s%s; ignored",
-				pyRepr(key), where, suggestion(key, knownOptions(name))))
+				quoteValue(key), where, suggestion(key, knownOptions(name))))
 		}
 	}
 	return warnings
@@ -279,6 +309,11 @@ func (l *Loaded) references() referenceSet {
 
 // suggestion returns " (did you mean 'x'?)" for the closest candidate, or "".
 func suggestion(name string, candidates []string) string {
+	// The distance costs len(name) × len(candidate); no known name is longer than 31 bytes, so
+	// a longer name cannot be a near miss, and a file of megabyte-long names must stay cheap.
+	if len(name) > maxSuggestedName {
+		return ""
+	}
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		d := editDistance(strings.ToLower(name), strings.ToLower(c))
@@ -291,6 +326,8 @@ func suggestion(name string, candidates []string) string {
 	}
 	return " (did you mean " + pyRepr(best) + "?)"
 }
+
+const maxSuggestedName = 64
 
 // editDistance is the Levenshtein distance over runes.
 func editDistance(a, b string) int {

@@ -61,6 +61,7 @@ func hasDefaults(s sectionSchema) bool {
 // program [graphite] shows the effective hostname when the file leaves it unset.
 // Nothing is written when an error is returned.
 func (l *Loaded) Print(w io.Writer, prog Program) error {
+	l.budget = readBudget{}
 	var b bytes.Buffer
 	for _, name := range l.sectionNames() {
 		if !printedSection(prog, name) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 )
 
@@ -22,7 +21,7 @@ type File struct {
 // File.Exists); an unreadable file or a syntax error is.
 func ReadFile(file string) (*File, error) {
 	l := &Loaded{defaults: newSection(defaultSection, "", 0), sections: map[string]*section{}}
-	data, err := os.ReadFile(file)
+	data, err := l.readFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return &File{l: l}, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 // Config replaces the validation-time warnings in l.Warnings (e.g. a pull-timeout below 1s),
 // keeping the warnings of Load, so calling it twice does not repeat them.
 func (l *Loaded) Config(prog Program) (*Config, error) {
+	l.budget = readBudget{}
 	v := &validator{l: l, cfg: &Config{File: l.mainFile}}
 	switch prog {
 	case PullProgram:
@@ -162,21 +164,54 @@ func (v *validator) floatValue(sect, option string, min float64, strict bool) (f
 	return f, s, val
 }
 
-// maxSeconds keeps seconds×1e9 inside time.Duration.
-const maxSeconds = float64(math.MaxInt64) / float64(time.Second)
+// Bounds that keep any configuration from crashing or spinning the programs. Every duration
+// is at most maxDuration: longer ones are never meant, and sums such as the watchdog's
+// 2 × (pull-interval + pull-timeout) must not overflow.
+const (
+	maxDuration = 24 * time.Hour
+	// minTimeout: no connect or write completes in less.
+	minTimeout = time.Millisecond
+	// minLoopInterval is the shortest pull-interval and liveness-check-interval: a loop that
+	// runs more often only burns CPU.
+	minLoopInterval = 100 * time.Millisecond
+	// minRetryPause is the shortest pause between connection attempts that may go on for long
+	// (retries = -1 or more than maxQuickRetries): shorter ones spin on a dead peer.
+	minRetryPause   = 10 * time.Millisecond
+	maxQuickRetries = 10
+	// maxWorkers bounds [pull] and [process] workers: each is a goroutine with its buffers.
+	maxWorkers = 1024
+)
 
-// duration reads float seconds (greater than 0 when positive, else at least 0), honouring
-// fractions.
-func (v *validator) duration(sect, option string, positive bool) time.Duration {
-	f, s, val := v.floatValue(sect, option, 0, positive)
+// duration reads float seconds in [lo, maxDuration] with fractions honoured. why, if not "",
+// explains the lower bound in the message.
+func (v *validator) duration(sect, option string, lo time.Duration, why string) time.Duration {
+	f, s, val := v.floatValue(sect, option, math.Inf(-1), false)
 	if v.failed() {
 		return 0
 	}
-	if f >= maxSeconds {
-		v.fail(sect, option, val, s, "must be less than 292 years")
+	d := time.Duration(math.Round(min(f, maxDuration.Seconds()+1) * float64(time.Second)))
+	if d < lo || d > maxDuration || (lo == 0 && f < 0) {
+		reason := fmt.Sprintf("must be %s to %s seconds (1 day)", secondsText(lo), secondsText(maxDuration))
+		if why != "" && d < lo {
+			reason += "; " + why
+		}
+		v.fail(sect, option, val, s, reason)
 		return 0
 	}
-	return time.Duration(math.Round(f * float64(time.Second)))
+	return d
+}
+
+func secondsText(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+
+// retryPause checks that the interval option of sect, the pause between connection attempts,
+// does not spin when attempts go on for long.
+func (v *validator) retryPause(sect string, interval time.Duration, retries int) {
+	if v.failed() || interval >= minRetryPause || (retries >= 0 && retries <= maxQuickRetries) {
+		return
+	}
+	s, val, _ := v.str(sect, "interval")
+	v.fail(sect, "interval", val, s, fmt.Sprintf("must be at least %s seconds when retries is -1 or more than %d "+
+		"(retries = %d): connection attempts to a dead peer would spin", secondsText(minRetryPause), maxQuickRetries, retries))
 }
 
 func (v *validator) loglevel(sect string) slog.Level {
@@ -209,7 +244,7 @@ func parseLoglevel(s string) (slog.Level, bool) {
 
 const (
 	retriesRange = "-1 (retry forever), 0 (one attempt) or more"
-	atLeastOne   = "at least 1"
+	workersRange = "1 to 1024"
 )
 
 // checkSection is haproxystats' configuration_check(config, section): §1.5 items 1–6.
@@ -237,23 +272,24 @@ func (v *validator) readPull(lvl slog.Level) {
 	p.SocketDir, _, _ = v.str("pull", "socket-dir")
 	v.str("pull", "servers") // parsed with checks 3–5
 	p.Retries = v.integer("pull", "retries", -1, math.MaxInt32, retriesRange)
-	p.Timeout = v.duration("pull", "timeout", true)
-	p.Interval = v.duration("pull", "interval", false)
-	p.PullTimeout = v.duration("pull", "pull-timeout", true)
+	p.Timeout = v.duration("pull", "timeout", minTimeout, "")
+	p.Interval = v.duration("pull", "interval", 0, "")
+	v.retryPause("pull", p.Interval, p.Retries)
+	p.PullTimeout = v.duration("pull", "pull-timeout", minTimeout, "")
 	if !v.failed() && p.PullTimeout < time.Second {
 		s, _, _ := v.str("pull", "pull-timeout")
 		v.warnings = append(v.warnings, fmt.Sprintf("[pull] pull-timeout = %s is below 1 second: "+
 			"haproxystats ignored values below 1 (no deadline at all); statspipe honours %s",
 			s, p.PullTimeout))
 	}
-	p.PullInterval = v.duration("pull", "pull-interval", true)
+	p.PullInterval = v.duration("pull", "pull-interval", minLoopInterval, "pulling more often would only spin")
 	p.BufferLimit = v.integer("pull", "buffer-limit", math.MinInt64, math.MaxInt64, "") // range: check 3
 	p.DstDir = v.path("pull", "dst-dir")
 	p.TmpDstDir = v.path("pull", "tmp-dst-dir")
-	p.Workers = v.integer("pull", "workers", 1, math.MaxInt32, atLeastOne)
-	p.QueueSize = v.integer("pull", "queue-size", 1, math.MaxInt32, atLeastOne)
+	p.Workers = v.integer("pull", "workers", 1, maxWorkers, workersRange)
+	p.QueueSize = v.integer("pull", "queue-size", 1, 1000000, "1 to 1000000 snapshots")
 	p.AllowPartial = v.boolean("pull", "allow-partial")
-	p.MaxReplySize = int64(v.integer("pull", "max-reply-size", 4096, 1<<40, "4096 bytes to 1 TiB"))
+	p.MaxReplySize = int64(v.integer("pull", "max-reply-size", 4096, 16<<30, "4096 bytes to 16 GiB (17179869184)"))
 }
 
 // path reads a directory option that must not be empty.
@@ -268,12 +304,13 @@ func (v *validator) path(sect, option string) string {
 func (v *validator) readProcess(lvl slog.Level) {
 	p := &v.cfg.Process
 	p.Loglevel = lvl
-	p.Workers = v.integer("process", "workers", 1, math.MaxInt32, atLeastOne)
+	p.Workers = v.integer("process", "workers", 1, maxWorkers, workersRange)
 	p.SrcDir = v.path("process", "src-dir")
 	p.AggrServerMetrics = v.boolean("process", "aggr-server-metrics")
 	p.PerProcessMetrics = v.boolean("process", "per-process-metrics")
 	p.CalculatePercentages = v.boolean("process", "calculate-percentages")
-	p.LivenessCheckInterval = v.duration("process", "liveness-check-interval", true)
+	p.LivenessCheckInterval = v.duration("process", "liveness-check-interval", minLoopInterval,
+		"rescanning src-dir more often would only spin")
 	for _, o := range []string{"frontend-metrics", "backend-metrics", "server-metrics"} {
 		v.str("process", o) // checked after src-dir, as haproxystats did (check 8)
 	}
@@ -289,24 +326,55 @@ func (v *validator) readGraphite(lvl slog.Level) {
 	g.Server, _, _ = v.required("graphite", "server")
 	g.Port = v.integer("graphite", "port", 1, 65535, "a TCP port, 1 to 65535")
 	g.Retries = v.integer("graphite", "retries", -1, math.MaxInt32, retriesRange)
-	g.Interval = v.duration("graphite", "interval", false)
-	g.ConnectTimeout = v.duration("graphite", "connect-timeout", true)
-	g.WriteTimeout = v.duration("graphite", "write-timeout", true)
-	g.Delay = v.duration("graphite", "delay", false)
-	g.Backoff = v.float("graphite", "backoff", 1, false)
-	g.Namespace, _, _ = v.required("graphite", "namespace")
+	g.Interval = v.duration("graphite", "interval", 0, "")
+	v.retryPause("graphite", g.Interval, g.Retries)
+	g.ConnectTimeout = v.duration("graphite", "connect-timeout", minTimeout, "")
+	g.WriteTimeout = v.duration("graphite", "write-timeout", minTimeout, "")
+	g.Delay = v.duration("graphite", "delay", 0, "")
+	if !v.failed() && g.Delay < minRetryPause && g.Interval < minRetryPause {
+		s, val, _ := v.str("graphite", "delay")
+		v.fail("graphite", "delay", val, s, fmt.Sprintf("delay and interval are both below %s seconds: "+
+			"reconnecting to a dead Graphite would spin; set one of them to at least that", secondsText(minRetryPause)))
+	}
+	if g.Backoff = v.float("graphite", "backoff", 1, false); !v.failed() && g.Backoff > 1000 {
+		s, val, _ := v.str("graphite", "backoff")
+		v.fail("graphite", "backoff", val, s, "must be 1 to 1000")
+	}
+	g.Namespace = v.pathPart("graphite", "namespace", true)
 	g.PrefixHostname = v.boolean("graphite", "prefix-hostname")
 	g.FQDN = v.boolean("graphite", "fqdn")
-	g.QueueSize = v.integer("graphite", "queue-size", 1, math.MaxInt32, atLeastOne)
-	g.GroupNamespace, _, _ = v.str("graphite", "group-namespace")
+	g.QueueSize = v.integer("graphite", "queue-size", 1, 100000000, "1 to 100000000 lines")
+	g.GroupNamespace = v.pathPart("graphite", "group-namespace", false)
 	if _, _, set := v.str("graphite", "group-namespace-double-writes"); set {
 		g.GroupNamespaceDoubleWrites = v.boolean("graphite", "group-namespace-double-writes")
 	}
-	g.Hostname, _, _ = v.str("graphite", "hostname")
+	g.Hostname = v.pathPart("graphite", "hostname", false)
 	g.Enabled = v.boolean("graphite", "enabled")
-	g.QueueBytes = v.integer("graphite", "queue-bytes", 1<<16, 1<<34, "64 KiB to 16 GiB")
-	g.StallTimeout = v.duration("graphite", "stall-timeout", true)
+	g.QueueBytes = v.integer("graphite", "queue-bytes", 1<<16, 1<<32, "64 KiB (65536) to 4 GiB (4294967296)")
+	g.StallTimeout = v.duration("graphite", "stall-timeout", time.Second, "")
 }
+
+// maxPathPart bounds the options that are part of every Graphite path: the path is repeated
+// on every line, so a long one multiplies into the memory of every snapshot.
+const maxPathPart = 1024
+
+// pathPart reads a string option that becomes part of every Graphite path.
+func (v *validator) pathPart(sect, option string, required bool) string {
+	var s string
+	var val *value
+	if required {
+		s, val, _ = v.required(sect, option)
+	} else {
+		s, val, _ = v.str(sect, option)
+	}
+	if !v.failed() && len(s) > maxPathPart {
+		v.fail(sect, option, val, s, fmt.Sprintf("must be at most %d bytes: it is part of every Graphite path", maxPathPart))
+	}
+	return s
+}
+
+// maxServers bounds [pull] servers: every item is two connections and goroutines per round.
+const maxServers = 1024
 
 // checkPullSources are §1.5 items 3–5, which haproxystats ran for every validated section.
 func (v *validator) checkPullSources(prog Program) {
@@ -339,6 +407,9 @@ func parseServers(s string) ([]Server, string) {
 	items := strings.Split(s, ",")
 	if len(items) == 1 && pyStrip(items[0]) == "" {
 		return nil, "no value for option 'servers' in the section 'pull'"
+	}
+	if len(items) > maxServers {
+		return nil, fmt.Sprintf("%d servers in 'servers' option of 'pull' section, at most %d are allowed", len(items), maxServers)
 	}
 	servers := make([]Server, 0, len(items))
 	for _, item := range items {
@@ -515,6 +586,7 @@ func (v *validator) checkMetricLists() {
 // checkGroups compiles the *-groups patterns (RE2). Group names that are DEFAULT options are
 // inherited values, not groups, and are skipped as haproxystats did (§5.7).
 func (v *validator) checkGroups() {
+	var total int64
 	for _, g := range []struct {
 		section string
 		dst     *[]Group
@@ -531,11 +603,20 @@ func (v *validator) checkGroups() {
 			if _, inherited := v.l.defaults.values[name]; inherited {
 				continue
 			}
-			val := s.values[name]
-			pattern, err := v.l.interpolate(g.section, name, val.raw)
+			pattern, val, _, err := v.l.get(g.section, name)
 			if err != nil {
 				v.err = interpolationError(g.section, name, val, err)
 				return
+			}
+			if parsed, err := syntax.Parse(pattern, syntax.Perl); err == nil {
+				size := patternSize(parsed)
+				if total += size; total > maxGroupPatternSize {
+					v.fail(g.section, name, val, pattern, fmt.Sprintf("the group patterns are too large: "+
+						"together they may expand to at most %d regular-expression steps, and this one "+
+						"brings them to %d (each name is matched against them, so their size is CPU time)",
+						maxGroupPatternSize, total))
+					return
+				}
 			}
 			re, err := regexp.Compile(pattern)
 			if err != nil {
@@ -546,6 +627,33 @@ func (v *validator) checkGroups() {
 			*g.dst = append(*g.dst, Group{Name: name, Pattern: re})
 		}
 	}
+}
+
+// maxGroupPatternSize bounds the size of all group patterns together, as patternSize counts
+// it. Matching costs about this many steps per byte of a name; a legitimate configuration
+// (tens of patterns, or one alternation of hundreds of names) stays far below.
+const maxGroupPatternSize = 100000
+
+// patternSize estimates the compiled size of re, repetitions expanded (x{1000} is 1000 copies
+// of x, as RE2 compiles it), saturating instead of overflowing.
+func patternSize(re *syntax.Regexp) int64 {
+	const ceiling = 1 << 40
+	var n int64 = 1
+	switch re.Op {
+	case syntax.OpLiteral:
+		n += int64(len(re.Rune))
+	case syntax.OpRepeat:
+		copies := re.Max
+		if copies < 0 {
+			copies = re.Min + 1 // x{n,} is n copies and a star
+		}
+		n += patternSize(re.Sub[0]) * int64(max(copies, 1))
+	default:
+		for _, sub := range re.Sub {
+			n = min(n+patternSize(sub), ceiling)
+		}
+	}
+	return min(n, ceiling)
 }
 
 // checkLocalStore requires dir when [local-store] exists: its presence turns the dispatcher on.

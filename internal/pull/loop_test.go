@@ -20,11 +20,14 @@ import (
 
 // fakeSource writes its files, or fails, or blocks until ctx is done (or ignores ctx).
 type fakeSource struct {
-	name      string
-	files     map[string]string
-	err       error
-	block     bool          // wait for ctx, then fail with ctx.Err()
-	ignoreCtx time.Duration // sleep this long regardless of ctx, then try to write
+	name  string
+	files map[string]string
+	err   error
+	block bool // wait for ctx, then fail with ctx.Err()
+	// ignoreCtx, when set, makes Pull wait for it to be closed regardless of ctx, then try to
+	// write; the outcome of that attempt is sent on late.
+	ignoreCtx chan struct{}
+	late      chan error
 	calls     chan time.Time
 }
 
@@ -52,13 +55,16 @@ func (s *fakeSource) Pull(ctx context.Context, snap SnapshotWriter) error {
 			return err
 		}
 	}
-	if s.ignoreCtx > 0 {
-		time.Sleep(s.ignoreCtx)
+	if s.ignoreCtx != nil {
+		<-s.ignoreCtx
 		f, err := snap.Create(s.name + "_late")
 		if err == nil {
-			f.Commit()
-			return errors.New("wrote after being abandoned")
+			err = f.Commit()
+			if err == nil {
+				err = errors.New("wrote after being abandoned")
+			}
 		}
+		s.late <- err
 		return err
 	}
 	if s.block {
@@ -240,7 +246,7 @@ func TestRoundHonoursFractionalPullTimeout(t *testing.T) {
 }
 
 func TestRoundAbandonsSourceIgnoringDeadline(t *testing.T) {
-	rude := &fakeSource{name: "rude", ignoreCtx: 1500 * time.Millisecond}
+	rude := &fakeSource{name: "rude", ignoreCtx: make(chan struct{}), late: make(chan error, 1)}
 	r := newRig(t, Options{Timeout: 100 * time.Millisecond, AllowPartial: true}, good("a.sock"), rude)
 	start := time.Now()
 	r.loop.round(context.Background(), tick0)
@@ -251,7 +257,15 @@ func TestRoundAbandonsSourceIgnoringDeadline(t *testing.T) {
 	if len(es) != 1 {
 		t.Fatalf("snapshots %v", es)
 	}
-	time.Sleep(1600 * time.Millisecond) // let the rude source try to write
+	close(rude.ignoreCtx) // the round is over: now the rude source tries to write
+	select {
+	case err := <-rude.late:
+		if err == nil || !strings.Contains(err.Error(), "source was abandoned") {
+			t.Fatalf("the abandoned source's late write: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rude source never tried its late write")
+	}
 	if _, err := os.Stat(filepath.Join(es[0].Path, "rude_late")); err == nil {
 		t.Fatal("an abandoned source wrote into the published snapshot")
 	}

@@ -16,6 +16,12 @@
 // `workers` means "replies streamed to files at the same time", and memory for replies is at
 // most workers × 256 KiB whatever their size. A socket that accepts but never answers holds no
 // worker, so it cannot starve the others; it fails at pull-timeout.
+//
+// Disk: a reply longer than max-reply-size fails its source for the round ("... is larger
+// than max-reply-size ..."): reading stops before the byte past the limit is written, so no
+// file of a snapshot grows beyond it, and the loop removes the source's files. A socket that
+// sends forever ends there or at pull-timeout, whichever comes first; either way its worker
+// buffer is back before the round ends.
 package haproxy
 
 import (
@@ -46,6 +52,8 @@ const (
 	maxCopyBuffer = 256 << 10
 	// firstReadSize is the buffer a request owns while it waits for the first bytes.
 	firstReadSize = 512
+	// DefaultMaxReplySize is [pull] max-reply-size's default, used when Options leave it 0.
+	DefaultMaxReplySize = 256 << 20
 )
 
 func init() { pull.Register(Kind, newFromConfig) }
@@ -55,13 +63,14 @@ func newFromConfig(cfg config.Pull, log *slog.Logger) (pull.Provider, error) {
 		return nil, nil
 	}
 	return New(Options{
-		SocketDir:   cfg.SocketDir,
-		Servers:     cfg.Servers,
-		Retries:     cfg.Retries,
-		Timeout:     cfg.Timeout,
-		Interval:    cfg.Interval,
-		BufferLimit: cfg.BufferLimit,
-		Workers:     cfg.Workers,
+		SocketDir:    cfg.SocketDir,
+		Servers:      cfg.Servers,
+		Retries:      cfg.Retries,
+		Timeout:      cfg.Timeout,
+		Interval:     cfg.Interval,
+		BufferLimit:  cfg.BufferLimit,
+		Workers:      cfg.Workers,
+		MaxReplySize: cfg.MaxReplySize,
 	}, log), nil
 }
 
@@ -74,6 +83,8 @@ type Options struct {
 	Interval    time.Duration   // sleep between connect attempts
 	BufferLimit int             // copy buffer size limit (capped at 256 KiB; ≤ 0 = 256 KiB)
 	Workers     int             // replies streamed to files at the same time (≥ 1)
+	// MaxReplySize fails a source whose reply to one command is longer (≤ 0 = the default).
+	MaxReplySize int64
 }
 
 // Provider lists the HAProxy stats sockets of each round.
@@ -93,6 +104,9 @@ func New(opt Options, log *slog.Logger) *Provider {
 	size := maxCopyBuffer
 	if opt.BufferLimit > 0 {
 		size = min(opt.BufferLimit, maxCopyBuffer)
+	}
+	if opt.MaxReplySize <= 0 {
+		opt.MaxReplySize = DefaultMaxReplySize
 	}
 	p := &Provider{opt: opt, log: log, bufSize: size, bufs: make(chan []byte, workers), reported: map[string]string{}}
 	for range workers {
@@ -271,13 +285,21 @@ func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, fil
 	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
 		return fail("sending", err)
 	}
-	first := make([]byte, firstReadSize)
+	limit := s.p.opt.MaxReplySize
+	tooLarge := func() error {
+		return fmt.Errorf("reply to %q from %s socket %s is larger than max-reply-size (%d bytes); "+
+			"stopped reading it", cmd, s.kind(), s.address, limit)
+	}
+	first := make([]byte, min(firstReadSize, limit+1))
 	n, readErr := readSome(conn, first)
 	if n == 0 {
 		if readErr == io.EOF {
 			return fmt.Errorf("received zero data for %q from %s socket %s", cmd, s.kind(), s.address)
 		}
 		return fail("reading reply to", readErr)
+	}
+	if int64(n) > limit {
+		return tooLarge()
 	}
 	f, err := snap.Create(file)
 	if err != nil {
@@ -294,10 +316,13 @@ func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, fil
 		if err != nil {
 			return fail("waiting for a worker for", err)
 		}
-		err = copyReply(f, conn, buf)
+		err = copyReply(f, conn, buf, limit-int64(n))
 		s.p.giveBuffer(buf)
 		if err != nil {
 			var we writeError
+			if errors.Is(err, errTooLarge) {
+				return tooLarge()
+			}
 			if errors.As(err, &we) {
 				return fmt.Errorf("writing %s: %w", file, we.err)
 			}
@@ -325,11 +350,18 @@ type writeError struct{ err error }
 
 func (e writeError) Error() string { return e.err.Error() }
 
-// copyReply streams r to w through buf until EOF. Unlike io.CopyBuffer it never bypasses buf
-// (os.File's ReadFrom would), so memory use is exactly buf.
-func copyReply(w io.Writer, r io.Reader, buf []byte) error {
+var errTooLarge = errors.New("reply too large")
+
+// copyReply streams r to w through buf until EOF, writing at most room bytes: it fails with
+// errTooLarge as soon as it has read a byte more, without writing it. Unlike io.CopyBuffer it
+// never bypasses buf (os.File's ReadFrom would), so memory use is exactly buf.
+func copyReply(w io.Writer, r io.Reader, buf []byte, room int64) error {
 	for {
-		n, err := r.Read(buf)
+		n, err := r.Read(buf[:min(int64(len(buf)), room+1)])
+		if int64(n) > room {
+			return errTooLarge
+		}
+		room -= int64(n)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return writeError{werr}
