@@ -60,7 +60,7 @@ func (fr *fileReader) fill() error {
 		if len(fr.buf) >= maxRecord {
 			return fmt.Errorf("a record is longer than %d bytes", maxRecord)
 		}
-		nb := make([]byte, 2*len(fr.buf))
+		nb := make([]byte, fr.grownSize())
 		copy(nb, fr.buf[:fr.w])
 		fr.buf = nb
 	}
@@ -71,6 +71,26 @@ func (fr *fileReader) fill() error {
 		return nil
 	}
 	return err
+}
+
+// grownSize is the buffer size for a record longer than the buffer: twice the size, or at once
+// room for the rest of the file when it is within maxRecord. Doubling up to a 60 MB record
+// allocates twice its size in all and holds one and a half times it during the last copy.
+func (fr *fileReader) grownSize() int {
+	size := 2 * len(fr.buf)
+	fi, err := fr.f.Stat()
+	if err != nil {
+		return size
+	}
+	pos, err := fr.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return size
+	}
+	// +1: a buffer that is not full when the file ends reads EOF without growing again
+	if rest := fi.Size() - pos + int64(fr.w) + 1; rest > int64(size) && rest <= maxRecord {
+		return int(rest)
+	}
+	return size
 }
 
 // readAll reads a whole (small) file into the reused buffer.
