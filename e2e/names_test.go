@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,15 +19,20 @@ import (
 
 const goldenSmall = "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
 
-// plainStatsProcess builds stats-process without the race detector, once: the race runtime's
-// shadow memory would multiply the RSS this file measures.
+// plainStatsProcess builds stats-process without the race detector (whose shadow memory would
+// multiply the RSS this file measures) and tools/runstat, once, into one directory.
+//
+// The peak RSS comes from runstat, not from this test's own wait: Go starts a child with
+// vfork, and Linux counts the parent's RSS at that moment (here the 60 MB name and its
+// snapshot) in the child's peak.
 var plainStatsProcess = sync.OnceValues(func() (string, error) {
 	dir := filepath.Join(binDir, "plain")
-	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/statspipe/statspipe/cmd/stats-process").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/statspipe/statspipe/cmd/stats-process",
+		"github.com/statspipe/statspipe/tools/runstat").CombinedOutput()
 	if err != nil {
 		return "", &buildError{err, out}
 	}
-	return filepath.Join(dir, "stats-process"), nil
+	return dir, nil
 })
 
 type buildError struct {
@@ -138,20 +143,28 @@ dir = `+base+`/local-store
 `)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "-f", conf, "--once")
+			figures := filepath.Join(base, "runstat")
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, "runstat"), "-o", figures, "--",
+				filepath.Join(bin, "stats-process"), "-f", conf, "--once")
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
-			start := time.Now()
 			runErr := cmd.Run()
-			wall := time.Since(start)
 			if cmd.ProcessState == nil {
 				t.Fatalf("stats-process did not run: %v", runErr)
 			}
-			rssMB := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KiB on Linux
+			// "cpu_ms user_ms sys_ms maxrss_kib wall_ms"
+			var cpuMs, userMs, sysMs, wallMs float64
+			var rssKiB int64
+			if line, err := os.ReadFile(figures); err != nil {
+				t.Fatalf("runstat: %v\n%s", err, out.String())
+			} else if _, err := fmt.Sscan(string(line), &cpuMs, &userMs, &sysMs, &rssKiB, &wallMs); err != nil {
+				t.Fatalf("runstat figures %q: %v", line, err)
+			}
+			rssMB := float64(rssKiB) / 1024
 			stored, readErr := os.ReadFile(filepath.Join(base, "local-store", "1700000000", "stats"))
 			lines := bytes.Count(stored, []byte("\n"))
-			t.Logf("%s name of %d MB: snapshot %.1f MB, peak RSS %.1f MB, local-store file %d bytes (%d lines), %.2f s",
-				which, mb, float64(size)/(1<<20), rssMB, len(stored), lines, wall.Seconds())
+			t.Logf("%s name of %d MB: snapshot %.1f MB, peak RSS %.1f MB, local-store file %d bytes (%d lines), CPU %.0f ms, %.2f s",
+				which, mb, float64(size)/(1<<20), rssMB, len(stored), lines, cpuMs, wallMs/1000)
 			if code := cmd.ProcessState.ExitCode(); code != 0 || readErr != nil {
 				t.Fatalf("exit %d (%v), local-store file: %v\n%.4000s", code, runErr, readErr, out.String())
 			}
