@@ -298,3 +298,52 @@ func TestSlashAndSemicolonInNames(t *testing.T) {
 		}
 	}
 }
+
+// Rows with long names are not kept in the row cache but keep their position in it: whatever
+// the order in which one Processor meets snapshots with and without them, in files sharing a
+// cache or not, it gives what a fresh Processor gives.
+func TestLongNamesInRowCache(t *testing.T) {
+	long := longName(4096, "L")
+	rows := readStat(t, filepath.Join(goldenA, "admin1.sock_stat"))
+	with := func(edit func(r []string)) string {
+		out := [][]string{rows[0]}
+		for _, r := range rows[1:] {
+			r = slices.Clone(r)
+			edit(r)
+			out = append(out, r)
+		}
+		return statCSV(out)
+	}
+	plain := with(func([]string) {})
+	longBe := with(func(r []string) {
+		if r[0] == "be_app" {
+			r[0] = long
+		}
+	})
+	longSrv := with(func(r []string) {
+		if r[1] == "app2" {
+			r[1] = long
+		}
+	})
+	info := readFile(t, filepath.Join(goldenA, "admin1.sock_info"))
+	snapshots := []map[string]string{
+		{"admin1.sock_info": info, "admin1.sock_stat": longBe, "admin2.sock_stat": longBe},
+		{"admin1.sock_info": info, "admin1.sock_stat": longBe, "admin2.sock_stat": plain},
+		{"admin1.sock_info": info, "admin1.sock_stat": plain, "admin2.sock_stat": longSrv},
+		{"admin1.sock_info": info, "admin1.sock_stat": longSrv, "admin2.sock_stat": longBe},
+		{"admin1.sock_info": info, "admin1.sock_stat": longBe, "admin2.sock_stat": longBe},
+	}
+	reused := NewProcessor(Options{Prefix: prefixVM, AggrServerMetrics: true}, nil)
+	for i, files := range snapshots {
+		dir := writeSnapshot(t, files)
+		want := run(t, dir, 1700000000, Options{Prefix: prefixVM, AggrServerMetrics: true})
+		got := runWith(t, reused, dir, 1700000000, nil)
+		if want.err != nil || got.err != nil {
+			t.Fatalf("snapshot %d: %v, %v", i, want.err, got.err)
+		}
+		compareMultiset(t, want.lines, got.lines)
+		if got.stats.ShortenedNames != want.stats.ShortenedNames || want.stats.ShortenedNames == 0 {
+			t.Errorf("snapshot %d: %d shortened names, a fresh processor %d", i, got.stats.ShortenedNames, want.stats.ShortenedNames)
+		}
+	}
+}
