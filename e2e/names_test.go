@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 const goldenSmall = "../internal/process/haproxy/testdata/golden/S-synthetic-small/input/1700000001"
@@ -248,5 +249,57 @@ dir = `+base+`/local-store
 	_, errQuarantine := os.Stat(filepath.Join(src+".quarantine", "1700000000"))
 	if errSpool != nil && errQuarantine != nil {
 		t.Errorf("the snapshot was removed as if delivered:\n%s", out)
+	}
+}
+
+// Real carbon-cache stores the series of a shortened name: its 255-byte component is a whisper
+// directory like any other, and the '/' and ';' of the original make no extra directory or
+// tagged series.
+func TestLongNameIntoCarbon(t *testing.T) {
+	carbon := testrig.StartCarbon(t)
+	base := t.TempDir()
+	src := filepath.Join(base, "incoming")
+	ts := time.Now().Unix() // within carbon's 1 s archive
+	name := hostileName(1 << 20)
+	writeLongNameSnapshot(t, filepath.Join(src, strconv.FormatInt(ts, 10)), "backend", name)
+	conf := writeConfig(t, base, `
+[process]
+src-dir = `+src+`
+[graphite]
+server = 127.0.0.1
+port = `+strconv.Itoa(carbon.LinePort)+`
+hostname = vm
+[local-store]
+dir = `+base+`/local-store
+`)
+	out, code := runProcess(t, nil, "-f", conf, "--once")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	short, _ := metric.Names{MaxLength: metric.DefaultMaxComponentLength}.Component(name)
+	path := "loadbalancers.vm.haproxy.backend." + short + ".TotalServers"
+	stored, err := os.ReadFile(filepath.Join(base, "local-store", strconv.FormatInt(ts, 10), "stats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := bytes.Cut(stored, []byte(path+" "))
+	if !ok {
+		t.Fatalf("local store has no %s", path)
+	}
+	want, _ := strconv.ParseFloat(string(rest[:bytes.IndexByte(rest, ' ')]), 64)
+	got, ok := carbon.WaitFor(t, path, ts, 20*time.Second)
+	if !ok || got != want {
+		t.Fatalf("carbon: %s at %d = %v (found %v), want %v\n%s", path, ts, got, ok, want, carbon.Output())
+	}
+	dir := filepath.Dir(carbon.WhisperFile(path))
+	t.Logf("carbon stored %s = %v in a directory named with %d bytes", path[:60]+"…", got, len(filepath.Base(dir)))
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "be_") && e.Name() != short && !strings.HasPrefix(e.Name(), "be_0") {
+			t.Errorf("unexpected whisper directory %q next to the shortened one", e.Name())
+		}
 	}
 }
