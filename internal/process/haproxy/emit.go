@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gonum.org/v1/gonum/stat"
 
@@ -112,12 +113,18 @@ func (p *Processor) tooLong(path []byte, name string, length int) {
 	if p.longExample != "" {
 		return
 	}
-	line := string(path) + name
+	line := string(path) + name // sanitised: valid UTF-8, no spaces
 	if len(line) > 160 {
-		p.longExample = fmt.Sprintf("%q…%q (%d bytes)", line[:80], line[len(line)-60:], length)
-	} else {
-		p.longExample = fmt.Sprintf("%q (%d bytes)", line, length)
+		head, tail := 80, len(line)-60
+		for !utf8.RuneStart(line[head]) {
+			head--
+		}
+		for !utf8.RuneStart(line[tail]) {
+			tail++
+		}
+		line = line[:head] + "…" + line[tail:]
 	}
+	p.longExample = fmt.Sprintf("%s (%d bytes)", line, length)
 }
 
 // put writes one datapoint of the current entity (for the few lines outside entity loops).

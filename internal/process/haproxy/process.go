@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/statspipe/statspipe/internal/metric"
 )
@@ -412,7 +413,12 @@ func (p *Processor) noteShortened(orig, shortened []byte) {
 	if p.shortTo != "" {
 		return
 	}
-	p.shortOrig = strconv.Quote(string(orig[:min(len(orig), 64)]))
+	// the log handler quotes what needs quoting; cut at a rune boundary to keep it readable
+	n := min(len(orig), 64)
+	for n > 0 && n < len(orig) && !utf8.RuneStart(orig[n]) {
+		n--
+	}
+	p.shortOrig = string(orig[:n])
 	p.shortOrigLen = len(orig)
 	p.shortTo = string(shortened)
 }
