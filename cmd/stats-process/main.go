@@ -155,6 +155,8 @@ func formatFactory(cfg *config.Config, log *slog.Logger) func() process.Format {
 		FrontendGroups:       groups(cfg.FrontendGroups),
 		BackendGroups:        groups(cfg.BackendGroups),
 		ServerGroups:         groups(cfg.ServerGroups),
+		MaxComponentLength:   cfg.Process.MaxComponentLength,
+		MaxLineLength:        cfg.Process.MaxLineLength,
 	}
 	return func() process.Format {
 		return haproxyFormat{haproxy.NewProcessor(opts, log)}

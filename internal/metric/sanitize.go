@@ -10,10 +10,16 @@ import (
 // path would add a field or a line, so names coming from HAProxy (proxy, server, host names)
 // must never carry one. haproxystats replaced only '.' (which would add a path level); we also
 // replace whitespace, control characters, other non-printable runes and invalid UTF-8, each by
-// '_'. Names HAProxy accepts ([A-Za-z0-9_:.-]) come out exactly as haproxystats wrote them.
+// '_', and '/' and ';': carbon turns '/' into an extra whisper directory and reads ';' as the
+// start of a tag ("a;b=c" is a tagged series). Names HAProxy accepts ([A-Za-z0-9_:.-]) come out
+// exactly as haproxystats wrote them.
+//
+// Sources other than HAProxy have no compatibility to keep: their components use the strict
+// rule ([A-Za-z0-9_:#-], anything else '_'; see AppendStrictComponent and Names.Strict).
 
-// AppendComponent appends name as a single path component: '.', whitespace, control
-// characters, non-printable runes and each byte of invalid UTF-8 become '_'.
+// AppendComponent appends name as a single path component (the HAProxy rule): '.', '/', ';',
+// whitespace, control characters, non-printable runes and each byte of invalid UTF-8 become
+// '_'. It does not bound the length; Names does.
 func AppendComponent(dst, name []byte) []byte {
 	for i := 0; i < len(name); {
 		c := name[i]
@@ -37,10 +43,44 @@ func Component(name string) string {
 	return string(AppendComponent(make([]byte, 0, len(name)), []byte(name)))
 }
 
+// AppendStrictComponent appends name as a single path component under the strict rule of every
+// source but HAProxy: a byte of [A-Za-z0-9_:#-] is kept, any other rune (and each byte of
+// invalid UTF-8) becomes one '_'. It does not bound the length; Names{Strict: true} does.
+func AppendStrictComponent(dst, name []byte) []byte {
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c < utf8.RuneSelf {
+			dst = append(dst, strictByte[c])
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRune(name[i:])
+		dst = append(dst, '_')
+		i += size
+	}
+	return dst
+}
+
+// StrictComponent returns name sanitised under the strict rule (see AppendStrictComponent).
+func StrictComponent(name string) string {
+	return string(AppendStrictComponent(make([]byte, 0, len(name)), []byte(name)))
+}
+
+// strictByte maps an ASCII byte to itself when the strict rule keeps it, else to '_'.
+var strictByte = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		t[c] = '_'
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_:#-", byte(c)) >= 0 {
+			t[c] = byte(c)
+		}
+	}
+	return t
+}()
+
 // Namespace returns a dotted path (the Graphite namespace, a group namespace or a group name)
-// unchanged except that whitespace, control characters, non-printable runes and invalid UTF-8
-// become '_': haproxystats uses these verbatim, dots included, but they must not be able to
-// break the line format either.
+// unchanged except that '/', ';', whitespace, control characters, non-printable runes and
+// invalid UTF-8 become '_': haproxystats uses these verbatim, dots included, but they must not
+// be able to break the line format or the whisper tree either.
 func Namespace(ns string) string {
 	var b []byte
 	for i := 0; i < len(ns); {
@@ -97,7 +137,7 @@ func Prefix(namespace, hostname string, prefixHostname, fqdn bool) string {
 }
 
 func componentByte(c byte) byte {
-	if c == '.' || c <= ' ' || c == 0x7f {
+	if c == '.' || c == '/' || c == ';' || c <= ' ' || c == 0x7f {
 		return '_'
 	}
 	return c

@@ -1,11 +1,13 @@
 package haproxy
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gonum.org/v1/gonum/stat"
 
@@ -22,21 +24,33 @@ import (
 
 func (p *Processor) selfInt(name string, v int) {
 	b := p.ch.Start()
+	start := len(b)
 	b = append(b, p.prefix...)
 	b = append(b, ".haproxystats."...)
 	b = append(b, name...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(v), 10)
-	p.ch.End(b)
+	p.endSelf(b, start)
 }
 
 func (p *Processor) selfSeconds(name string, d time.Duration) {
 	b := p.ch.Start()
+	start := len(b)
 	b = append(b, p.prefix...)
 	b = append(b, ".haproxystats."...)
 	b = append(b, name...)
 	b = append(b, ' ')
 	b = metric.AppendSeconds(b, d.Seconds())
+	p.endSelf(b, start)
+}
+
+// endSelf completes the self-metric line b[start:], or leaves it out when it is too long (the
+// chunk keeps what it had before Start).
+func (p *Processor) endSelf(b []byte, start int) {
+	if n := len(b) - start + p.tsLen; n > p.maxLine {
+		p.tooLong(b[start:], "", n)
+		return
+	}
 	p.ch.End(b)
 }
 
@@ -46,6 +60,9 @@ func (p *Processor) selfSeconds(name string, d time.Duration) {
 // a line costs no function call into the chunker and no pointer write.
 func (p *Processor) point(b []byte, n int, name string, v float64, isFloat bool) ([]byte, int) {
 	end := p.lineEnd.Value(v, isFloat)
+	if p.checkLines {
+		return p.pointBounded(b, n, name, end)
+	}
 	if p.hasGroup {
 		b = append(b, p.gpath...)
 		b = append(b, name...)
@@ -59,6 +76,55 @@ func (p *Processor) point(b []byte, n int, name string, v float64, isFloat bool)
 	b = append(b, name...)
 	b = append(b, end...)
 	return b, n + 1
+}
+
+// pointBounded is point for paths that may make a line longer than max-line-length: such a
+// line is counted and left out.
+func (p *Processor) pointBounded(b []byte, n int, name string, end []byte) ([]byte, int) {
+	// a line is path + name + end without its '\n'
+	rest := len(name) + len(end) - 1
+	if p.hasGroup {
+		if len(p.gpath)+rest <= p.maxLine {
+			b = append(b, p.gpath...)
+			b = append(b, name...)
+			b = append(b, end...)
+			n++
+		} else {
+			p.tooLong(p.gpath, name, len(p.gpath)+rest)
+		}
+		if !p.opts.DoubleWrites {
+			return b, n
+		}
+	}
+	if len(p.dpath)+rest > p.maxLine {
+		p.tooLong(p.dpath, name, len(p.dpath)+rest)
+		return b, n
+	}
+	b = append(b, p.dpath...)
+	b = append(b, name...)
+	b = append(b, end...)
+	return b, n + 1
+}
+
+// tooLong counts a line (path + name, length bytes) that is not written, and keeps the first
+// one of the snapshot, shortened, for the log.
+func (p *Processor) tooLong(path []byte, name string, length int) {
+	p.stats.LongLines++
+	if p.longExample != "" {
+		return
+	}
+	line := string(path) + name // sanitised: valid UTF-8, no spaces
+	if len(line) > 160 {
+		head, tail := 80, len(line)-60
+		for !utf8.RuneStart(line[head]) {
+			head--
+		}
+		for !utf8.RuneStart(line[tail]) {
+			tail++
+		}
+		line = line[:head] + "…" + line[tail:]
+	}
+	p.longExample = fmt.Sprintf("%s (%d bytes)", line, length)
 }
 
 // put writes one datapoint of the current entity (for the few lines outside entity loops).
@@ -84,6 +150,8 @@ func (p *Processor) setPaths(g int32, groupPrefixes []string, suffix ...string) 
 		p.gpath = append(p.gpath, '.')
 		p.gpath = append(p.gpath, p.dpath[n:]...)
 	}
+	// Checked once per entity, so that the lines of the common case cost one test of a flag.
+	p.checkLines = len(p.dpath)+p.lineSlack > p.maxLine || p.hasGroup && len(p.gpath)+p.lineSlack > p.maxLine
 }
 
 // groupOf returns the first group whose pattern is found in the entity's sanitised name
@@ -423,7 +491,8 @@ func (p *Processor) processIDs() []string {
 		if distinct {
 			p.procIDs = append(p.procIDs, strconv.FormatInt(p.infos[i].vals[keyProcessNum], 10))
 		} else {
-			p.procIDs = append(p.procIDs, metric.Component(strings.TrimSuffix(p.infoNames[i], infoSuffix)))
+			id, _ := p.names.Component(strings.TrimSuffix(p.infoNames[i], infoSuffix))
+			p.procIDs = append(p.procIDs, id)
 		}
 	}
 	if !distinct && len(p.infos) > 0 {

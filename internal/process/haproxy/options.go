@@ -45,6 +45,16 @@ type Options struct {
 	// ChunkSize is the size in bytes of one metric.Batch (0 = metric.DefaultChunkSize). A
 	// chunk is cut after the entity (≤ 40-odd lines) that fills it.
 	ChunkSize int
+
+	// MaxComponentLength bounds every path component in bytes (0 =
+	// metric.DefaultMaxComponentLength, carbon's file-name limit). A longer proxy or server
+	// name is shortened once per entity (metric.Names: its start + "-" + a hash of the whole
+	// name), so neither a line nor the memory of a snapshot grows with the name.
+	MaxComponentLength int
+	// MaxLineLength bounds a line, '\n' excluded (0 = metric.DefaultMaxLineLength, below
+	// carbon's 16 KiB). A longer line (a long namespace with long names) is not written; the
+	// rest of the snapshot is, and Process returns *LinesTooLongError.
+	MaxLineLength int
 }
 
 // Group is one `<name> = <regex>` of a *-groups section. The pattern is searched for anywhere
@@ -61,6 +71,11 @@ type Stats struct {
 	FilesSkipped int // *_info and *_stat files rejected as a whole
 	// Problems is one line per rejected file or bad cell (cells are capped per file).
 	Problems []string
+	// ShortenedNames counts the entities (frontends, backends, servers in a backend, server.*
+	// aggregates) whose name was longer than MaxComponentLength.
+	ShortenedNames int
+	// LongLines counts the lines not written because they were longer than MaxLineLength.
+	LongLines int
 }
 
 // UnusableError means that nothing in the snapshot directory could be used: it holds no
@@ -74,3 +89,23 @@ type UnusableError struct {
 func (e *UnusableError) Error() string {
 	return fmt.Sprintf("snapshot %s is unusable: %s", e.Dir, e.Reason)
 }
+
+// LinesTooLongError means that some lines of the snapshot were longer than MaxLineLength and
+// were not written (carbon would drop the connection on them, and everything behind them);
+// every other line was flushed, the final chunk included. It implements dispatch.Rejected: the
+// snapshot cannot be delivered whole however often it is sent, so the caller quarantines it
+// once the rest is delivered.
+type LinesTooLongError struct {
+	Dir     string
+	Lines   int    // lines not written
+	Limit   int    // MaxLineLength
+	Example string // the start of one such line
+}
+
+func (e *LinesTooLongError) Error() string {
+	return fmt.Sprintf("snapshot %s: %d lines longer than max-line-length (%d bytes) were not written, e.g. %s",
+		e.Dir, e.Lines, e.Limit, e.Example)
+}
+
+// Rejected names the snapshot and the problem (dispatch.Rejected).
+func (e *LinesTooLongError) Rejected() string { return e.Error() }

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/spool"
@@ -127,7 +129,7 @@ type Processor struct {
 	lay  layout
 	ch   *metric.Chunker
 
-	prefix         []byte // Options.Prefix, line-safe
+	prefix         []byte // Options.Prefix, line-safe, its components bounded
 	feGroupPrefix  []string
 	beGroupPrefix  []string
 	srvGroupPrefix []string
@@ -187,6 +189,18 @@ type Processor struct {
 	infoNames []string
 	procIDs   []string
 
+	// names and lines bounds (see Options)
+	names        metric.Names
+	maxComponent int
+	maxLine      int
+	lineSlack    int  // longest " <metric> <value> <timestamp>" after a path
+	tsLen        int  // " <timestamp>" of the current snapshot
+	checkLines   bool // the current paths may make lines longer than maxLine
+	shortOrig    string
+	shortOrigLen int
+	shortTo      string
+	longExample  string
+
 	// emission
 	dpath, gpath []byte
 	hasGroup     bool
@@ -204,16 +218,31 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{
-		opts:   opts,
-		log:    log,
-		lay:    newLayout(&opts),
-		ch:     metric.NewChunker(opts.ChunkSize),
-		prefix: []byte(metric.Namespace(opts.Prefix)),
-		exclFe: map[string]struct{}{},
-		exclBe: map[string]struct{}{},
-		caches: map[string]*fileCache{},
+	maxComponent := opts.MaxComponentLength
+	if maxComponent <= 0 {
+		maxComponent = metric.DefaultMaxComponentLength
 	}
+	maxComponent = max(maxComponent, metric.MinComponentLength)
+	maxLine := opts.MaxLineLength
+	if maxLine <= 0 {
+		maxLine = metric.DefaultMaxLineLength
+	}
+	names := metric.Names{MaxLength: maxComponent}
+	prefix, shortened := names.Path(opts.Prefix)
+	p := &Processor{
+		opts:         opts,
+		log:          log,
+		lay:          newLayout(&opts),
+		ch:           metric.NewChunker(opts.ChunkSize),
+		prefix:       []byte(prefix),
+		names:        names,
+		maxComponent: maxComponent,
+		maxLine:      maxLine,
+		exclFe:       map[string]struct{}{},
+		exclBe:       map[string]struct{}{},
+		caches:       map[string]*fileCache{},
+	}
+	p.lineSlack = longestMetricName(&p.lay) + maxLineEnd
 	n := len(p.lay.slotNames)
 	p.colOfSlot = make([]int32, n)
 	if n <= maxPlanCols {
@@ -229,20 +258,55 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 	p.srv = newTable(len(p.lay.srvSum) + len(p.lay.srvAvg) + len(p.lay.srvTime))
 	p.aggr = newTable(len(p.lay.aggrSum) + len(p.lay.srvAvg) + len(p.lay.srvTime))
 	if opts.GroupNamespace != "" {
-		p.feGroupPrefix = groupPrefixes(opts.GroupNamespace, opts.FrontendGroups)
-		p.beGroupPrefix = groupPrefixes(opts.GroupNamespace, opts.BackendGroups)
-		p.srvGroupPrefix = groupPrefixes(opts.GroupNamespace, opts.ServerGroups)
+		n := 0
+		p.feGroupPrefix, n = groupPrefixes(names, opts.GroupNamespace, opts.FrontendGroups)
+		shortened += n
+		p.beGroupPrefix, n = groupPrefixes(names, opts.GroupNamespace, opts.BackendGroups)
+		shortened += n
+		p.srvGroupPrefix, n = groupPrefixes(names, opts.GroupNamespace, opts.ServerGroups)
+		shortened += n
+	}
+	if shortened > 0 {
+		log.Warn("namespace, group namespace or group name components longer than max-component-length are shortened",
+			"count", shortened, "max_component_length", maxComponent, "prefix", prefix)
 	}
 	p.rd.buf = make([]byte, readBufferSize)
 	return p
 }
 
-func groupPrefixes(ns string, groups []Group) []string {
+func groupPrefixes(names metric.Names, ns string, groups []Group) ([]string, int) {
 	out := make([]string, len(groups))
+	nsPath, shortened := names.Path(ns)
 	for i, g := range groups {
-		out[i] = metric.Namespace(ns) + "." + metric.Namespace(g.Name)
+		name, n := names.Path(g.Name)
+		out[i] = nsPath + "." + name
+		shortened += n
 	}
-	return out
+	return out, shortened
+}
+
+// maxLineEnd bounds " <value> <timestamp>": a value is at most 24 characters
+// ("-1.7976931348623157e+308"), an int64 timestamp at most 20.
+const maxLineEnd = 1 + 24 + 1 + 20
+
+// longestMetricName is the longest last component that point appends to an entity's path.
+func longestMetricName(lay *layout) int {
+	n := len("TotalServers")
+	lists := [][]string{lay.feNames, lay.beSumNames, lay.beAvgNames, lay.beTimeNames, lay.srvSumNames,
+		lay.srvAvgNames, lay.srvTimeNames, lay.aggrSumNames, DaemonMetrics, DaemonAvgMetrics,
+		{"CpuUsagePct", "StdCpuUsagePct"}}
+	for _, l := range lists {
+		for _, name := range l {
+			n = max(n, len(name))
+		}
+	}
+	for _, pc := range percentiles {
+		n = max(n, len(pc.name))
+	}
+	for _, pm := range percentageMetrics {
+		n = max(n, len(pm.title))
+	}
+	return n
 }
 
 // Process reads every *_info and *_stat file of the snapshot directory dir and emits its lines,
@@ -254,6 +318,7 @@ func groupPrefixes(ns string, groups []Group) []string {
 func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats, error) {
 	start := time.Now()
 	p.stats = Stats{}
+	p.shortOrig, p.shortTo, p.longExample = "", "", ""
 	entries, err := spool.ReadSnapshotDir(dir) // never follows dir if it is a symlink
 	if err != nil {
 		return p.stats, fmt.Errorf("reading snapshot directory: %w", err)
@@ -285,6 +350,7 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 	p.loadInfos(dir, infoFiles)
 	infoTime := time.Since(allStart)
 	statsUsed := p.loadStats(dir, statFiles)
+	p.rd.shrink()
 	if len(p.infos) == 0 && statsUsed == 0 {
 		return p.stats, &UnusableError{Dir: dir, Reason: fmt.Sprintf(
 			"all %d *_info and *_stat files were rejected", len(infoFiles)+len(statFiles))}
@@ -295,6 +361,8 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 
 	p.ch.Reset(flush, dir, ts)
 	p.lineEnd.SetTimestamp(ts)
+	var digits [24]byte
+	p.tsLen = 1 + len(strconv.AppendInt(digits[:0], ts, 10))
 	if len(infoFiles) > 0 {
 		t := time.Now()
 		if len(p.infos) > 0 {
@@ -319,7 +387,49 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 	p.selfSeconds("TotalWallClockTime", time.Since(start))
 	err = p.ch.Close()
 	p.stats.Lines = p.ch.Lines()
-	return p.stats, err
+	return p.stats, p.reportBounds(dir, err)
+}
+
+// reportBounds logs, once per snapshot, the names that were shortened and the lines that were
+// not written, and turns the latter into *LinesTooLongError (unless flushing failed: then the
+// snapshot is retried anyway).
+func (p *Processor) reportBounds(dir string, err error) error {
+	p.stats.ShortenedNames = p.fe.liveShort() + p.be.liveShort() + p.srv.liveShort() + p.aggr.liveShort()
+	if p.stats.ShortenedNames > 0 {
+		p.log.Warn("names longer than max-component-length were shortened to their start and a hash",
+			"dir", dir, "count", p.stats.ShortenedNames, "max_component_length", p.maxComponent,
+			"example", p.shortOrig, "example_bytes", p.shortOrigLen, "shortened_to", p.shortTo)
+	}
+	if p.stats.LongLines == 0 || err != nil {
+		return err
+	}
+	e := &LinesTooLongError{Dir: dir, Lines: p.stats.LongLines, Limit: p.maxLine, Example: p.longExample}
+	p.log.Error("lines longer than max-line-length were not written; the rest of the snapshot was",
+		"dir", dir, "count", e.Lines, "max_line_length", e.Limit, "example", e.Example)
+	return e
+}
+
+// noteShortened keeps the first shortened name of the snapshot for the log line.
+func (p *Processor) noteShortened(orig, shortened []byte) {
+	if p.shortTo != "" {
+		return
+	}
+	// the log handler quotes what needs quoting; cut at a rune boundary to keep it readable
+	n := min(len(orig), 64)
+	for n > 0 && n < len(orig) && !utf8.RuneStart(orig[n]) {
+		n--
+	}
+	p.shortOrig = string(orig[:n])
+	p.shortOrigLen = len(orig)
+	p.shortTo = string(shortened)
+}
+
+// shrink gives back a read buffer that grew for one long record (up to maxRecord), which the
+// worker would otherwise keep for its life.
+func (fr *fileReader) shrink() {
+	if len(fr.buf) > readBufferSize {
+		fr.buf = make([]byte, readBufferSize)
+	}
 }
 
 // problem records a per-file problem for Stats and logs it.
@@ -443,7 +553,8 @@ func (p *Processor) readExcludes(path string, set map[string]struct{}) {
 		if len(line) > 0 && line[0] == '#' {
 			continue
 		}
-		set[string(metric.AppendComponent(nil, line))] = struct{}{}
+		name, _ := p.names.Append(nil, line)
+		set[string(name)] = struct{}{}
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -65,7 +64,7 @@ func (fr *fileReader) fill() error {
 		if len(fr.buf) >= maxRecord {
 			return fmt.Errorf("a record is longer than %d bytes", maxRecord)
 		}
-		nb := make([]byte, 2*len(fr.buf))
+		nb := make([]byte, fr.grownSize())
 		copy(nb, fr.buf[:fr.w])
 		fr.buf = nb
 	}
@@ -76,6 +75,26 @@ func (fr *fileReader) fill() error {
 		return nil
 	}
 	return err
+}
+
+// grownSize is the buffer size for a record longer than the buffer: twice the size, or at once
+// room for the rest of the file when it is within maxRecord. Doubling up to a 60 MB record
+// allocates twice its size in all and holds one and a half times it during the last copy.
+func (fr *fileReader) grownSize() int {
+	size := 2 * len(fr.buf)
+	fi, err := fr.f.Stat()
+	if err != nil {
+		return size
+	}
+	pos, err := fr.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return size
+	}
+	// +1: a buffer that is not full when the file ends reads EOF without growing again
+	if rest := fi.Size() - pos + int64(fr.w) + 1; rest > int64(size) && rest <= maxRecord {
+		return int(rest)
+	}
+	return size
 }
 
 // readAll reads a whole (small) file into the reused buffer.
@@ -402,6 +421,10 @@ type rowCache struct {
 type cachedRow struct {
 	pxOff, pxLen int32 // pxname in names (shared with the row before when equal)
 	svOff, svLen int32 // svname in names, after pxname
+	// uncached: a name was longer than max-component-length, so the names are not kept
+	// (pxLen = svLen = 0) and such a row is looked up every time; the rows after it still
+	// match by position
+	uncached bool
 	rowEntities
 }
 
@@ -457,9 +480,17 @@ func (p *Processor) entitiesOf(px, sv []byte, isServer bool) rowEntities {
 	c := p.cache
 	j := p.cacheNext
 	p.cacheNext++
+	// A name longer than the component bound may be megabytes long and is shortened (hashed)
+	// anyway: keeping a copy of it to compare would cost its size again, per file.
+	long := len(px) > p.maxComponent || len(sv) > p.maxComponent
 	if j < len(c.rows) {
 		r := &c.rows[j]
-		if r.server == isServer &&
+		if r.uncached {
+			if long {
+				r.rowEntities = p.lookupEntities(px, sv, isServer)
+				return r.rowEntities
+			}
+		} else if r.server == isServer &&
 			string(c.names[r.svOff:r.svOff+r.svLen]) == string(sv) &&
 			string(c.names[r.pxOff:r.pxOff+r.pxLen]) == string(px) &&
 			p.reuse(&r.rowEntities) {
@@ -480,29 +511,23 @@ func (p *Processor) entitiesOf(px, sv []byte, isServer bool) rowEntities {
 		}
 		c.rows = c.rows[:j]
 		c.names = c.names[:r.svOff]
-		if j == 0 || c.rows[j-1].pxOff != r.pxOff {
+		if prev := j - 1; j == 0 || c.rows[prev].pxOff != r.pxOff || c.rows[prev].pxLen != r.pxLen {
 			c.names = c.names[:r.pxOff] // the pxname was this row's own
 		}
 	}
 
-	e := rowEntities{fe: -1, be: -1, srv: -1, aggr: -1, server: isServer}
-	e.backendRow = string(sv) == "BACKEND"
-	if string(sv) == "FRONTEND" {
-		e.fe = p.frontendOf(px)
-	}
-	if e.backendRow || isServer {
-		e.be = p.backendOf(px)
-	}
-	if isServer {
-		e.srv, e.aggr = p.serverOf(e.be, sv)
-	}
-
+	e := p.lookupEntities(px, sv, isServer)
 	if j == len(c.rows) {
 		if len(c.rows) == cap(c.rows) { // double (append grows large slices by only 1.25×)
 			c.rows = slices.Grow(c.rows, max(256, len(c.rows)))
 			c.names = slices.Grow(c.names, max(4096, len(c.names)))
 		}
-		r := cachedRow{rowEntities: e}
+		r := cachedRow{rowEntities: e, uncached: long}
+		if long {
+			r.pxOff, r.svOff = int32(len(c.names)), int32(len(c.names))
+			c.rows = append(c.rows, r)
+			return e
+		}
 		if j > 0 {
 			if prev := &c.rows[j-1]; string(c.names[prev.pxOff:prev.pxOff+prev.pxLen]) == string(px) {
 				r.pxOff, r.pxLen = prev.pxOff, prev.pxLen
@@ -515,6 +540,22 @@ func (p *Processor) entitiesOf(px, sv []byte, isServer bool) rowEntities {
 		r.svOff, r.svLen = int32(len(c.names)), int32(len(sv))
 		c.names = append(c.names, sv...)
 		c.rows = append(c.rows, r)
+	}
+	return e
+}
+
+// lookupEntities finds (or creates) and activates the entities of a row by its names.
+func (p *Processor) lookupEntities(px, sv []byte, isServer bool) rowEntities {
+	e := rowEntities{fe: -1, be: -1, srv: -1, aggr: -1, server: isServer}
+	e.backendRow = string(sv) == "BACKEND"
+	if string(sv) == "FRONTEND" {
+		e.fe = p.frontendOf(px)
+	}
+	if e.backendRow || isServer {
+		e.be = p.backendOf(px)
+	}
+	if isServer {
+		e.srv, e.aggr = p.serverOf(e.be, sv)
 	}
 	return e
 }
@@ -557,19 +598,29 @@ func (p *Processor) activateBackend(be int32) {
 func (p *Processor) serverOf(be int32, sv []byte) (srv, aggr int32) {
 	srv, aggr = -1, -1
 	if !p.be.excl[be] {
-		// key: backend entity index, then the sanitised server name
+		// key: backend entity index, then the sanitised, bounded server name
 		p.keyBuf = binary.LittleEndian.AppendUint32(p.keyBuf[:0], uint32(be))
-		p.keyBuf = metric.AppendComponent(p.keyBuf, sv)
-		var fresh bool
-		srv, fresh = p.srv.lookup(p.keyBuf, p.gen)
-		if fresh {
+		var short bool
+		p.keyBuf, short = p.names.Append(p.keyBuf, sv)
+		srv = p.srv.intern(p.keyBuf)
+		if short {
+			p.srv.markShort(srv)
+			p.noteShortened(sv, p.keyBuf[4:])
+		}
+		if p.srv.activate(srv, p.gen) {
 			p.srv.names[srv] = p.srv.keys[srv][4:]
 			p.srv.parent[srv] = be
 		}
 	}
 	if p.lay.aggrSum != nil {
-		p.keyBuf = metric.AppendComponent(p.keyBuf[:0], sv)
-		aggr, _ = p.aggr.lookup(p.keyBuf, p.gen)
+		var short bool
+		p.keyBuf, short = p.names.Append(p.keyBuf[:0], sv)
+		aggr = p.aggr.intern(p.keyBuf)
+		if short {
+			p.aggr.markShort(aggr)
+			p.noteShortened(sv, p.keyBuf)
+		}
+		p.aggr.activate(aggr, p.gen)
 	}
 	return srv, aggr
 }
@@ -599,11 +650,20 @@ func (p *Processor) frontendOf(px []byte) int32 {
 	if p.lastFeOK && bytes.Equal(px, p.lastFe) {
 		return p.lastFeIdx
 	}
-	p.keyBuf = metric.AppendComponent(p.keyBuf[:0], px)
+	var short bool
+	p.keyBuf, short = p.names.Append(p.keyBuf[:0], px)
 	fe := p.fe.intern(p.keyBuf)
+	if short {
+		p.fe.markShort(fe)
+		p.noteShortened(px, p.keyBuf)
+	}
 	p.activateFrontend(fe)
-	p.lastFe = append(p.lastFe[:0], px...)
-	p.lastFeIdx, p.lastFeOK = fe, true
+	// a long name is not copied for the next row (see entitiesOf)
+	p.lastFeOK = len(px) <= p.maxComponent
+	if p.lastFeOK {
+		p.lastFe = append(p.lastFe[:0], px...)
+		p.lastFeIdx = fe
+	}
 	return fe
 }
 
@@ -611,11 +671,19 @@ func (p *Processor) backendOf(px []byte) int32 {
 	if p.lastBeOK && bytes.Equal(px, p.lastBe) {
 		return p.lastBeIdx
 	}
-	p.keyBuf = metric.AppendComponent(p.keyBuf[:0], px)
+	var short bool
+	p.keyBuf, short = p.names.Append(p.keyBuf[:0], px)
 	be := p.be.intern(p.keyBuf)
+	if short {
+		p.be.markShort(be)
+		p.noteShortened(px, p.keyBuf)
+	}
 	p.activateBackend(be)
-	p.lastBe = append(p.lastBe[:0], px...)
-	p.lastBeIdx, p.lastBeOK = be, true
+	p.lastBeOK = len(px) <= p.maxComponent
+	if p.lastBeOK {
+		p.lastBe = append(p.lastBe[:0], px...)
+		p.lastBeIdx = be
+	}
 	return be
 }
 

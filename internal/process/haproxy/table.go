@@ -15,7 +15,8 @@ type table struct {
 
 	index  map[string]int32
 	keys   []string
-	names  []string // sanitised display name
+	names  []string // sanitised display name, bounded (metric.Names)
+	short  []bool   // the name was shortened
 	parent []int32  // servers in backends: the backend entity
 	gen    []uint32
 	group  []int32 // cached group index: groupUnknown, groupNone or an index
@@ -24,6 +25,9 @@ type table struct {
 	trows  []int32 // of which with lbtot > 0
 	slabs  [][]float64
 	live   []int32
+	// anyShort is set once some entity has a shortened name (so that counting them costs
+	// nothing in the common case)
+	anyShort bool
 	// epoch changes when the table is emptied, which invalidates entity indices kept
 	// elsewhere (the row caches)
 	epoch uint32
@@ -41,15 +45,8 @@ func newTable(width int) *table {
 	return &table{width: width, index: make(map[string]int32)}
 }
 
-// lookup returns the entity for key, creating it if needed, and whether this is its first
-// lookup in pass gen (its accumulators were zeroed). The map lookup with string(key) does not
-// allocate; only a new name does.
-func (t *table) lookup(key []byte, gen uint32) (int32, bool) {
-	idx := t.intern(key)
-	return idx, t.activate(idx, gen)
-}
-
-// intern returns the entity for key, creating it if needed.
+// intern returns the entity for key, creating it if needed. The map lookup with string(key)
+// does not allocate; only a new name does.
 func (t *table) intern(key []byte) int32 {
 	idx, ok := t.index[string(key)]
 	if !ok {
@@ -80,6 +77,7 @@ func (t *table) add(k string) int32 {
 	t.index[k] = idx
 	t.keys = append(t.keys, k)
 	t.names = append(t.names, k)
+	t.short = append(t.short, false)
 	t.parent = append(t.parent, -1)
 	t.gen = append(t.gen, 0)
 	t.group = append(t.group, groupUnknown)
@@ -96,6 +94,7 @@ func (t *table) add(k string) int32 {
 func (t *table) grow(n int) {
 	t.keys = slices.Grow(t.keys, n)
 	t.names = slices.Grow(t.names, n)
+	t.short = slices.Grow(t.short, n)
 	t.parent = slices.Grow(t.parent, n)
 	t.gen = slices.Grow(t.gen, n)
 	t.group = slices.Grow(t.group, n)
@@ -135,6 +134,8 @@ func (t *table) reset() {
 	clear(t.index)
 	t.keys = t.keys[:0]
 	t.names = t.names[:0]
+	t.short = t.short[:0]
+	t.anyShort = false
 	t.parent = t.parent[:0]
 	t.gen = t.gen[:0]
 	t.group = t.group[:0]
@@ -148,4 +149,24 @@ func (t *table) accOf(idx int32) []float64 {
 	s := t.slabs[idx>>slabShift]
 	o := int(idx&(slabSize-1)) * t.width
 	return s[o : o+t.width : o+t.width]
+}
+
+// markShort records that entity idx has a shortened name.
+func (t *table) markShort(idx int32) {
+	t.short[idx] = true
+	t.anyShort = true
+}
+
+// liveShort counts the entities of the current pass whose name was shortened.
+func (t *table) liveShort() int {
+	if !t.anyShort {
+		return 0
+	}
+	n := 0
+	for _, e := range t.live {
+		if t.short[e] {
+			n++
+		}
+	}
+	return n
 }
