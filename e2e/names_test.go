@@ -207,7 +207,7 @@ dir = `+base+`/local-store
 
 // A line longer than max-line-length is not written, the rest of the snapshot is delivered to
 // the local store, and the snapshot is not reported delivered: stats-process --once exits 1 and
-// keeps it, in the spool or in quarantine.
+// quarantines it with a REASON naming the problem (it is never retried as is).
 func TestLongLineNotDelivered(t *testing.T) {
 	base := t.TempDir()
 	src := filepath.Join(base, "incoming")
@@ -245,10 +245,15 @@ dir = `+base+`/local-store
 	if strings.Count(out, "longer than max-line-length were not written") != 1 {
 		t.Errorf("want one log line about the long lines:\n%s", out)
 	}
-	_, errSpool := os.Stat(snap)
-	_, errQuarantine := os.Stat(filepath.Join(src+".quarantine", "1700000000"))
-	if errSpool != nil && errQuarantine != nil {
-		t.Errorf("the snapshot was removed as if delivered:\n%s", out)
+	if _, err := os.Stat(snap); err == nil {
+		t.Errorf("the snapshot is still in the spool; want it quarantined:\n%s", out)
+	}
+	reason, err := os.ReadFile(filepath.Join(src+".quarantine", "1700000000", "REASON"))
+	if err != nil {
+		t.Fatalf("the snapshot was not quarantined with a REASON: %v\n%s", err, out)
+	}
+	if !bytes.Contains(reason, []byte("max-line-length")) {
+		t.Errorf("REASON does not name the problem:\n%s", reason)
 	}
 }
 
