@@ -150,6 +150,7 @@ func formatFactory(cfg *config.Config, log *slog.Logger) func() process.Format {
 		ServerMetrics:        cfg.Process.ServerMetrics,
 		ExcludeFrontends:     cfg.Process.ExcludeFrontends,
 		ExcludeBackends:      cfg.Process.ExcludeBackends,
+		ExcludeReports:       &haproxy.ExcludeReports{}, // shared: a broken file is logged once, not once per worker
 		GroupNamespace:       g.GroupNamespace,
 		DoubleWrites:         g.GroupNamespaceDoubleWrites,
 		FrontendGroups:       groups(cfg.FrontendGroups),

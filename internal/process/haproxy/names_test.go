@@ -38,7 +38,11 @@ func shortened(t *testing.T, raw string) string {
 // be_app (4 rows), server web.1 of be.dotted.name, and be_onlyodd renamed to a name that
 // differs from be_app's only in its last byte.
 func longNamesSnapshot(t *testing.T) (dir string, size int64, fe, be, be2, srv string) {
-	const n = 1 << 20
+	return longNamesSnapshotOf(t, 1<<20)
+}
+
+// longNamesSnapshotOf is longNamesSnapshot with names of n bytes.
+func longNamesSnapshotOf(t *testing.T, n int) (dir string, size int64, fe, be, be2, srv string) {
 	fe, be, be2, srv = longName(n, "F"), longName(n, "B"), longName(n, "C"), longName(n, "S")
 	rows := readStat(t, filepath.Join(goldenA, "admin1.sock_stat"))
 	for _, r := range rows[1:] {
@@ -144,9 +148,10 @@ func TestLongNamesAreShortened(t *testing.T) {
 	}
 }
 
-// An exclude file names a long backend by its full name or by its shortened form.
+// An exclude file names a long backend by its full name or by its shortened form (64 kB
+// names: the file must stay within MaxExcludeFileSize).
 func TestExcludeLongName(t *testing.T) {
-	dir, _, _, be, be2, _ := longNamesSnapshot(t)
+	dir, _, _, be, be2, _ := longNamesSnapshotOf(t, 64<<10)
 	excl := filepath.Join(t.TempDir(), "exclude-backends")
 	if err := os.WriteFile(excl, []byte(be+"\n"+shortened(t, be2)+"\n"), 0o644); err != nil {
 		t.Fatal(err)

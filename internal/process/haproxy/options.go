@@ -30,9 +30,13 @@ type Options struct {
 	ServerMetrics   []string
 
 	// Files with one name per line ("" = none). They are re-read for every snapshot so that
-	// edits apply without a restart.
+	// edits apply without a restart. A file that is not a regular file, or is larger than
+	// MaxExcludeFileSize, is logged and excludes nothing.
 	ExcludeFrontends string
 	ExcludeBackends  string
+	// ExcludeReports, shared by the Processors of one program, makes a problem with an
+	// exclude file logged once in all rather than once per worker (nil: once per Processor).
+	ExcludeReports *ExcludeReports
 
 	// GroupNamespace enables the *Groups patterns; DoubleWrites writes each grouped datapoint
 	// on the group path and then on the default path.

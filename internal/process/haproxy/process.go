@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -178,6 +177,7 @@ type Processor struct {
 	lastBeOK    bool
 	exclFe      map[string]struct{}
 	exclBe      map[string]struct{}
+	exclBuf     []byte                // the exclude file being read (reused)
 	caches      map[string]*fileCache // by stat file name
 	fileCache   *fileCache            // of the current file
 	cache       *rowCache             // of the current file
@@ -188,6 +188,8 @@ type Processor struct {
 	infos     []infoValues
 	infoNames []string
 	procIDs   []string
+
+	excludeReports *ExcludeReports
 
 	// names and lines bounds (see Options)
 	names        metric.Names
@@ -230,17 +232,21 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 	names := metric.Names{MaxLength: maxComponent}
 	prefix, shortened := names.Path(opts.Prefix)
 	p := &Processor{
-		opts:         opts,
-		log:          log,
-		lay:          newLayout(&opts),
-		ch:           metric.NewChunker(opts.ChunkSize),
-		prefix:       []byte(prefix),
-		names:        names,
-		maxComponent: maxComponent,
-		maxLine:      maxLine,
-		exclFe:       map[string]struct{}{},
-		exclBe:       map[string]struct{}{},
-		caches:       map[string]*fileCache{},
+		opts:           opts,
+		log:            log,
+		lay:            newLayout(&opts),
+		ch:             metric.NewChunker(opts.ChunkSize),
+		prefix:         []byte(prefix),
+		names:          names,
+		maxComponent:   maxComponent,
+		maxLine:        maxLine,
+		exclFe:         map[string]struct{}{},
+		exclBe:         map[string]struct{}{},
+		excludeReports: opts.ExcludeReports,
+		caches:         map[string]*fileCache{},
+	}
+	if p.excludeReports == nil {
+		p.excludeReports = &ExcludeReports{}
 	}
 	p.lineSlack = longestMetricName(&p.lay) + maxLineEnd
 	n := len(p.lay.slotNames)
@@ -528,34 +534,6 @@ func (p *Processor) startPass() {
 	p.aggr.startPass()
 	clear(p.slotFloat)
 	clear(p.slotPresent)
-}
-
-// loadExcludes re-reads the exclude files: one name per line, stripped; lines starting with
-// '#' are comments; names are compared after sanitising, exactly. A read error is logged and
-// excludes nothing.
-func (p *Processor) loadExcludes() {
-	p.readExcludes(p.opts.ExcludeFrontends, p.exclFe)
-	p.readExcludes(p.opts.ExcludeBackends, p.exclBe)
-}
-
-func (p *Processor) readExcludes(path string, set map[string]struct{}) {
-	clear(set)
-	if path == "" {
-		return
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		p.log.Error("cannot read exclude file, excluding nothing", "file", path, "error", err)
-		return
-	}
-	for line := range bytes.Lines(data) {
-		line = bytes.TrimSpace(line)
-		if len(line) > 0 && line[0] == '#' {
-			continue
-		}
-		name, _ := p.names.Append(nil, line)
-		set[string(name)] = struct{}{}
-	}
 }
 
 func firstLine(data []byte) string {
