@@ -31,10 +31,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +97,9 @@ type Provider struct {
 	bufSize int
 	bufs    chan []byte // the worker buffers; taking one is taking a worker slot
 
+	// socket-dir bounds: MaxSocketDirSockets and maxSocketDirEntries (tests lower them)
+	maxSockets, maxEntries int
+
 	mu       sync.Mutex
 	reported map[string]string // socket-dir entries skipped, and why, already logged at warning level
 }
@@ -108,7 +114,8 @@ func New(opt Options, log *slog.Logger) *Provider {
 	if opt.MaxReplySize <= 0 {
 		opt.MaxReplySize = DefaultMaxReplySize
 	}
-	p := &Provider{opt: opt, log: log, bufSize: size, bufs: make(chan []byte, workers), reported: map[string]string{}}
+	p := &Provider{opt: opt, log: log, bufSize: size, bufs: make(chan []byte, workers),
+		maxSockets: MaxSocketDirSockets, maxEntries: maxSocketDirEntries, reported: map[string]string{}}
 	for range workers {
 		p.bufs <- nil // allocated on first use
 	}
@@ -119,9 +126,10 @@ func New(opt Options, log *slog.Logger) *Provider {
 func (p *Provider) Kind() string { return Kind }
 
 // Sources returns the sockets of this round: the UNIX sockets found in socket-dir now (sorted
-// by name), then `servers` in order. A name (the file prefix) is used once: a later target
-// with the same name is dropped, with a warning when its address differs. An unreadable
-// socket-dir is an error, because sockets would be missing from the round.
+// by name, at most MaxSocketDirSockets), then `servers` in order. A name (the file prefix) is
+// used once: a later target with the same name is dropped, with a warning when its address
+// differs. An unreadable socket-dir, or one holding more sockets than a round pulls, is an error
+// (returned with the sources that are pulled), because sockets would be missing from the round.
 func (p *Provider) Sources(ctx context.Context) ([]pull.Source, error) {
 	var out []pull.Source
 	taken := map[string]string{}
@@ -153,18 +161,45 @@ func (p *Provider) Sources(ctx context.Context) ([]pull.Source, error) {
 	return out, err
 }
 
-// scanSocketDir returns the paths in socket-dir that are UNIX sockets, following symlinks. A
-// dangling symlink or any other non-socket is skipped, logged at warning level the first time
-// and at debug level afterwards.
+// Bounds on socket-dir, which is listed every round: a directory named by mistake (or filled by
+// something else) must not turn into thousands of connections, files and log lines per round.
+const (
+	// MaxSocketDirSockets is how many UNIX sockets of socket-dir one round pulls, like the at
+	// most 1024 items of `servers`: each is two connections, two goroutines and two files.
+	MaxSocketDirSockets = 1024
+	// maxSocketDirEntries bounds the entries listed (and stat'ed) per round.
+	maxSocketDirEntries = 64 << 10
+	// maxSkipWarnings bounds the skipped entries named at warning level per round; the rest
+	// are counted in one line.
+	maxSkipWarnings = 10
+)
+
+// scanSocketDir returns the paths in socket-dir that are UNIX sockets, following symlinks,
+// sorted by name. A dangling symlink or any other non-socket is skipped, logged at warning level
+// the first time and at debug level afterwards. More than MaxSocketDirSockets sockets, or more
+// than maxSocketDirEntries entries, is an error naming the directory and the count, returned
+// with the first MaxSocketDirSockets sockets by name: the round misses the others.
 func (p *Provider) scanSocketDir() ([]string, error) {
-	des, err := os.ReadDir(p.opt.SocketDir)
+	dir := p.opt.SocketDir
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list socket-dir: %w", err)
+	}
+	des, err := d.ReadDir(p.maxEntries + 1)
+	d.Close()
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("cannot list socket-dir: %w", err)
+	}
+	var tooMany []string
+	if len(des) > p.maxEntries {
+		des = des[:p.maxEntries]
+		tooMany = append(tooMany, fmt.Sprintf("socket-dir %s holds more than %d entries; only the first %d "+
+			"listed were looked at, so sockets may be missing from the round", dir, p.maxEntries, p.maxEntries))
 	}
 	var socks []string
 	skipped := map[string]string{}
 	for _, de := range des {
-		path := filepath.Join(p.opt.SocketDir, de.Name())
+		path := filepath.Join(dir, de.Name())
 		st, err := os.Stat(path)
 		switch {
 		case err != nil && de.Type()&fs.ModeSymlink != 0:
@@ -177,17 +212,47 @@ func (p *Provider) scanSocketDir() ([]string, error) {
 			socks = append(socks, path)
 		}
 	}
+	slices.Sort(socks)
+	if n := len(socks); n > p.maxSockets {
+		socks = socks[:p.maxSockets]
+		tooMany = append(tooMany, fmt.Sprintf("socket-dir %s holds %d UNIX sockets, more than the %d a round "+
+			"pulls; pulling the first %d by name, the round misses the other %d",
+			dir, n, p.maxSockets, p.maxSockets, n-p.maxSockets))
+	}
+	p.logSkipped(skipped)
+	if tooMany != nil {
+		return socks, errors.New(strings.Join(tooMany, "; "))
+	}
+	return socks, nil
+}
+
+// logSkipped logs the skipped entries of socket-dir: those not skipped for the same reason in
+// the previous round at warning level (at most maxSkipWarnings by name, then a count), the
+// others at debug level.
+func (p *Provider) logSkipped(skipped map[string]string) {
+	paths := slices.Sorted(maps.Keys(skipped))
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for path, why := range skipped {
+	warned, more := 0, 0
+	for _, path := range paths {
+		why := skipped[path]
 		level := slog.LevelWarn
-		if p.reported[path] == why {
+		switch {
+		case p.reported[path] == why:
 			level = slog.LevelDebug
+		case warned == maxSkipWarnings:
+			more++
+			level = slog.LevelDebug
+		default:
+			warned++
 		}
 		p.log.Log(context.Background(), level, "skipping entry of socket-dir", "path", path, "reason", why)
 	}
+	if more > 0 {
+		p.log.Warn(fmt.Sprintf("skipping %d more entries of socket-dir that are not UNIX sockets (listed at debug level)", more),
+			"dir", p.opt.SocketDir)
+	}
 	p.reported = skipped
-	return socks, nil
 }
 
 func fileKind(m fs.FileMode) string {

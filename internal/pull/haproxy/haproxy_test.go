@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/spool"
 	"github.com/statspipe/statspipe/internal/testrig"
+	"golang.org/x/sys/unix"
 )
 
 // shortDir is a directory for UNIX sockets (t.TempDir() paths can exceed 108 bytes).
@@ -321,5 +323,72 @@ func TestRegisteredFromConfig(t *testing.T) {
 	}
 	if hp := ps[0].(*Provider); hp.bufSize != maxCopyBuffer || cap(hp.bufs) != 8 {
 		t.Fatalf("buffer %d × %d", hp.bufSize, cap(hp.bufs))
+	}
+}
+
+// mksock creates a UNIX socket file with no listener behind it: the scan only looks at types.
+func mksock(t *testing.T, path string) {
+	t.Helper()
+	if err := unix.Mknod(path, unix.S_IFSOCK|0o600, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A socket-dir holding more UNIX sockets than a round pulls gives the first
+// MaxSocketDirSockets by name and an error naming the directory and the count (the round then
+// fails, or is partial with allow-partial); too many entries of any kind are not all listed.
+func TestSocketDirIsBounded(t *testing.T) {
+	dir := shortDir(t)
+	const extra = 3
+	for i := range MaxSocketDirSockets + extra {
+		mksock(t, filepath.Join(dir, fmt.Sprintf("s%05d.sock", i)))
+	}
+	for i := range 20 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.pid", i)), nil, 0o644)
+	}
+	log, logs := testrig.Logger()
+	p := New(Options{SocketDir: dir, Servers: []config.Server{{Network: "tcp", Address: "127.0.0.1:1", Name: "127.0.0.1:1"}}}, log)
+	sources, err := p.Sources(context.Background())
+	want := fmt.Sprintf("socket-dir %s holds %d UNIX sockets, more than the %d a round pulls; "+
+		"pulling the first %d by name, the round misses the other %d",
+		dir, MaxSocketDirSockets+extra, MaxSocketDirSockets, MaxSocketDirSockets, extra)
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+	if len(sources) != MaxSocketDirSockets+1 {
+		t.Fatalf("%d sources, want %d sockets and the server", len(sources), MaxSocketDirSockets)
+	}
+	if first, last := sources[0].Name(), sources[MaxSocketDirSockets-1].Name(); first != "s00000.sock" ||
+		last != fmt.Sprintf("s%05d.sock", MaxSocketDirSockets-1) || sources[MaxSocketDirSockets].Name() != "127.0.0.1:1" {
+		t.Errorf("sources from %s to %s then %s: want the first by name, then servers", first, last, sources[MaxSocketDirSockets].Name())
+	}
+	// 20 regular files: 10 named at warning level, the rest counted, and nothing new next round
+	if n := len(logs.Lines("level=WARN", "skipping entry of socket-dir")); n != maxSkipWarnings {
+		t.Errorf("%d skipped entries named at warning level, want %d:\n%s", n, maxSkipWarnings, logs)
+	}
+	if len(logs.Lines("level=WARN", "skipping 10 more entries of socket-dir", dir)) != 1 {
+		t.Errorf("the other skipped entries are not counted:\n%s", logs)
+	}
+	p.Sources(context.Background())
+	if n := len(logs.Lines("level=WARN", "skipping")); n != maxSkipWarnings+1 {
+		t.Errorf("%d skip warnings after a second round, want still %d", n, maxSkipWarnings+1)
+	}
+
+	// exactly at the bound: no error
+	os.Remove(filepath.Join(dir, "s00000.sock"))
+	os.Remove(filepath.Join(dir, "s00001.sock"))
+	os.Remove(filepath.Join(dir, "s00002.sock"))
+	if sources, err := p.Sources(context.Background()); err != nil || len(sources) != MaxSocketDirSockets+1 {
+		t.Fatalf("%d sockets: %d sources, %v", MaxSocketDirSockets, len(sources), err)
+	}
+
+	// more entries than are listed
+	p.maxEntries = 100
+	sources, err = p.Sources(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "socket-dir "+dir+" holds more than 100 entries") {
+		t.Fatalf("error %v, want one about the entries", err)
+	}
+	if len(sources) > 101 {
+		t.Errorf("%d sources from 100 entries", len(sources))
 	}
 }
