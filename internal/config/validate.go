@@ -40,6 +40,7 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 		v.checkGroups()
 		v.checkLocalStore()
 		v.checkExtensions()
+		v.checkLineLength()
 	default:
 		return nil, &Error{Reason: fmt.Sprintf("unknown program %d", prog)}
 	}
