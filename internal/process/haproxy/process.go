@@ -189,7 +189,7 @@ type Processor struct {
 	infoNames []string
 	procIDs   []string
 
-	excludeReports *ExcludeReports
+	excludeReports *ExcludeReports // what was logged about the exclude files (Options.ExcludeReports)
 
 	// names and lines bounds (see Options)
 	names        metric.Names
