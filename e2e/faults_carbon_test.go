@@ -61,8 +61,7 @@ func carbonQuiet(t *testing.T, r *spoolRig, c *testrig.Carbon) {
 }
 
 // carbonRow counts the lines of the local store missing from carbon. carbon keeps one point
-// per path and second, so duplicates and bytes re-sent cannot be seen; connections are not
-// counted either (a proxy in front would change the fault).
+// per path and second, so duplicates and bytes re-sent cannot be seen.
 func carbonRow(t *testing.T, r *spoolRig, c *testrig.Carbon, name string) faultRow {
 	t.Helper()
 	truth := r.truth()
@@ -90,6 +89,7 @@ func carbonRow(t *testing.T, r *spoolRig, c *testrig.Carbon, name string) faultR
 // restarted: what it held unread in its socket died with it and must be sent again.
 func faultCarbonStopKill(t *testing.T, record func(faultRow)) {
 	c := testrig.StartCarbon(t)
+	conns := sampleConnections(t, c.LinePort)
 	r := newSpoolRig(t, c.LinePort, carbonSnapshot, "")
 	r.publishAtCadence(2)
 	carbonQuiet(t, r, c)
@@ -100,13 +100,16 @@ func faultCarbonStopKill(t *testing.T, record func(faultRow)) {
 	r.publishAtCadence(2)
 	r.drained(60 * time.Second)
 	r.stop()
-	record(carbonRow(t, r, c, "real carbon-cache SIGSTOP 5 s, then SIGKILL and restart"))
+	row := carbonRow(t, r, c, "real carbon-cache SIGSTOP 5 s, then SIGKILL and restart")
+	conns.check(t, &row)
+	record(row)
 }
 
 // Real carbon-cache frozen for 5 pull intervals, then continued (SIGCONT): it reads what its
 // sockets held; nothing may have been thrown away meanwhile (a reset discards it).
 func faultCarbonStopCont(t *testing.T, record func(faultRow)) {
 	c := testrig.StartCarbon(t)
+	conns := sampleConnections(t, c.LinePort)
 	r := newSpoolRig(t, c.LinePort, mediumSnapshot, "")
 	r.publishAtCadence(2)
 	carbonQuiet(t, r, c)
@@ -116,5 +119,7 @@ func faultCarbonStopCont(t *testing.T, record func(faultRow)) {
 	r.publishAtCadence(2)
 	r.drained(60 * time.Second)
 	r.stop()
-	record(carbonRow(t, r, c, "real carbon-cache SIGSTOP 5 s, then SIGCONT"))
+	row := carbonRow(t, r, c, "real carbon-cache SIGSTOP 5 s, then SIGCONT")
+	conns.check(t, &row)
+	record(row)
 }
