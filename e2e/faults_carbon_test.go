@@ -90,7 +90,7 @@ func carbonRow(t *testing.T, r *spoolRig, c *testrig.Carbon, name string) faultR
 func faultCarbonStopKill(t *testing.T, record func(faultRow)) {
 	c := testrig.StartCarbon(t)
 	conns := sampleConnections(t, c.LinePort)
-	r := newSpoolRig(t, c.LinePort, carbonSnapshot, "")
+	r := newSpoolRig(t, c.LinePort, carbonSnapshot, "", "")
 	r.publishAtCadence(2)
 	carbonQuiet(t, r, c)
 	c.Freeze(t)
@@ -110,7 +110,7 @@ func faultCarbonStopKill(t *testing.T, record func(faultRow)) {
 func faultCarbonStopCont(t *testing.T, record func(faultRow)) {
 	c := testrig.StartCarbon(t)
 	conns := sampleConnections(t, c.LinePort)
-	r := newSpoolRig(t, c.LinePort, mediumSnapshot, "")
+	r := newSpoolRig(t, c.LinePort, mediumSnapshot, "", "")
 	r.publishAtCadence(2)
 	carbonQuiet(t, r, c)
 	c.Freeze(t)

@@ -148,7 +148,9 @@ type spoolRig struct {
 	logLines                int                     // stats-process's output, counted by stop
 }
 
-func newSpoolRig(t *testing.T, graphitePort int, snap synthetic.Config, extra string) *spoolRig {
+// newSpoolRig starts stats-process on a fresh spool. processExtra is added to [process];
+// tail comes right after the [graphite] options (more of them, then other sections).
+func newSpoolRig(t *testing.T, graphitePort int, snap synthetic.Config, processExtra, tail string) *spoolRig {
 	t.Helper()
 	base := t.TempDir()
 	r := &spoolRig{t: t, base: base, staging: filepath.Join(base, "incoming.tmp"),
@@ -165,13 +167,12 @@ func newSpoolRig(t *testing.T, graphitePort int, snap synthetic.Config, extra st
 src-dir = `+r.incoming+`
 workers = 2
 liveness-check-interval = 1
-`+extra+`
-[graphite]
-server = 127.0.0.1
-port = `+strconv.Itoa(graphitePort)+graphiteFaultOptions+`
+`+processExtra+`
 [local-store]
 dir = `+r.store+`
-`)
+[graphite]
+server = 127.0.0.1
+port = `+strconv.Itoa(graphitePort)+graphiteFaultOptions+tail)
 	r.proc = start(t, "stats-process", "-f", conf)
 	return r
 }
@@ -303,7 +304,7 @@ func readNormally(t *testing.T, p *testrig.FaultPeer) {
 func faultPeerRun(t *testing.T, record func(faultRow), f peerFault) {
 	f.fault.MaxLine = testrig.CarbonMaxLine
 	peer := testrig.StartFaultPeer(t, f.opts, f.fault)
-	r := newSpoolRig(t, peer.Port(), f.snap, "")
+	r := newSpoolRig(t, peer.Port(), f.snap, "", "")
 	r.publishAtCadence(f.during)
 	f.heal(t, peer)
 	r.publishAtCadence(f.after)
@@ -383,15 +384,25 @@ func comparePeer(t *testing.T, r *spoolRig, peer *testrig.FaultPeer, name string
 }
 
 // A carbon-like peer drops the connection on any line over 16 KiB, and one snapshot holds
-// such lines (a backend name of 20 kB). Every other line must get through; the snapshot with
-// the long lines is reported and quarantined with a REASON, never reported delivered. If
-// stats-process shortens the name so that no line exceeds carbon's limit, every line, the
-// shortened ones included, must arrive and nothing is quarantined.
+// such lines. Every other line must get through; the snapshot with the long lines is reported
+// and quarantined with a REASON, never reported delivered.
+//
+// The long lines are made two ways, so that they exist whether or not stats-process shortens
+// long names: the snapshot's backend has a 20 kB name, and it belongs to a group whose group
+// namespace is 17 kB of short components (max-line-length is raised to 1 MiB so that
+// stats-process lets such lines through to the dispatcher). Should no line of the local store
+// exceed carbon's limit after all, every line must arrive and nothing is quarantined.
 func faultLongLine(t *testing.T, record func(faultRow)) {
 	const name = "carbon-like peer, one snapshot with lines over 16 KiB"
 	peer := testrig.StartFaultPeer(t, testrig.FaultPeerOptions{},
 		testrig.PeerBehaviour{Mode: testrig.PeerRead, MaxLine: testrig.CarbonMaxLine})
-	r := newSpoolRig(t, peer.Port(), carbonSnapshot, "")
+	groupNamespace := strings.TrimSuffix(strings.Repeat("long_group_namespace.", 17000/21), ".")
+	r := newSpoolRig(t, peer.Port(), carbonSnapshot, "max-line-length = 1048576\n", `
+group-namespace = `+groupNamespace+`
+group-namespace-double-writes = false
+[backend-groups]
+huge = ^be_huge_
+`)
 	const bad = 2
 	longName := "be_huge_" + strings.Repeat("x", 20000)
 	r.mangle = func(i int, dir string) {
