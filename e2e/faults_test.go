@@ -23,7 +23,7 @@ import (
 // (values may differ only for the self-timing metrics, which are measured again when a snapshot
 // is processed again). The table printed at the end counts per fault the lines lost (must be
 // 0), the duplicates, the most connections accepted in one second and the bytes received more
-// than once (both bounded).
+// than once (both bounded). STATSPIPE_FAULTS_LOG=1 prints stats-process's log of every fault.
 func TestFaults(t *testing.T) {
 	var table []faultRow
 	record := func(r faultRow) { table = append(table, r) }
@@ -240,6 +240,9 @@ func (r *spoolRig) stop() {
 		r.t.Errorf("stats-process did not stop within 30 s of SIGTERM")
 	}
 	r.logLines = strings.Count(d.out.String(), "\n")
+	if os.Getenv("STATSPIPE_FAULTS_LOG") != "" { // to see how a passing fault played out
+		r.t.Logf("stats-process output:\n%s", d.out.String())
+	}
 	if r.logLines > maxLogLines {
 		r.t.Errorf("stats-process wrote %d log lines: an ongoing fault must be logged at a bounded rate", r.logLines)
 	}
