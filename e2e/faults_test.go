@@ -63,6 +63,17 @@ func TestFaults(t *testing.T) {
 			heal: readNormally, noResets: true,
 		})
 	})
+	t.Run("slow reader, stall-timeout above its pace", func(t *testing.T) {
+		// The same, with a stall-timeout longer than the peer takes to reopen its window
+		// (a few kB at 4 kB/s): the connection is never given up at all.
+		faultPeerRun(t, record, peerFault{
+			name:  "slow reader, 4 kB/s, stall-timeout 6 s",
+			opts:  testrig.FaultPeerOptions{ReadBuffer: 16 << 10},
+			snap:  smallSnapshot,
+			fault: testrig.PeerBehaviour{Mode: testrig.PeerSlow, Rate: 4000}, during: 8, after: 1,
+			heal: readNormally, noResets: true, oneConn: true, graphite: "stall-timeout = 6\n",
+		})
+	})
 	t.Run("reset after 100 kB", func(t *testing.T) {
 		faultPeerRun(t, record, peerFault{
 			name:  "reset each connection after 100 kB, then a reader",
@@ -123,12 +134,12 @@ const (
 const faultCadence = time.Second
 
 // graphiteFaultOptions shorten the dispatcher's timers so that each fault plays out in
-// seconds: a stalled connection is given up after 2 s, reconnects back off from 0.2 s to 0.5 s.
+// seconds: reconnects back off from 0.2 s to 0.5 s, and (unless the fault sets its own
+// stall-timeout) a connection on which the peer shows no sign of reading is given up after 2 s.
 const graphiteFaultOptions = `
 hostname = e2e
 connect-timeout = 0.5
 write-timeout = 1
-stall-timeout = 2
 retries = 1
 interval = 0.2
 backoff = 2
@@ -162,6 +173,10 @@ func newSpoolRig(t *testing.T, graphitePort int, snap synthetic.Config, processE
 			t.Fatal(err)
 		}
 	}
+	stall := "stall-timeout = 2\n"
+	if strings.Contains(tail, "stall-timeout") {
+		stall = ""
+	}
 	conf := writeConfig(t, base, `
 [process]
 src-dir = `+r.incoming+`
@@ -172,7 +187,7 @@ liveness-check-interval = 1
 dir = `+r.store+`
 [graphite]
 server = 127.0.0.1
-port = `+strconv.Itoa(graphitePort)+graphiteFaultOptions+tail)
+port = `+strconv.Itoa(graphitePort)+graphiteFaultOptions+stall+tail)
 	r.proc = start(t, "stats-process", "-f", conf)
 	return r
 }
@@ -294,6 +309,8 @@ type peerFault struct {
 	after    int                                  // snapshots published once healed
 	heal     func(*testing.T, *testrig.FaultPeer) // ends the fault
 	noResets bool                                 // the peer must never see a reset
+	oneConn  bool                                 // the peer is never given up: one connection
+	graphite string                               // more [graphite] options
 }
 
 func restartAsReader(t *testing.T, p *testrig.FaultPeer) {
@@ -307,7 +324,7 @@ func readNormally(t *testing.T, p *testrig.FaultPeer) {
 func faultPeerRun(t *testing.T, record func(faultRow), f peerFault) {
 	f.fault.MaxLine = testrig.CarbonMaxLine
 	peer := testrig.StartFaultPeer(t, f.opts, f.fault)
-	r := newSpoolRig(t, peer.Port(), f.snap, "", "")
+	r := newSpoolRig(t, peer.Port(), f.snap, "", f.graphite)
 	r.publishAtCadence(f.during)
 	f.heal(t, peer)
 	r.publishAtCadence(f.after)
@@ -317,6 +334,9 @@ func faultPeerRun(t *testing.T, record func(faultRow), f peerFault) {
 		t.Errorf("the peer still has open connections 10 s after stats-process stopped: %+v", peer.Stats())
 	}
 	row := comparePeer(t, r, peer, f.name, nil)
+	if f.oneConn && peer.Stats().Accepted != 1 {
+		t.Errorf("the peer accepted %d connections: a slow peer that makes progress must keep its connection", peer.Stats().Accepted)
+	}
 	if f.noResets && row.peerResets != "0" {
 		t.Errorf("the peer saw %s connections reset by stats-process; a slow peer that makes progress must not be reset", row.peerResets)
 	}
