@@ -402,6 +402,9 @@ func comparePeer(t *testing.T, r *spoolRig, peer *testrig.FaultPeer, name string
 	}
 	t.Logf("%s: %d snapshots, %d lines, %d lost, %d duplicates; peer: %+v; %d bytes re-sent", name, len(r.names),
 		len(truth), lost, dups, s, resent)
+	if unexpected > 0 {
+		name += fmt.Sprintf(" (%d lines received that are in no local-store file)", unexpected)
+	}
 	return faultRow{fault: name, snapshots: len(r.names), lines: len(truth), lost: lost,
 		duplicates: strconv.Itoa(dups), connsPerSecond: strconv.Itoa(s.MaxAcceptsPerSecond),
 		resent: strconv.FormatInt(resent, 10), peerResets: strconv.Itoa(s.PeerResets), logLines: r.logLines}
