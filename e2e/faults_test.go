@@ -91,8 +91,18 @@ func TestFaults(t *testing.T) {
 			heal: readNormally,
 		})
 	})
-	t.Run("line over 16 KiB", func(t *testing.T) {
-		faultLongLine(t, record)
+	t.Run("one line over 16 KiB", func(t *testing.T) {
+		// Frontends emit only bin, so the long frontend name makes exactly one long line.
+		faultLongLine(t, record, longLineFault{
+			name: "carbon-like peer, one snapshot with one line over 16 KiB (a 20 kB frontend name)",
+			kind: "frontend", processExtra: "frontend-metrics = bin\n", want: 1,
+		})
+	})
+	t.Run("backend name of 20 kB", func(t *testing.T) {
+		faultLongLine(t, record, longLineFault{
+			name: "carbon-like peer, one snapshot with a 20 kB backend name (all its lines over 16 KiB)",
+			kind: "backend",
+		})
 	})
 
 	var b strings.Builder
@@ -410,28 +420,40 @@ func comparePeer(t *testing.T, r *spoolRig, peer *testrig.FaultPeer, name string
 		resent: strconv.FormatInt(resent, 10), peerResets: strconv.Itoa(s.PeerResets), logLines: r.logLines}
 }
 
+// longLineFault names the entity of the bad snapshot that gets the 20 kB name.
+type longLineFault struct {
+	name         string
+	kind         string // "frontend" or "backend"
+	processExtra string
+	want         int // long lines expected in the local store, 0 = any number
+}
+
 // A carbon-like peer drops the connection on any line over 16 KiB, and one snapshot holds
 // such lines. Every other line must get through; the snapshot with the long lines is reported
 // and quarantined with a REASON, never reported delivered.
 //
 // The long lines are made two ways, so that they exist whether or not stats-process shortens
-// long names: the snapshot's backend has a 20 kB name, and it belongs to a group whose group
-// namespace is 17 kB of short components (max-line-length is raised to 1 MiB so that
+// long names: the snapshot's frontend or backend has a 20 kB name, and it belongs to a group
+// whose group namespace is 17 kB of short components (max-line-length is raised to 1 MiB so that
 // stats-process lets such lines through to the dispatcher). Should no line of the local store
 // exceed carbon's limit after all, every line must arrive and nothing is quarantined.
-func faultLongLine(t *testing.T, record func(faultRow)) {
-	const name = "carbon-like peer, one snapshot with lines over 16 KiB"
+func faultLongLine(t *testing.T, record func(faultRow), f longLineFault) {
+	name := f.name
 	peer := testrig.StartFaultPeer(t, testrig.FaultPeerOptions{},
 		testrig.PeerBehaviour{Mode: testrig.PeerRead, MaxLine: testrig.CarbonMaxLine})
 	groupNamespace := strings.TrimSuffix(strings.Repeat("long_group_namespace.", 17000/21), ".")
-	r := newSpoolRig(t, peer.Port(), carbonSnapshot, "max-line-length = 1048576\n", `
+	r := newSpoolRig(t, peer.Port(), carbonSnapshot, "max-line-length = 1048576\n"+f.processExtra, `
 group-namespace = `+groupNamespace+`
 group-namespace-double-writes = false
-[backend-groups]
-huge = ^be_huge_
+[`+f.kind+`-groups]
+huge = ^`+f.kind[:2]+`_huge_
 `)
 	const bad = 2
-	longName := "be_huge_" + strings.Repeat("x", 20000)
+	longName := f.kind[:2] + "_huge_" + strings.Repeat("x", 20000)
+	old := synthetic.BackendName(0) + ","
+	if f.kind == "frontend" {
+		old = synthetic.FrontendName(0) + ",FRONTEND,"
+	}
 	r.mangle = func(i int, dir string) {
 		if i != bad {
 			return
@@ -441,9 +463,9 @@ huge = ^be_huge_
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := strings.ReplaceAll(string(data), synthetic.BackendName(0)+",", longName+",")
+		out := strings.ReplaceAll(string(data), old, longName+old[strings.IndexByte(old, ','):])
 		if out == string(data) {
-			t.Fatalf("%s: backend %s not found", f, synthetic.BackendName(0))
+			t.Fatalf("%s: %q not found", f, old)
 		}
 		if err := os.WriteFile(f, []byte(out), 0o644); err != nil {
 			t.Fatal(err)
@@ -480,6 +502,9 @@ huge = ^be_huge_
 		}
 	} else {
 		row.fault += fmt.Sprintf(" (%d long lines)", len(rejected))
+		if f.want > 0 && len(rejected) != f.want {
+			t.Errorf("%d lines over carbon's limit in the local store, want %d: the fault is not the one intended", len(rejected), f.want)
+		}
 		reason, err := os.ReadFile(filepath.Join(quarantine, "REASON"))
 		switch {
 		case err != nil:
