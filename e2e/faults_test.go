@@ -496,12 +496,12 @@ huge = ^`+f.kind[:2]+`_huge_
 	row := comparePeer(t, r, peer, name, rejected)
 	if len(rejected) == 0 {
 		// The product bounded the name: nothing for the peer to reject.
-		row.fault += fmt.Sprintf(" (names shortened: longest line %d bytes)", longest)
+		row.fault += fmt.Sprintf(": no line over 16 KiB, the longest has %d bytes", longest)
 		if len(quarantined) != 0 {
 			t.Errorf("snapshots quarantined although no line exceeds carbon's limit: %v", quarantined)
 		}
 	} else {
-		row.fault += fmt.Sprintf(" (%d long lines)", len(rejected))
+		row.fault += fmt.Sprintf(": %d lines over 16 KiB", len(rejected))
 		if f.want > 0 && len(rejected) != f.want {
 			t.Errorf("%d lines over carbon's limit in the local store, want %d: the fault is not the one intended", len(rejected), f.want)
 		}
