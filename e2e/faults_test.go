@@ -34,6 +34,10 @@ func TestFaults(t *testing.T) {
 	t.Run("carbon SIGSTOP then SIGCONT", func(t *testing.T) {
 		faultCarbonStopCont(t, record)
 	})
+	// Small snapshots for the black hole and the listener that never accepts: what is sent
+	// fits in the peer's receive buffer, TCP acknowledges all of it and nothing ever stalls,
+	// which is the case an acknowledgement-based dispatcher loses (bigger ones stall at once
+	// and are sent again anyway).
 	t.Run("black hole", func(t *testing.T) {
 		faultPeerRun(t, record, peerFault{
 			name:  "black hole (accepts, never reads), then a fresh reader",
