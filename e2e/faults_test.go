@@ -437,20 +437,21 @@ type longLineFault struct {
 // and quarantined with a REASON, never reported delivered.
 //
 // The long lines are made two ways, so that they exist whether or not stats-process shortens
-// long names: the snapshot's frontend or backend has a 20 kB name, and it belongs to a group
-// whose group namespace is 17 kB of short components (max-line-length is raised to 1 MiB so that
-// stats-process lets such lines through to the dispatcher). Should no line of the local store
-// exceed carbon's limit after all, every line must arrive and nothing is quarantined.
+// long names (to max-component-length) and bounds the namespaces (to 1 KiB): the snapshot's
+// frontend or backend has a 20 kB name, and it belongs to a group whose name is 17 kB of short
+// dotted components (max-line-length is raised to 1 MiB so that stats-process lets such lines
+// through to the dispatcher). Should no line of the local store exceed carbon's limit after
+// all, every line must arrive and nothing is quarantined.
 func faultLongLine(t *testing.T, record func(faultRow), f longLineFault) {
 	name := f.name
 	peer := testrig.StartFaultPeer(t, testrig.FaultPeerOptions{},
 		testrig.PeerBehaviour{Mode: testrig.PeerRead, MaxLine: testrig.CarbonMaxLine})
-	groupNamespace := strings.TrimSuffix(strings.Repeat("long_group_namespace.", 17000/21), ".")
+	groupName := strings.TrimSuffix(strings.Repeat("long_group_name.", 17000/16), ".")
 	r := newSpoolRig(t, peer.Port(), carbonSnapshot, "max-line-length = 1048576\n"+f.processExtra, `
-group-namespace = `+groupNamespace+`
+group-namespace = grouped
 group-namespace-double-writes = false
 [`+f.kind+`-groups]
-huge = ^`+f.kind[:2]+`_huge_
+`+groupName+` = ^`+f.kind[:2]+`_huge_
 `)
 	const bad = 2
 	longName := f.kind[:2] + "_huge_" + strings.Repeat("x", 20000)
