@@ -436,12 +436,12 @@ type longLineFault struct {
 // such lines. Every other line must get through; the snapshot with the long lines is reported
 // and quarantined with a REASON, never reported delivered.
 //
-// The long lines are made two ways, so that they exist whether or not stats-process shortens
-// long names (to max-component-length) and bounds the namespaces (to 1 KiB): the snapshot's
-// frontend or backend has a 20 kB name, and it belongs to a group whose name is 17 kB of short
-// dotted components (max-line-length is raised to 1 MiB so that stats-process lets such lines
-// through to the dispatcher). Should no line of the local store exceed carbon's limit after
-// all, every line must arrive and nothing is quarantined.
+// The lines are made long in two ways at once, so that they stay long whether or not
+// stats-process shortens long names (to max-component-length) and bounds the namespaces (to
+// 1 KiB): the snapshot's frontend or backend has a 20 kB name, and it belongs to a group whose
+// name is 17 kB of short dotted components (max-line-length is raised to 1 MiB so that
+// stats-process lets such lines through to the dispatcher). Should no line of the local store
+// exceed carbon's limit after all, every line must arrive and nothing is quarantined.
 func faultLongLine(t *testing.T, record func(faultRow), f longLineFault) {
 	name := f.name
 	peer := testrig.StartFaultPeer(t, testrig.FaultPeerOptions{},
