@@ -52,7 +52,6 @@ func BenchmarkThroughput(b *testing.B) {
 	chunks, lines, size := benchSnapshot()
 	cfg := testConfig(discardSink(b))
 	d := newDispatcher(cfg, nil, nil, nil)
-	d.replay = 0
 	d.start()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
