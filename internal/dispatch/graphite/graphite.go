@@ -184,10 +184,10 @@ type writerState struct {
 	pieceEnd int
 	// Drain: readyAt is when the peer first showed it had read everything written; finSent
 	// once we half-closed the connection, after which its EOF proves everything written.
-	readyAt     time.Time
-	finSent     bool
+	readyAt      time.Time
+	finSent      bool
 	provenOnConn int
-	connectedAt time.Time
+	connectedAt  time.Time
 
 	attempts      int // failed attempts in the current connect round
 	lastErr       error
