@@ -97,7 +97,7 @@ func TestRealCarbonRestartLosesNothing(t *testing.T) {
 
 	c.Stop(t)
 	submitAll(t, d, rec, b)
-	waitFor(t, 10*time.Second, "the loss to be noticed", func() bool { return !d.Stats().Connected })
+	waitFor(t, 10*time.Second, "the loss to be noticed", func() bool { return d.Stats().Losses > 0 })
 	time.Sleep(300 * time.Millisecond) // a few refused reconnects
 	if n := rec.count(); n != len(a) {
 		t.Fatalf("%d chunks of B reported delivered while carbon was down", n-len(a))
@@ -147,6 +147,8 @@ func TestRealCarbonStoppedMidStreamLosesNothing(t *testing.T) {
 	closeOK(t, d)
 	t.Logf("dispatcher log: %q", logs.messages())
 	var missing []int64
+	// carbon may still be writing its cache: the first checks wait up to 10 s in all.
+	deadline := time.Now().Add(10 * time.Second)
 	for i := range snaps {
 		ts := now - 600 + int64(i)
 		// the first and last line of every chunk
@@ -154,7 +156,7 @@ func TestRealCarbonStoppedMidStreamLosesNothing(t *testing.T) {
 		for c2 := range 4 {
 			for _, m := range []int{0, 199} {
 				path := fmt.Sprintf("statspipe.e2e.stream.c%d.m%d", c2, m)
-				if _, ok := c.WaitFor(t, path, ts, 100*time.Millisecond); !ok {
+				if _, ok := c.WaitFor(t, path, ts, max(time.Until(deadline), 100*time.Millisecond)); !ok {
 					lost = append(lost, fmt.Sprintf("c%d.m%d", c2, m))
 				}
 			}

@@ -51,7 +51,8 @@ var (
 	// about a second before it writes it, and loses that when it is stopped or killed.
 	replayHold = 2 * time.Second
 	// drainQuiet: when the window never reopens fully (the peer shrank its buffer), the drain
-	// starts anyway once the window's right edge stood still this long.
+	// starts anyway once the window's right edge stood still this long (at most half the
+	// stall-timeout).
 	drainQuiet = 2 * time.Second
 	// lossLogEvery rate-limits the log lines of one ongoing fault.
 	lossLogEvery = time.Minute
@@ -70,6 +71,7 @@ type Stats struct {
 	Drains      uint64 // connections closed by statspipe to prove the peer read everything
 	ResentBytes uint64 // bytes written again because an earlier connection did not prove them
 	Rejected    uint64 // lines skipped because the peer kept dropping the connection on them
+	Losses      uint64 // connections that failed or were given up (not drains)
 	// QueuedLines and QueuedBytes are accepted but not yet proven read (queued, in flight, or
 	// waiting for proof).
 	QueuedLines int
@@ -87,6 +89,9 @@ type item struct {
 	rejected []rejectedLine
 	// sentBefore: some of it was written on an earlier connection (for the resent counter).
 	sentBefore bool
+	// replayed: it was proven and held, and is sent again after a loss; a second proof
+	// releases it at once.
+	replayed bool
 }
 
 type rejectedLine struct {
@@ -149,8 +154,8 @@ type Dispatcher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	lines, bytes, reconnects, drains, resent, rejected atomic.Uint64
-	connected                                          atomic.Bool
+	lines, bytes, reconnects, drains, resent, rejected, losses atomic.Uint64
+	connected                                                  atomic.Bool
 
 	w writerState // owned by the writer goroutine
 }
@@ -187,6 +192,9 @@ type writerState struct {
 	readyAt      time.Time
 	finSent      bool
 	provenOnConn int
+	// provenBytes: bytes proven on this connection; provenEnd: the offset they reach.
+	provenBytes int
+	provenEnd   int64
 	connectedAt  time.Time
 
 	attempts      int // failed attempts in the current connect round
@@ -195,12 +203,7 @@ type writerState struct {
 	lostAt        time.Time
 	lossLogged    bool // the last loss was logged, so its reconnection is too
 
-	// Where the stream stood at the last unplanned loss, to notice a connection that keeps
-	// dying at the same place.
-	lossAt    *metric.Batch
-	lossSkip  int
-	lossCount int
-	care      careful
+	care careful
 
 	lossLog, connectLog logLimiter
 
@@ -301,6 +304,7 @@ func (d *Dispatcher) Stats() Stats {
 		Drains:      d.drains.Load(),
 		ResentBytes: d.resent.Load(),
 		Rejected:    d.rejected.Load(),
+		Losses:      d.losses.Load(),
 		QueuedLines: lines,
 		QueuedBytes: size,
 		Connected:   d.connected.Load(),
@@ -560,9 +564,14 @@ func (d *Dispatcher) stalled() error {
 	if d.cfg.StallTimeout <= 0 || time.Since(w.lastProgress) <= d.cfg.StallTimeout {
 		return nil
 	}
-	return fmt.Errorf("peer made no progress for %v (%d of %d bytes written on this connection unacknowledged)",
-		d.cfg.StallTimeout, w.sent-w.acked, w.sent)
+	return &stallError{fmt.Sprintf("peer made no progress for %v (%d of %d bytes written on this connection unacknowledged)",
+		d.cfg.StallTimeout, w.sent-w.acked, w.sent)}
 }
+
+// stallError: we gave the connection up; the peer did not end it.
+type stallError struct{ msg string }
+
+func (e *stallError) Error() string { return e.msg }
 
 // maybeDrain half-closes the connection once nothing more is to be written on it and the peer
 // has evidently read everything written: the peer's EOF will prove it.
@@ -575,7 +584,11 @@ func (d *Dispatcher) maybeDrain() {
 	ready := true
 	if w.hasInfo {
 		window := w.right - w.acked
-		ready = w.acked == w.sent && (window >= w.maxWindow || now.Sub(w.lastProgress) >= drainQuiet)
+		quiet := drainQuiet
+		if d.cfg.StallTimeout > 0 {
+			quiet = min(quiet, d.cfg.StallTimeout/2)
+		}
+		ready = w.acked == w.sent && (window >= w.maxWindow || now.Sub(w.lastProgress) >= quiet)
 	} else {
 		ready = now.Sub(w.lastWrite) >= drainHold
 	}
@@ -757,8 +770,9 @@ func (d *Dispatcher) collect() {
 func (d *Dispatcher) prove(k int) {
 	w := &d.w
 	w.provenOnConn += k
+	w.provenBytes += int(w.ends[k-1] - w.provenEnd)
+	w.provenEnd = w.ends[k-1]
 	w.attempts = 0
-	w.lossCount = 0
 	w.written -= k
 	w.ends = w.ends[:copy(w.ends, w.ends[k:])]
 	now := time.Now()
@@ -791,7 +805,7 @@ func (d *Dispatcher) releaseHeld(force bool) {
 		k = 0
 		for k < w.held {
 			due := w.heldAt[k].Add(replayHold)
-			if time.Now().Before(due) || w.lastAppLife.Before(due) {
+			if !d.queue[k].replayed && (time.Now().Before(due) || w.lastAppLife.Before(due)) {
 				break
 			}
 			k++
@@ -905,7 +919,7 @@ func (d *Dispatcher) drained() {
 			w.care = careful{}
 		}
 	}
-	w.attempts, w.lossCount = 0, 0
+	w.attempts = 0
 	d.closeConn()
 	w.lostAt = time.Now()
 	w.lossLogged = false
@@ -924,6 +938,7 @@ func (d *Dispatcher) closeConn() {
 	w.written, w.piece, w.finSent = 0, false, false
 	w.ends = w.ends[:0]
 	w.sent, w.acked, w.right, w.maxWindow, w.provenOnConn = 0, 0, 0, 0, 0
+	w.provenBytes, w.provenEnd = 0, 0
 	w.readyAt = time.Time{}
 }
 
@@ -932,7 +947,12 @@ func (d *Dispatcher) closeConn() {
 func (d *Dispatcher) lose(cause error) {
 	w := &d.w
 	proved := w.provenOnConn > 0
-	wrote := w.sent > 0
+	provenBytes := w.provenBytes
+	var stall *stallError
+	stalled := errors.As(cause, &stall)
+	// Only a connection the peer ended says something about the place in the stream.
+	wrote := w.sent > 0 && !stalled
+	d.losses.Add(1)
 	triedPiece, triedFrom, triedTo := w.care.on && w.written > 0, 0, 0
 	d.mu.Lock()
 	unproven := d.queuedLines
@@ -950,15 +970,7 @@ func (d *Dispatcher) lose(cause error) {
 	d.mu.Unlock()
 	d.closeConn()
 
-	// The same place as last time, with nothing proven in between: this stream kills
-	// connections there.
-	if !proved && !wrote {
-		// Died before carrying anything: says nothing about the stream.
-	} else if !proved && first != nil && first == w.lossAt && firstSkip == w.lossSkip {
-		w.lossCount++
-	} else {
-		w.lossAt, w.lossSkip, w.lossCount = first, firstSkip, 1
-	}
+	_ = firstSkip
 	if proved {
 		// Progress, then a loss: wait a little (jittered) before reconnecting, so that a
 		// peer that resets every connection after a while cannot make us spin.
@@ -966,16 +978,26 @@ func (d *Dispatcher) lose(cause error) {
 	} else {
 		w.attempts++
 	}
-	if first != nil && !proved {
-		d.carefulAfterLoss(first, triedPiece, triedFrom, triedTo)
+	if first != nil && wrote {
+		// The peer ended a connection that carried unproven data: from now on each
+		// connection carries a bounded amount and proves it by a drain (careful mode).
+		c := &w.care
+		switch {
+		case !c.on:
+			*c = careful{on: true, budget: max(2*provenBytes, len(first.Data)-firstSkip)}
+		case proved:
+			c.budget = max(2*provenBytes, len(first.Data)-firstSkip)
+		default:
+			d.carefulAfterLoss(first, triedPiece, triedFrom, triedTo)
+		}
 	}
-	if w.care.on {
-		d.releaseHeld(true) // careful connections carry only what is unproven
-	} else if w.held > 0 {
+	if w.held > 0 {
 		// The peer may have lost what it read last (carbon-cache loses its cache when it
-		// stops): the held chunks go out again, first.
+		// stops): the held chunks go out again, first, once.
 		d.mu.Lock()
-		for _, it := range d.queue[:w.held] {
+		for i := range d.queue[:w.held] {
+			it := &d.queue[i]
+			it.replayed = true
 			d.queuedLines += it.b.Lines
 			d.queuedBytes += len(it.b.Data)
 			d.heldBytes -= len(it.b.Data)
@@ -991,19 +1013,15 @@ func (d *Dispatcher) lose(cause error) {
 		d.log.Warn("graphite connection lost", "address", d.addr, "error", cause,
 			"unproven_lines", unproven, "suppressed", suppressed)
 	}
+	if d.once && stalled {
+		d.giveUp(fmt.Errorf("%w: %s: %v", ErrGaveUp, d.addr, cause))
+	}
 }
 
 // carefulAfterLoss narrows down a place where connections keep dying.
 func (d *Dispatcher) carefulAfterLoss(first *metric.Batch, tried bool, from, to int) {
 	w := &d.w
 	c := &w.care
-	if !c.on {
-		if w.lossCount < 2 {
-			return
-		}
-		*c = careful{on: true, budget: len(first.Data) - from}
-		return
-	}
 	if !tried {
 		return
 	}
@@ -1045,8 +1063,6 @@ func (d *Dispatcher) rejectLine(b *metric.Batch, off, n int) {
 	src, seq := it.b.Source, it.b.Seq
 	d.mu.Unlock()
 	d.rejected.Add(1)
-	w := &d.w
-	w.lossAt, w.lossCount = nil, 0
 	d.log.Error("graphite: the receiver drops the connection on this line every time; skipped",
 		"address", d.addr, "snapshot", src, "chunk", seq, "offset", off, "length", n, "line_prefix", prefix)
 }

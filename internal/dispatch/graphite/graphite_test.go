@@ -296,7 +296,7 @@ func TestPeerGoneBetweenSnapshotsNothingReportedDeliveredUntilBack(t *testing.T)
 
 	s.stop() // listener and connection closed; nothing was left unread
 	submitAll(t, d, rec, b)
-	waitFor(t, 10*time.Second, "the loss to be noticed", func() bool { return !d.Stats().Connected })
+	waitFor(t, 10*time.Second, "the loss to be noticed", func() bool { return d.Stats().Losses > 0 })
 	time.Sleep(50 * time.Millisecond) // a few failed reconnects
 	for _, c := range b {
 		if _, called := rec.result(c); called {
@@ -337,7 +337,7 @@ func TestSinkStallsAndDisappearsMidStream(t *testing.T) {
 	waitFor(t, 10*time.Second, "the first 200 KB", func() bool { return s.totalBytes() > 200<<10 })
 	s.pause()
 	s.closeListener()
-	waitFor(t, 10*time.Second, "the stall to be detected", func() bool { return !d.Stats().Connected })
+	waitFor(t, 10*time.Second, "the stall to be detected", func() bool { return d.Stats().Losses > 0 })
 	s.resume() // drain the dead connection to its end
 	waitFor(t, 10*time.Second, "the dead connection to end", func() bool { return s.connClosed(0) })
 	s.start()
@@ -383,8 +383,9 @@ func TestWriteErrorMidChunkResendsEverythingUnproven(t *testing.T) {
 	if got := first.bytes(); !bytes.Equal(got, all[:cut]) {
 		t.Fatalf("first connection carried %q, want %q", got, all[:cut])
 	}
-	if got := second.bytes(); !bytes.Equal(got, all) {
-		t.Fatalf("second connection carried %q, want every chunk whole", got)
+	// After a loss the next connections carry a bounded amount each, proven by a drain.
+	if got := append(second.bytes(), fake.extraBytes()...); !bytes.Equal(got, all) {
+		t.Fatalf("the later connections carried %q, want every chunk whole", got)
 	}
 	if dials, sleeps := fake.recorded(); dials != 2 || !slices.Equal(sleeps, []time.Duration{cfg.Interval}) {
 		t.Errorf("%d dials and sleeps %v; want 2 dials and one wait of interval", dials, sleeps)

@@ -659,6 +659,18 @@ type scriptedNet struct {
 	script []func() (net.Conn, error)
 	dials  int
 	sleeps []time.Duration
+	extra  []*fakeConn // the connections handed out after the script
+}
+
+// extraBytes is what the connections after the script carried, in order.
+func (n *scriptedNet) extraBytes() []byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []byte
+	for _, c := range n.extra {
+		out = append(out, c.bytes()...)
+	}
+	return out
 }
 
 func (n *scriptedNet) dial(ctx context.Context, _ string) (net.Conn, error) {
@@ -668,7 +680,9 @@ func (n *scriptedNet) dial(ctx context.Context, _ string) (net.Conn, error) {
 		n.dials++
 		return n.script[n.dials-1]()
 	}
-	return newFakeConn(-1), nil
+	c := newFakeConn(-1)
+	n.extra = append(n.extra, c)
+	return c, nil
 }
 
 func (n *scriptedNet) sleep(ctx context.Context, d time.Duration) bool {

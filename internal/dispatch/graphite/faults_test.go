@@ -1,0 +1,244 @@
+package graphite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/dispatch"
+	"github.com/statspipe/statspipe/internal/metric"
+)
+
+// faultConfig has waits short enough for a fault test to last seconds.
+func faultConfig(addr string) config.Graphite {
+	cfg := testConfig(addr)
+	cfg.Retries, cfg.Interval, cfg.Backoff, cfg.Delay = 2, 20*time.Millisecond, 2, 200*time.Millisecond
+	cfg.StallTimeout = 500 * time.Millisecond
+	cfg.WriteTimeout = 100 * time.Millisecond
+	cfg.QueueBytes = 1 << 20
+	return cfg
+}
+
+func shortReplayHold(t testing.TB, d time.Duration) {
+	old := replayHold
+	replayHold = d
+	t.Cleanup(func() { replayHold = old })
+}
+
+type faultResult struct {
+	elapsed        time.Duration
+	connections    int
+	dupes          int
+	resent, stream uint64
+	st             Stats
+}
+
+// runFault submits snaps (from one goroutine, in order) to a dispatcher sending to p, calls
+// during (if not nil) while the fault lasts, then makes the peer healthy unless keepFault,
+// waits for every chunk's done, and checks that every line was processed by the peer at
+// least once and that no chunk was reported delivered before the peer processed it.
+func runFault(t *testing.T, p *fakePeer, cfg config.Graphite, snaps [][]*metric.Batch,
+	during func(d *Dispatcher, pc *provenChecker), keepFault bool) (faultResult, *provenChecker) {
+	t.Helper()
+	log, logs := newLogger()
+	d := newDispatcher(cfg, log, nil, nil)
+	d.start()
+	rec := newDoneRecorder(t)
+	pc := &provenChecker{t: t, p: p, rec: rec}
+	start := time.Now()
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		for _, snap := range snaps {
+			for _, b := range snap {
+				if err := d.Submit(context.Background(), b, pc.fn(b)); err != nil {
+					t.Errorf("Submit: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	if during != nil {
+		during(d, pc)
+	}
+	if !keepFault {
+		p.makeHealthy()
+	}
+	total := 0
+	for _, s := range snaps {
+		total += len(s)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			msgs := logs.messages()
+			t.Logf("%d log lines, the first ones: %q", len(msgs), msgs[:min(len(msgs), 30)])
+			t.Logf("stats %+v", d.Stats())
+		}
+	})
+	waitFor(t, 30*time.Second, "every chunk's done", func() bool { return rec.count() == total })
+	<-submitted
+	elapsed := time.Since(start)
+	closeOK(t, d)
+
+	var stream uint64
+	missing := 0
+	p.mu.Lock()
+	dupes := 0
+	for _, snap := range snaps {
+		for _, b := range snap {
+			stream += uint64(len(b.Data))
+			errs, _ := rec.result(b)
+			var rej dispatch.Rejected
+			if errs[0] != nil && !errors.As(errs[0], &rej) {
+				t.Errorf("chunk %d of %s: done(%v)", b.Seq, b.Source, errs[0])
+			}
+			for data := b.Data; len(data) > 0; {
+				i := bytes.IndexByte(data, '\n')
+				n := p.seen[string(data[:i])]
+				if n == 0 && rej == nil {
+					missing++
+				}
+				dupes += max(0, n-1)
+				data = data[i+1:]
+			}
+		}
+	}
+	p.mu.Unlock()
+	if missing > 0 {
+		t.Errorf("%d lines never reached the peer application", missing)
+	}
+	st := d.Stats()
+	res := faultResult{elapsed: elapsed, connections: p.connections(), dupes: dupes,
+		resent: st.ResentBytes, stream: stream, st: st}
+	t.Logf("%v: %d connections (%.1f/s), %d drains, %d of %d bytes re-sent (%.2f×), %d duplicate lines, %d lost-connection log lines",
+		elapsed.Round(time.Millisecond), res.connections, float64(res.connections)/elapsed.Seconds(), st.Drains,
+		res.resent, stream, float64(res.resent)/float64(stream), dupes, logs.count("WARN graphite connection lost"))
+	return res, pc
+}
+
+func faultSnapshots(n, chunks, lines int) [][]*metric.Batch {
+	var snaps [][]*metric.Batch
+	for i := range n {
+		snaps = append(snaps, makeSnapshot(i, chunks, lines, ts+int64(i)))
+	}
+	return snaps
+}
+
+// A peer that accepts and never reads: its kernel acknowledges what fits in its buffers, but
+// nothing may be reported delivered, whatever the size of our writes and however long it
+// lasts; stall-timeout gives the connections up (gracefully) and reconnections back off.
+func TestBlackHoleNothingDeliveredUntilItReads(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	p := startPeer(t, 0, 0, blackHoleThenRead)
+	snaps := faultSnapshots(10, 4, 500) // 10 snapshots of about 74 KB
+	res, _ := runFault(t, p, faultConfig(p.addr), snaps, func(d *Dispatcher, pc *provenChecker) {
+		waitFor(t, 20*time.Second, "three given-up connections", func() bool { return p.connections() >= 3 })
+		if n := pc.rec.count(); n != 0 {
+			t.Fatalf("%d chunks reported done while the peer never read", n)
+		}
+	}, false)
+	if cps := float64(res.connections) / res.elapsed.Seconds(); cps > 20 {
+		t.Errorf("%.1f connections/s", cps)
+	}
+}
+
+// A listener that never accepts: the kernel completes the handshake and buffers data for the
+// backlog, and nothing of it may count as delivered.
+func TestNeverAcceptingListenerNothingDeliveredUntilItAccepts(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	p := startPeer(t, 0, 0, func(p *fakePeer, c *net.TCPConn, _ int) { readAll(p, c) }, true)
+	snaps := faultSnapshots(5, 4, 500)
+	res, _ := runFault(t, p, faultConfig(p.addr), snaps, func(d *Dispatcher, pc *provenChecker) {
+		waitFor(t, 20*time.Second, "three connections given up", func() bool { return d.Stats().Losses >= 3 })
+		if n := pc.rec.count(); n != 0 {
+			t.Fatalf("%d chunks reported done while the listener never accepted", n)
+		}
+	}, false)
+	if res.st.Losses < 3 {
+		t.Errorf("Stats = %+v", res.st)
+	}
+}
+
+// A slow reader (5 kB/s, a 4 KiB receive buffer, a 1000-byte MSS so that its window reopens
+// in small steps) makes progress all the time: it is never given up, never reset, and reads
+// every line exactly once.
+func TestSlowReaderIsNeverDroppedAndLosesNothing(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	p := startPeer(t, 4096, 1000, slowReader(5000))
+	cfg := faultConfig(p.addr)
+	// At 5 kB/s an MSS frees in 0.2 s, but with so small a buffer the receiver leaves it to
+	// our zero-window probes (backing off: 0.2, 0.4, 0.8 s…) to find out: gaps up to 1.3 s.
+	cfg.StallTimeout = 3 * time.Second
+	snaps := faultSnapshots(3, 2, 100) // 22 KB: about 4.5 s
+	res, _ := runFault(t, p, cfg, snaps, nil, true)
+	if res.st.Losses != 0 || res.dupes != 0 || res.resent != 0 {
+		t.Errorf("a slow peer was given up: %+v, %d duplicate lines", res.st, res.dupes)
+	}
+}
+
+// A peer that resets every connection after 100 kB, for ever: everything still gets through
+// (careful mode sends what fits before the reset, proven by drains), connections per second
+// and re-sent bytes stay bounded.
+func TestPeerResettingAfter100kBDoesNotLivelock(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	p := startPeer(t, 0, 0, resetAfterBytes(100_000))
+	snaps := faultSnapshots(4, 4, 1000) // 590 KB
+	res, _ := runFault(t, p, faultConfig(p.addr), snaps, nil, true)
+	if cps := float64(res.connections) / res.elapsed.Seconds(); cps > 30 {
+		t.Errorf("%.1f connections/s", cps)
+	}
+	if res.resent > 4*res.stream {
+		t.Errorf("%d bytes re-sent for a stream of %d", res.resent, res.stream)
+	}
+}
+
+// A peer that resets every connection after 1 s, for ever, while a large backlog streams.
+func TestPeerResettingAfterOneSecondDoesNotLivelock(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	p := startPeer(t, 0, 0, resetAfter(time.Second))
+	cfg := faultConfig(p.addr)
+	cfg.QueueBytes = 4 << 20
+	snaps := faultSnapshots(20, 20, 6000) // 20 snapshots of 4.4 MB
+	res, _ := runFault(t, p, cfg, snaps, nil, true)
+	if cps := float64(res.connections) / res.elapsed.Seconds(); cps > 10 {
+		t.Errorf("%.1f connections/s", cps)
+	}
+	if res.resent > res.stream {
+		t.Errorf("%d bytes re-sent for a stream of %d", res.resent, res.stream)
+	}
+}
+
+// One line over carbon's 16 KiB limit: the peer drops every connection on it. The line is
+// narrowed down, skipped, logged once, its chunk gets a dispatch.Rejected error naming the
+// snapshot and the line; every other line gets through.
+func TestLineThePeerKeepsDroppingIsIsolatedAndRejected(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	p := startPeer(t, 0, 0, carbonLineLimit(16384))
+	snaps := faultSnapshots(3, 4, 1000)
+	// Chunk 2 of snapshot 1 gets a 20 KB line in its middle.
+	b := snaps[1][2]
+	mid := bytes.IndexByte(b.Data[len(b.Data)/2:], '\n') + len(b.Data)/2 + 1
+	long := "test.poison." + strings.Repeat("x", 20_000) + " 1 1700000001\n"
+	b.Data = append(append(append([]byte(nil), b.Data[:mid]...), long...), b.Data[mid:]...)
+	b.Lines++
+	log, logs := newLogger()
+	_ = log
+	res, pc := runFault(t, p, faultConfig(p.addr), snaps, nil, true)
+	if res.st.Rejected != 1 || len(pc.rejected) != 1 {
+		t.Fatalf("Stats %+v, rejected chunks %v; want one rejected line", res.st, pc.rejected)
+	}
+	var rej dispatch.Rejected
+	if !errors.As(pc.rejected[0], &rej) || !strings.Contains(rej.Rejected(), b.Source) ||
+		!strings.Contains(rej.Rejected(), "test.poison.xxx") || !strings.Contains(rej.Rejected(), "20026 bytes") {
+		t.Errorf("Rejected() = %q; want the snapshot, the line's length and its first bytes", rej.Rejected())
+	}
+	_ = logs
+	if n := p.seen[strings.TrimSuffix(long, "\n")]; n != 0 {
+		t.Errorf("the peer processed the long line %d times", n)
+	}
+}
