@@ -195,7 +195,7 @@ type writerState struct {
 	// provenBytes: bytes proven on this connection; provenEnd: the offset they reach.
 	provenBytes int
 	provenEnd   int64
-	connectedAt  time.Time
+	connectedAt time.Time
 
 	attempts      int // failed attempts in the current connect round
 	lastErr       error
