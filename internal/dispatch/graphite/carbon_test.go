@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,3 +174,95 @@ func TestRealCarbonStoppedMidStreamLosesNothing(t *testing.T) {
 		t.Fatalf("%d of %d snapshots lost", len(missing), len(wants))
 	}
 }
+
+// carbonSignal sends sig to the carbon-cache process group (it runs in its own group).
+func carbonSignal(t *testing.T, c *testrig.Carbon, sig syscall.Signal) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.Dir, "run", "carbon-cache.pid"))
+	if err != nil {
+		t.Fatalf("carbon pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("carbon pid file: %v", err)
+	}
+	if err := syscall.Kill(-pid, sig); err != nil {
+		t.Fatalf("kill -%v carbon: %v", sig, err)
+	}
+}
+
+// carbonFreeze streams snapshots into real carbon-cache, freezes it with SIGSTOP for longer
+// than the old 3 s replay window (until five connections were given up), then thaws it
+// (SIGCONT) or kills it (SIGKILL) and restarts it. Every point of every snapshot must end up
+// in whisper.
+func carbonFreeze(t *testing.T, kill bool) {
+	c := testrig.StartCarbon(t)
+	cfg := carbonConfig(c)
+	cfg.StallTimeout = time.Second
+	log, logs := newLogger()
+	d := New(cfg, log)
+	rec := newDoneRecorder(t)
+	const n, chunks, series = 30, 4, 200
+	now := time.Now().Unix()
+	var snaps [][]*metric.Batch
+	submitted := make(chan struct{})
+	frozen := make(chan struct{})
+	thawed := make(chan struct{})
+	for i := range n {
+		snap, _ := carbonSnapshot("freeze", now-600+int64(i), chunks, series)
+		snaps = append(snaps, snap)
+	}
+	go func() {
+		defer close(submitted)
+		for i, snap := range snaps {
+			if i == n/3 {
+				close(frozen)
+				<-thawed // the rest is submitted while carbon is back
+			}
+			submitAll(t, d, rec, snap)
+		}
+	}()
+	<-frozen
+	waitFor(t, 20*time.Second, "the first snapshots to be proven", func() bool { return d.Stats().Lines > 0 })
+	carbonSignal(t, c, syscall.SIGSTOP)
+	start := time.Now()
+	before := d.Stats()
+	waitFor(t, 30*time.Second, "five connections given up", func() bool { return d.Stats().Losses >= before.Losses+5 })
+	frozenFor := time.Since(start)
+	if kill {
+		carbonSignal(t, c, syscall.SIGKILL)
+		c.Stop(t) // only waits for the exit
+		c.Start(t)
+	} else {
+		carbonSignal(t, c, syscall.SIGCONT)
+	}
+	close(thawed)
+	<-submitted
+	waitAllDone(t, rec, snaps)
+	closeOK(t, d)
+	st := d.Stats()
+	t.Logf("frozen %v; %d snapshots; stats %+v", frozenFor.Round(time.Millisecond), n, st)
+	t.Logf("log: %q", logs.messages())
+	missing := 0
+	deadline := time.Now().Add(15 * time.Second)
+	for ch := range chunks {
+		for m := range series {
+			path := fmt.Sprintf("statspipe.e2e.freeze.c%d.m%d", ch, m)
+			var points map[int64]float64
+			for {
+				points, _ = testrig.ReadWhisper(c.WhisperFile(path), now-600, now)
+				if len(points) >= n || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			missing += n - len(points)
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d points missing from whisper", missing, n*chunks*series)
+	}
+}
+
+func TestRealCarbonFrozenThenKilledLosesNothing(t *testing.T) { carbonFreeze(t, true) }
+func TestRealCarbonFrozenThenThawedLosesNothing(t *testing.T) { carbonFreeze(t, false) }

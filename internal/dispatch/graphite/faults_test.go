@@ -242,3 +242,57 @@ func TestLineThePeerKeepsDroppingIsIsolatedAndRejected(t *testing.T) {
 		t.Errorf("the peer processed the long line %d times", n)
 	}
 }
+
+// NewOnce with nothing listening: after one connect round every queued chunk fails, and so
+// does every later Submit, at once; nothing is reported delivered.
+func TestOnceGivesUpAfterOneConnectRound(t *testing.T) {
+	for _, retries := range []int{2, -1} {
+		cfg := faultConfig(reservePort(t))
+		cfg.Retries = retries
+		d := NewOnce(cfg, nil)
+		rec := newDoneRecorder(t)
+		snap := makeSnapshot(0, 3, 10, ts)
+		start := time.Now()
+		for _, b := range snap {
+			if err := d.Submit(context.Background(), b, rec.fn(b)); err != nil {
+				break // it may give up before the last Submit
+			}
+		}
+		waitFor(t, 10*time.Second, "the give-up", func() bool { return d.Submit(context.Background(), snap[0], func(error) {}) != nil })
+		err := d.Submit(context.Background(), snap[0], func(error) { t.Error("done called after a failed Submit") })
+		if !errors.Is(err, ErrGaveUp) {
+			t.Fatalf("retries %d: Submit after the give-up: %v, want ErrGaveUp", retries, err)
+		}
+		t.Logf("retries %d: gave up after %v: %v", retries, time.Since(start).Round(time.Millisecond), err)
+		for _, b := range snap {
+			if errs, called := rec.result(b); called && (errs[0] == nil || !errors.Is(errs[0], ErrGaveUp)) {
+				t.Errorf("chunk %d: done(%v), want ErrGaveUp", b.Seq, errs[0])
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := d.Close(ctx); !errors.Is(err, ErrGaveUp) {
+			t.Errorf("Close: %v, want ErrGaveUp", err)
+		}
+		cancel()
+	}
+}
+
+// NewOnce facing a black hole gives up after stall-timeout.
+func TestOnceGivesUpAfterAStall(t *testing.T) {
+	p := startPeer(t, 0, 0, blackHoleThenRead)
+	d := NewOnce(faultConfig(p.addr), nil)
+	rec := newDoneRecorder(t)
+	snap := makeSnapshot(0, 3, 1000, ts)
+	submitAll(t, d, rec, snap)
+	waitFor(t, 10*time.Second, "every chunk failed", func() bool { return rec.count() == len(snap) })
+	for _, b := range snap {
+		if errs, _ := rec.result(b); !errors.Is(errs[0], ErrGaveUp) {
+			t.Errorf("chunk %d: done(%v), want ErrGaveUp", b.Seq, errs[0])
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); !errors.Is(err, ErrGaveUp) {
+		t.Errorf("Close: %v, want ErrGaveUp", err)
+	}
+}

@@ -76,7 +76,9 @@ type Stats struct {
 	// waiting for proof).
 	QueuedLines int
 	QueuedBytes int
-	Connected   bool
+	// HeldBytes are proven read and kept for the replay hold (at most QueueBytes/4).
+	HeldBytes int
+	Connected bool
 }
 
 type item struct {
@@ -295,7 +297,7 @@ func (d *Dispatcher) Addr() string { return d.addr }
 // Stats returns the counters so far.
 func (d *Dispatcher) Stats() Stats {
 	d.mu.Lock()
-	lines, size := d.queuedLines, d.queuedBytes
+	lines, size, held := d.queuedLines, d.queuedBytes, d.heldBytes
 	d.mu.Unlock()
 	return Stats{
 		Lines:       d.lines.Load(),
@@ -307,6 +309,7 @@ func (d *Dispatcher) Stats() Stats {
 		Losses:      d.losses.Load(),
 		QueuedLines: lines,
 		QueuedBytes: size,
+		HeldBytes:   held,
 		Connected:   d.connected.Load(),
 	}
 }
@@ -564,6 +567,10 @@ func (d *Dispatcher) stalled() error {
 	if d.cfg.StallTimeout <= 0 || time.Since(w.lastProgress) <= d.cfg.StallTimeout {
 		return nil
 	}
+	if w.finSent {
+		return &stallError{fmt.Sprintf("peer did not answer our end of stream within %v (%d bytes to prove)",
+			d.cfg.StallTimeout, w.sent)}
+	}
 	return &stallError{fmt.Sprintf("peer made no progress for %v (%d of %d bytes written on this connection unacknowledged)",
 		d.cfg.StallTimeout, w.sent-w.acked, w.sent)}
 }
@@ -744,7 +751,7 @@ func (d *Dispatcher) collect() {
 	if !ok {
 		return
 	}
-	acked -= w.ackBase
+	acked = min(acked-w.ackBase, w.sent) // our FIN counts as one more byte
 	now := time.Now()
 	if acked > w.acked || acked+window > w.right {
 		w.lastProgress = now

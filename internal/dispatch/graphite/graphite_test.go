@@ -725,3 +725,31 @@ func (f *fatalRecorder) Fatalf(string, ...any) {
 	f.failed = true
 	panic("fatal")
 }
+
+// Proven chunks held for the replay stay within QueueBytes/4: older ones are reported
+// delivered without waiting for the hold, so that their memory can be reused.
+func TestHeldChunksStayWithinTheReplayBudget(t *testing.T) {
+	shortReplayHold(t, time.Hour)
+	s := startSink(t, "127.0.0.1:0")
+	cfg := testConfig(s.addr)
+	cfg.QueueBytes = 4 << 20
+	budget := cfg.QueueBytes / 4
+	d := New(cfg, nil)
+	rec := newDoneRecorder(t)
+	snap := makeSnapshot(0, 48, 6000, ts) // 48 chunks of about 230 KB
+	submitAll(t, d, rec, snap)
+	waitFor(t, 20*time.Second, "everything proven", func() bool {
+		st := d.Stats()
+		return st.QueuedBytes == 0 && st.Drains > 0
+	})
+	n := rec.count()
+	held := 0
+	for _, c := range snap[n:] {
+		held += len(c.Data)
+	}
+	if st := d.Stats(); held > budget || held <= budget-len(snap[0].Data) || st.HeldBytes != held {
+		t.Errorf("%d chunks done, %d bytes held (Stats: %d); want just under %d", n, held, st.HeldBytes, budget)
+	}
+	closeOK(t, d)
+	waitAllDone(t, rec, [][]*metric.Batch{snap})
+}
