@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,5 +296,64 @@ func TestOnceGivesUpAfterAStall(t *testing.T) {
 	defer cancel()
 	if err := d.Close(ctx); !errors.Is(err, ErrGaveUp) {
 		t.Errorf("Close: %v, want ErrGaveUp", err)
+	}
+}
+
+// How long after the peer application read a chunk's last line is the chunk proven? With the
+// replay hold off, done follows the proof at once. Quiet: one small snapshot every 300 ms
+// (each tail is proven by a drain); streaming: a large backlog.
+func TestMeasureProofDelay(t *testing.T) {
+	shortReplayHold(t, 0)
+	for _, tc := range []struct {
+		name  string
+		snaps [][]*metric.Batch
+		gap   bool
+	}{
+		{"quiet", faultSnapshots(8, 2, 300), true},
+		{"streaming", faultSnapshots(10, 20, 6000), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPeer(t, 0, 0, func(p *fakePeer, c *net.TCPConn, _ int) { readAll(p, c) })
+			p.timeSeen, p.seenAt = true, map[string]time.Time{}
+			cfg := faultConfig(p.addr)
+			cfg.QueueBytes = 8 << 20
+			d := New(cfg, nil)
+			var mu sync.Mutex
+			var delays []time.Duration
+			var wg sync.WaitGroup
+			for _, snap := range tc.snaps {
+				for _, b := range snap {
+					last := b.Data[:len(b.Data)-1]
+					last = last[bytes.LastIndexByte(last, '\n')+1:]
+					wg.Add(1)
+					err := d.Submit(context.Background(), b, func(err error) {
+						defer wg.Done()
+						now := time.Now()
+						p.mu.Lock()
+						at, ok := p.seenAt[string(last)]
+						p.mu.Unlock()
+						if err != nil || !ok {
+							t.Errorf("chunk %d of %s: done(%v), read by the peer: %v", b.Seq, b.Source, err, ok)
+							return
+						}
+						mu.Lock()
+						delays = append(delays, now.Sub(at))
+						mu.Unlock()
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.gap {
+					wg.Wait() // the next snapshot comes once this one is proven
+				}
+			}
+			wg.Wait()
+			closeOK(t, d)
+			slices.Sort(delays)
+			t.Logf("%d chunks: proven %v (median), %v (90th percentile), %v (max) after the peer read their last line; %d drains",
+				len(delays), delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*9/10].Round(time.Millisecond),
+				delays[len(delays)-1].Round(time.Millisecond), d.Stats().Drains)
+		})
 	}
 }

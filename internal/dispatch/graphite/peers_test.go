@@ -26,7 +26,9 @@ type fakePeer struct {
 	once    sync.Once
 
 	mu       sync.Mutex
-	seen     map[string]int // complete lines processed, with their count
+	seen     map[string]int       // complete lines processed, with their count
+	seenAt   map[string]time.Time // when each line was first processed (with timeSeen)
+	timeSeen bool
 	conns    []*net.TCPConn
 	accepted []time.Time
 	bytesIn  int64 // bytes read by handlers (processed or not)
@@ -127,6 +129,11 @@ func (p *fakePeer) process(lines []byte) {
 	for len(lines) > 0 {
 		i := bytes.IndexByte(lines, '\n')
 		p.seen[string(lines[:i])]++
+		if p.timeSeen {
+			if _, ok := p.seenAt[string(lines[:i])]; !ok {
+				p.seenAt[string(lines[:i])] = time.Now()
+			}
+		}
 		lines = lines[i+1:]
 	}
 }
