@@ -41,9 +41,10 @@ const (
 // Variables only so that tests can shorten them.
 var (
 	// drainHold is how long the connection must stay up after the peer's window showed that
-	// it read everything, before statspipe half-closes it: a receiver that drops the
-	// connection because of a line it read (carbon: longer than 16 KiB) does so at once, and
-	// must not be mistaken for one that read our end of stream.
+	// it read everything, before statspipe half-closes it, in careful mode or when a line
+	// longer than carbon's 16 KiB limit was written last: a receiver that drops the
+	// connection because of a line it read does so at once, and must not be mistaken for one
+	// that read our end of stream. Otherwise a tenth of it follows the last acknowledgement.
 	drainHold = 50 * time.Millisecond
 	// replayHold and replayBudget: a chunk proven read is still kept (and sent again if the
 	// connection ends) until the peer application showed life replayHold after its proof,
@@ -72,6 +73,8 @@ type Stats struct {
 	ResentBytes uint64 // bytes written again because an earlier connection did not prove them
 	Rejected    uint64 // lines skipped because the peer kept dropping the connection on them
 	Losses      uint64 // connections that failed or were given up (not drains)
+	// ConnectFailures counts failed connect attempts.
+	ConnectFailures uint64
 	// QueuedLines and QueuedBytes are accepted but not yet proven read (queued, in flight, or
 	// waiting for proof).
 	QueuedLines int
@@ -156,8 +159,8 @@ type Dispatcher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	lines, bytes, reconnects, drains, resent, rejected, losses atomic.Uint64
-	connected                                                  atomic.Bool
+	lines, bytes, reconnects, drains, resent, rejected, losses, connectFailures atomic.Uint64
+	connected                                                                   atomic.Bool
 
 	w writerState // owned by the writer goroutine
 }
@@ -300,17 +303,18 @@ func (d *Dispatcher) Stats() Stats {
 	lines, size, held := d.queuedLines, d.queuedBytes, d.heldBytes
 	d.mu.Unlock()
 	return Stats{
-		Lines:       d.lines.Load(),
-		Bytes:       d.bytes.Load(),
-		Reconnects:  d.reconnects.Load(),
-		Drains:      d.drains.Load(),
-		ResentBytes: d.resent.Load(),
-		Rejected:    d.rejected.Load(),
-		Losses:      d.losses.Load(),
-		QueuedLines: lines,
-		QueuedBytes: size,
-		HeldBytes:   held,
-		Connected:   d.connected.Load(),
+		Lines:           d.lines.Load(),
+		Bytes:           d.bytes.Load(),
+		Reconnects:      d.reconnects.Load(),
+		Drains:          d.drains.Load(),
+		ResentBytes:     d.resent.Load(),
+		Rejected:        d.rejected.Load(),
+		Losses:          d.losses.Load(),
+		ConnectFailures: d.connectFailures.Load(),
+		QueuedLines:     lines,
+		QueuedBytes:     size,
+		HeldBytes:       held,
+		Connected:       d.connected.Load(),
 	}
 }
 
@@ -588,14 +592,20 @@ func (d *Dispatcher) maybeDrain() {
 		return
 	}
 	now := time.Now()
-	ready := true
+	ready, hold := true, drainHold/10
 	if w.hasInfo {
-		window := w.right - w.acked
-		quiet := drainQuiet
-		if d.cfg.StallTimeout > 0 {
-			quiet = min(quiet, d.cfg.StallTimeout/2)
+		ready = w.acked == w.sent
+		if ready && (w.care.on || d.longLineNearEnd()) {
+			hold = drainHold
+			// The peer may drop the connection on a line it reads last: wait for its window
+			// to show that it read everything (or to stand still) before the hold.
+			window := w.right - w.acked
+			quiet := drainQuiet
+			if d.cfg.StallTimeout > 0 {
+				quiet = min(quiet, d.cfg.StallTimeout/2)
+			}
+			ready = window >= w.maxWindow || now.Sub(w.lastProgress) >= quiet
 		}
-		ready = w.acked == w.sent && (window >= w.maxWindow || now.Sub(w.lastProgress) >= quiet)
 	} else {
 		ready = now.Sub(w.lastWrite) >= drainHold
 	}
@@ -606,10 +616,46 @@ func (d *Dispatcher) maybeDrain() {
 	if w.readyAt.IsZero() {
 		w.readyAt = now
 	}
-	if now.Sub(w.readyAt) < drainHold {
+	if now.Sub(w.readyAt) < hold {
 		return
 	}
 	d.halfClose()
+}
+
+// longLineNearEnd reports a line longer than carbon's 16 KiB limit among the last 64 KiB
+// (one carbon read) written on this connection: carbon drops the connection on reading it.
+func (d *Dispatcher) longLineNearEnd() bool {
+	w := &d.w
+	const window, carbonMaxLine = 64 << 10, 16 << 10
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	left := window
+	run := 0 // bytes since the last '\n' seen, scanning backwards
+	for i := w.held + w.written - 1; i >= w.held && left > 0; i-- {
+		it := d.queue[i]
+		end := len(it.b.Data)
+		if w.piece && i == w.held+w.written-1 {
+			end = w.pieceEnd
+		}
+		data := it.b.Data[max(it.skip, end-left):end]
+		left -= len(data)
+		for len(data) > 0 {
+			j := bytes.LastIndexByte(data, '\n')
+			if j < 0 {
+				run += len(data)
+				break
+			}
+			if run+len(data)-j-1 > carbonMaxLine {
+				return true
+			}
+			run = 0
+			data = data[:j]
+		}
+		if run > carbonMaxLine {
+			return true
+		}
+	}
+	return false
 }
 
 // halfClose sends our end of stream (FIN). The peer application reads it only after every
@@ -733,15 +779,12 @@ func (d *Dispatcher) write(batch []item, pieceEnd int) error {
 	return nil
 }
 
-// collect reads the peer's progress and reports the chunks it proved read.
-//
-// The proof (Linux): R = acked + window is the right edge of the peer's receive window. A
-// receiver's window is its free buffer space, so R − (capacity) ≤ what the application read.
-// The capacity is not visible; the largest window the peer advertised is a lower bound, and
-// a peer that never reads can still move R by about one such window (its kernel learns that
-// our segments need less buffer than it assumed). So a chunk ending at E is proven when
-// R − E ≥ 2 · maxWindow: the peer freed twice the largest window it ever showed since E
-// arrived. A quiet stream's tail never meets that; maybeDrain proves it instead.
+// collect reads the peer's progress from TCP_INFO: the bytes it acknowledged and its window's
+// right edge (acknowledged + advertised window), which moves as the application frees buffer
+// space. Progress keeps the connection from being given up, but proves nothing: a receiver
+// whose buffer autotunes upward while it stays full moves the edge without reading what we
+// count on (TestPeerResettingAfterOneSecondDoesNotLivelock under -race caught a rule "edge ≥
+// end + 2 × largest window" reporting unread lines delivered). Only a drain proves.
 func (d *Dispatcher) collect() {
 	w := &d.w
 	if w.conn == nil || !w.hasInfo {
@@ -762,14 +805,6 @@ func (d *Dispatcher) collect() {
 	w.acked = max(w.acked, acked)
 	w.right = max(w.right, acked+window)
 	w.maxWindow = max(w.maxWindow, window)
-	proven := min(w.acked, w.right-2*w.maxWindow)
-	k := 0
-	for k < w.written && w.ends[k] <= proven && !(w.piece && k == w.written-1) {
-		k++
-	}
-	if k > 0 {
-		d.prove(k)
-	}
 	d.releaseHeld(false)
 }
 
@@ -1129,6 +1164,7 @@ func (d *Dispatcher) connect() bool {
 		if err != nil {
 			w.attempts++
 			w.lastErr = err
+			d.connectFailures.Add(1)
 			continue
 		}
 		d.attach(conn)

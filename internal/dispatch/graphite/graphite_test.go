@@ -318,11 +318,12 @@ func TestPeerGoneBetweenSnapshotsNothingReportedDeliveredUntilBack(t *testing.T)
 }
 
 // The sink stops reading and stops listening in the middle of a large snapshot: the write stalls,
-// write-timeout declares the connection dead, reconnects are refused, then the sink comes back.
+// stall-timeout gives the connection up, reconnects are refused, then the sink comes back.
 // Every line arrives whole at least once, first arrivals in order.
 func TestSinkStallsAndDisappearsMidStream(t *testing.T) {
 	s := newSink(t, "127.0.0.1:0")
 	s.rcvbuf = 64 << 10
+	s.pauseAt = 200 << 10
 	s.start()
 	t.Cleanup(s.stop)
 	cfg := testConfig(s.addr)
@@ -334,9 +335,13 @@ func TestSinkStallsAndDisappearsMidStream(t *testing.T) {
 	snaps := [][]*metric.Batch{makeSnapshot(0, 40, 1000, ts), makeSnapshot(1, 10, 1000, ts+10)}
 	go submitAll(t, d, rec, snaps[0])
 
-	waitFor(t, 10*time.Second, "the first 200 KB", func() bool { return s.totalBytes() > 200<<10 })
-	s.pause()
-	s.closeListener()
+	waitFor(t, 10*time.Second, "the first 200 KB", func() bool { return s.totalBytes() >= 200<<10 })
+	s.closeListener() // the sink paused itself there
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stats %+v, log %q", d.Stats(), logs.messages())
+		}
+	})
 	waitFor(t, 10*time.Second, "the stall to be detected", func() bool { return d.Stats().Losses > 0 })
 	s.resume() // drain the dead connection to its end
 	waitFor(t, 10*time.Second, "the dead connection to end", func() bool { return s.connClosed(0) })

@@ -56,6 +56,9 @@ type sink struct {
 	wg    sync.WaitGroup
 	// newConn receives the index of each accepted connection (non-blocking).
 	newConn chan int
+	// pauseAt > 0 pauses every reader once that many bytes were read in all.
+	pauseAt int
+	total   int
 }
 
 type sinkConn struct {
@@ -145,6 +148,10 @@ func (s *sink) read(sc *sinkConn) {
 		n, err := sc.conn.Read(buf)
 		s.mu.Lock()
 		sc.data = append(sc.data, buf[:n]...)
+		s.total += n
+		if s.pauseAt > 0 && s.total >= s.pauseAt {
+			s.gate, s.pauseAt = make(chan struct{}), 0
+		}
 		if err != nil {
 			sc.closed = true
 		}

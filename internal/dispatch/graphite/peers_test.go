@@ -243,15 +243,19 @@ func resetAfterBytes(n int64) func(p *fakePeer, c *net.TCPConn, _ int) {
 	}
 }
 
-// resetAfter processes each connection for d, then resets it (until healthy).
-func resetAfter(d time.Duration) func(p *fakePeer, c *net.TCPConn, _ int) {
+// resetAfter processes each connection for d at `rate` bytes per second, then resets it
+// (until healthy).
+func resetAfter(d time.Duration, rate int) func(p *fakePeer, c *net.TCPConn, _ int) {
 	return func(p *fakePeer, c *net.TCPConn, _ int) {
 		r := newLineReader(p, c, 64<<10)
-		deadline := time.Now().Add(d)
+		start := time.Now()
 		for r.next(0) {
-			if time.Now().After(deadline) && !p.isHealthy() {
+			if time.Since(start) > d && !p.isHealthy() {
 				r.reset()
 				return
+			}
+			if ahead := time.Duration(r.read)*time.Second/time.Duration(rate) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead) // the peer's pace
 			}
 		}
 	}
