@@ -11,22 +11,20 @@
 // A chunk is done(nil) only once the peer application is proven to have read it (README
 // "Graphite" has the operator's version and the measurements):
 //
-//   - Window: TCP_INFO gives the bytes the peer acknowledged and its advertised window; their
-//     sum is the window's right edge, which moves as the application frees buffer space. A
-//     chunk ending at stream offset E is proven when the edge reached E + 2·W, W the largest
-//     window advertised on the connection (a peer that never reads moves the edge by up to
-//     about one window: its kernel learns that our segments need less buffer than assumed).
-//   - Drain: when nothing more is to be written and the peer acknowledged everything and its
-//     window reopened to W (or stood still for min(2 s, stall-timeout/2)), the writer waits
-//     drainHold, half-closes, and a clean EOF from the peer proves everything: the application
-//     reads our end of stream only after every byte before it, and a Linux peer closing with
-//     unread data resets instead. The writer then reconnects at once.
+//   - Drain: when nothing more is to be written and the peer's TCP acknowledged everything,
+//     the writer waits drainHold/10 (drainHold, and the peer's window reopened, in careful
+//     mode or after a line over carbon's 16 KiB limit), half-closes, and a clean EOF from the
+//     peer proves everything written on the connection: the application reads our end of
+//     stream only after every byte before it, and a Linux peer closing with unread data
+//     resets instead. The writer then reconnects at once.
 //   - Replay hold: a proven chunk is held (within QueueBytes/4) until the application showed
-//     life (window moved, or a drain answered) replayHold after the proof; a connection that
-//     ends before sends held chunks again, once. carbon-cache loses what it read during its
-//     last second or so when it is stopped or killed.
+//     life (its window's right edge moved, or a drain answered) replayHold after the proof; a
+//     connection that ends before sends held chunks again, once. carbon-cache loses what it
+//     read during its last second or so when it is stopped or killed.
 //
-// Without TCP_INFO only the drain proves. done callbacks run on the writer goroutine, oldest
+// The window (TCP_INFO: acknowledged + advertised) only shows progress: it is no proof, since
+// a receiver autotuning its buffer while full moves its right edge without reading.
+// done callbacks run on the writer goroutine, oldest
 // chunk first, and must not block: the next write waits for them.
 //
 // A connection that fails, or on which the peer shows no progress for stall-timeout, is closed
