@@ -102,7 +102,7 @@ func TestRealCarbonRestartLosesNothing(t *testing.T) {
 	c.Stop(t)
 	submitAll(t, d, rec, b)
 	waitFor(t, 10*time.Second, "the loss to be noticed", func() bool { return d.Stats().Losses > 0 })
-	time.Sleep(300 * time.Millisecond) // a few refused reconnects
+	waitFor(t, 10*time.Second, "a few refused reconnects", func() bool { return d.Stats().ConnectFailures >= 2 })
 	if n := rec.count(); n != len(a) {
 		t.Fatalf("%d chunks of B reported delivered while carbon was down", n-len(a))
 	}

@@ -38,6 +38,7 @@ type faultResult struct {
 	dupes          int
 	resent, stream uint64
 	st             Stats
+	lossLogs       int // "connection lost" log lines
 }
 
 // runFault submits snaps (from one goroutine, in order) to a dispatcher sending to p, calls
@@ -116,7 +117,7 @@ func runFault(t *testing.T, p *fakePeer, cfg config.Graphite, snaps [][]*metric.
 	}
 	st := d.Stats()
 	res := faultResult{elapsed: elapsed, connections: p.connections(), dupes: dupes,
-		resent: st.ResentBytes, stream: stream, st: st}
+		resent: st.ResentBytes, stream: stream, st: st, lossLogs: logs.count("WARN graphite connection lost")}
 	t.Logf("%v: %d connections (%.1f/s), %d drains, %d of %d bytes re-sent (%.2f×), %d duplicate lines, %d lost-connection log lines",
 		elapsed.Round(time.Millisecond), res.connections, float64(res.connections)/elapsed.Seconds(), st.Drains,
 		res.resent, stream, float64(res.resent)/float64(stream), dupes, logs.count("WARN graphite connection lost"))
@@ -193,6 +194,9 @@ func TestPeerResettingAfter100kBDoesNotLivelock(t *testing.T) {
 	res, _ := runFault(t, p, faultConfig(p.addr), snaps, nil, true)
 	if cps := float64(res.connections) / res.elapsed.Seconds(); cps > 30 {
 		t.Errorf("%.1f connections/s", cps)
+	}
+	if res.st.Losses < 2 || res.lossLogs != 1 {
+		t.Errorf("%d losses logged in %d lines; want one line for the ongoing fault", res.st.Losses, res.lossLogs)
 	}
 	if res.resent > 4*res.stream {
 		t.Errorf("%d bytes re-sent for a stream of %d", res.resent, res.stream)

@@ -71,8 +71,10 @@ type Stats struct {
 	Reconnects  uint64 // connections established after the first one
 	Drains      uint64 // connections closed by statspipe to prove the peer read everything
 	ResentBytes uint64 // bytes written again because an earlier connection did not prove them
-	Rejected    uint64 // lines skipped because the peer kept dropping the connection on them
-	Losses      uint64 // connections that failed or were given up (not drains)
+	// WrittenBytes counts every byte written, on all connections.
+	WrittenBytes uint64
+	Rejected     uint64 // lines skipped because the peer kept dropping the connection on them
+	Losses       uint64 // connections that failed or were given up (not drains)
 	// ConnectFailures counts failed connect attempts.
 	ConnectFailures uint64
 	// QueuedLines and QueuedBytes are accepted but not yet proven read (queued, in flight, or
@@ -159,8 +161,8 @@ type Dispatcher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	lines, bytes, reconnects, drains, resent, rejected, losses, connectFailures atomic.Uint64
-	connected                                                                   atomic.Bool
+	lines, bytes, reconnects, drains, resent, written, rejected, losses, connectFailures atomic.Uint64
+	connected                                                                            atomic.Bool
 
 	w writerState // owned by the writer goroutine
 }
@@ -296,6 +298,7 @@ func (d *Dispatcher) Stats() Stats {
 		Reconnects:      d.reconnects.Load(),
 		Drains:          d.drains.Load(),
 		ResentBytes:     d.resent.Load(),
+		WrittenBytes:    d.written.Load(),
 		Rejected:        d.rejected.Load(),
 		Losses:          d.losses.Load(),
 		ConnectFailures: d.connectFailures.Load(),
@@ -667,6 +670,7 @@ func (d *Dispatcher) write(batch []item, pieceEnd int) error {
 		err = nil
 	}
 	if total > 0 {
+		d.written.Add(uint64(total))
 		w.lastWrite = time.Now()
 		w.readyAt = time.Time{}
 	}

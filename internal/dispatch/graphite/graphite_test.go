@@ -164,7 +164,11 @@ func TestBackPressureBlocksSubmitUntilSpaceOrContextEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error, 1)
 	go func() { res <- d.Submit(ctx, snap[accepted], rec.fn(snap[accepted])) }()
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, 10*time.Second, "Submit to block", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.waiters == 1
+	})
 	cancel()
 	if err := <-res; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Submit after cancel: %v, want context.Canceled", err)
@@ -297,7 +301,7 @@ func TestPeerGoneBetweenSnapshotsNothingReportedDeliveredUntilBack(t *testing.T)
 	s.stop() // listener and connection closed; nothing was left unread
 	submitAll(t, d, rec, b)
 	waitFor(t, 10*time.Second, "the loss to be noticed", func() bool { return d.Stats().Losses > 0 })
-	time.Sleep(50 * time.Millisecond) // a few failed reconnects
+	waitFor(t, 10*time.Second, "a few refused reconnects", func() bool { return d.Stats().ConnectFailures >= 3 })
 	for _, c := range b {
 		if _, called := rec.result(c); called {
 			t.Fatalf("chunk %d of B reported done while the sink was down", c.Seq)
@@ -532,7 +536,8 @@ func TestChunkNotAcknowledgedByPeerIsNotDoneAndIsResent(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection")
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Our write filled the peer's 4 KiB buffer and then stalled: nothing can be proven.
+	waitFor(t, 10*time.Second, "the write to stall", func() bool { return d.Stats().WrittenBytes > 4096 })
 	if _, called := rec.result(snap[0]); called {
 		t.Fatal("done called although the peer could not have received the chunk")
 	}
@@ -569,7 +574,7 @@ func TestCloseWithNothingQueuedDoesNotWaitForConnectRetries(t *testing.T) {
 	cfg := testConfig(reservePort(t))
 	cfg.Interval, cfg.Delay = time.Hour, time.Hour
 	d := New(cfg, nil)
-	time.Sleep(20 * time.Millisecond) // let the first attempt fail and the long sleep start
+	waitFor(t, 10*time.Second, "the first attempt to fail", func() bool { return d.Stats().ConnectFailures >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
@@ -595,7 +600,11 @@ func TestCloseDeliversWhatIsQueued(t *testing.T) {
 		defer cancel()
 		res <- d.Close(ctx)
 	}()
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, 10*time.Second, "Close to start", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.closing
+	})
 	s.resume()
 	if err := <-res; err != nil {
 		t.Fatalf("Close: %v", err)
