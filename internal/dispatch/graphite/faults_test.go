@@ -39,6 +39,7 @@ type faultResult struct {
 	resent, stream uint64
 	st             Stats
 	lossLogs       int // "connection lost" log lines
+	logs           *logRecorder
 }
 
 // runFault submits snaps (from one goroutine, in order) to a dispatcher sending to p, calls
@@ -117,7 +118,7 @@ func runFault(t *testing.T, p *fakePeer, cfg config.Graphite, snaps [][]*metric.
 	}
 	st := d.Stats()
 	res := faultResult{elapsed: elapsed, connections: p.connections(), dupes: dupes,
-		resent: st.ResentBytes, stream: stream, st: st, lossLogs: logs.count("WARN graphite connection lost")}
+		resent: st.ResentBytes, stream: stream, st: st, lossLogs: logs.count("WARN graphite connection lost"), logs: logs}
 	t.Logf("%v: %d connections (%.1f/s), %d drains, %d of %d bytes re-sent (%.2f×), %d duplicate lines, %d lost-connection log lines",
 		elapsed.Round(time.Millisecond), res.connections, float64(res.connections)/elapsed.Seconds(), st.Drains,
 		res.resent, stream, float64(res.resent)/float64(stream), dupes, logs.count("WARN graphite connection lost"))
@@ -237,8 +238,6 @@ func TestLineThePeerKeepsDroppingIsIsolatedAndRejected(t *testing.T) {
 	long := "test.poison." + strings.Repeat("x", 20_000) + " 1 1700000001\n"
 	b.Data = append(append(append([]byte(nil), b.Data[:mid]...), long...), b.Data[mid:]...)
 	b.Lines++
-	log, logs := newLogger()
-	_ = log
 	res, pc := runFault(t, p, faultConfig(p.addr), snaps, nil, true)
 	if res.st.Rejected != 1 || len(pc.rejected) != 1 {
 		t.Fatalf("Stats %+v, rejected chunks %v; want one rejected line", res.st, pc.rejected)
@@ -248,7 +247,14 @@ func TestLineThePeerKeepsDroppingIsIsolatedAndRejected(t *testing.T) {
 		!strings.Contains(rej.Rejected(), "test.poison.xxx") || !strings.Contains(rej.Rejected(), "20026 bytes") {
 		t.Errorf("Rejected() = %q; want the snapshot, the line's length and its first bytes", rej.Rejected())
 	}
-	_ = logs
+	if n := res.logs.count("ERROR graphite: the receiver drops the connection on this line"); n != 1 {
+		t.Errorf("the skipped line was logged %d times: %q", n, res.logs.messages())
+	}
+	for _, m := range res.logs.messages() {
+		if strings.HasPrefix(m, "ERROR graphite: the receiver drops") && (!strings.Contains(m, "snapshot="+b.Source) || !strings.Contains(m, "length=20026")) {
+			t.Errorf("the log line does not name the snapshot and the length: %q", m)
+		}
+	}
 	if n := p.seen[strings.TrimSuffix(long, "\n")]; n != 0 {
 		t.Errorf("the peer processed the long line %d times", n)
 	}

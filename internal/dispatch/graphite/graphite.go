@@ -762,8 +762,7 @@ func (d *Dispatcher) prove(k int) {
 }
 
 // releaseHeld reports held chunks delivered: those proven replayHold ago if the application
-// showed life since, the oldest beyond replayBudget, all of them with force (Close) or in
-// careful mode.
+// showed life since, the oldest beyond replayBudget, all of them with force (Close).
 func (d *Dispatcher) releaseHeld(force bool) {
 	w := &d.w
 	if w.held == 0 {
@@ -772,7 +771,7 @@ func (d *Dispatcher) releaseHeld(force bool) {
 	budget := d.cfg.QueueBytes / 4
 	d.mu.Lock()
 	k := w.held
-	if !force && !w.care.on {
+	if !force {
 		k = 0
 		for k < w.held {
 			due := w.heldAt[k].Add(replayHold)
