@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -282,3 +283,36 @@ func carbonFreeze(t *testing.T, kill bool) {
 
 func TestRealCarbonFrozenThenKilledLosesNothing(t *testing.T) { carbonFreeze(t, true) }
 func TestRealCarbonFrozenThenThawedLosesNothing(t *testing.T) { carbonFreeze(t, false) }
+
+// How soon after its last chunk was submitted is a small snapshot proven read by real
+// carbon-cache (replay hold off)? An upper bound of the delay after carbon read it.
+func TestMeasureRealCarbonProofDelay(t *testing.T) {
+	shortReplayHold(t, 0)
+	c := testrig.StartCarbon(t)
+	d := New(carbonConfig(c), nil)
+	now := time.Now().Unix()
+	var delays []time.Duration
+	for i := range 10 {
+		snap, _ := carbonSnapshot("delay", now-100+int64(i), 4, 200)
+		done := make(chan struct{}, len(snap))
+		for _, b := range snap {
+			if err := d.Submit(context.Background(), b, func(err error) {
+				if err != nil {
+					t.Error(err)
+				}
+				done <- struct{}{}
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		for range snap {
+			<-done
+		}
+		delays = append(delays, time.Since(start))
+	}
+	closeOK(t, d)
+	slices.Sort(delays)
+	t.Logf("snapshots of 800 lines (36 KB): proven %v (median), %v (max) after the last Submit; %+v",
+		delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond), d.Stats())
+}

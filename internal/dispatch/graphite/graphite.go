@@ -864,7 +864,6 @@ func (d *Dispatcher) peerEnded(err error) {
 // drained: everything written on this connection is proven read.
 func (d *Dispatcher) drained() {
 	w := &d.w
-	w.lastAppLife = time.Now()
 	if w.piece {
 		// The careful piece: its bytes are proven, the chunk stays first in the queue.
 		d.mu.Lock()
@@ -881,6 +880,7 @@ func (d *Dispatcher) drained() {
 	if w.written > 0 {
 		d.prove(w.written)
 	}
+	w.lastAppLife = time.Now() // the application answered: alive now, after these proofs
 	d.releaseHeld(false)
 	d.drains.Add(1)
 	if w.care.on {
