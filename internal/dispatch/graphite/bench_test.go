@@ -2,6 +2,7 @@ package graphite
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -53,6 +54,9 @@ func BenchmarkThroughput(b *testing.B) {
 	chunks, lines, size := benchSnapshot()
 	cfg := testConfig(discardSink(b))
 	cfg.QueueBytes = 8 << 20
+	if v, err := strconv.Atoi(os.Getenv("STATSPIPE_BENCH_QUEUE_BYTES")); err == nil {
+		cfg.QueueBytes = v // to measure other settings
+	}
 	d := newDispatcher(cfg, nil, nil, nil)
 	d.start()
 	defer func() {
