@@ -12,7 +12,7 @@
 // "Graphite" has the operator's version and the measurements):
 //
 //   - Drain: when nothing more is to be written and the peer's TCP acknowledged everything,
-//     the writer waits drainHold/10 (drainHold, and the peer's window reopened, in careful
+//     the writer waits drainHold (strictHold, and the peer's window reopened, in careful
 //     mode or after a line over carbon's 16 KiB limit), half-closes, and a clean EOF from the
 //     peer proves everything written on the connection: the application reads our end of
 //     stream only after every byte before it, and a Linux peer closing with unread data

@@ -26,6 +26,13 @@ func faultConfig(addr string) config.Graphite {
 	return cfg
 }
 
+// shortStrictHold shortens the wait before a careful drain (5× what failed under -race).
+func shortStrictHold(t testing.TB) {
+	old := strictHold
+	strictHold = 250 * time.Millisecond
+	t.Cleanup(func() { strictHold = old })
+}
+
 func shortReplayHold(t testing.TB, d time.Duration) {
 	old := replayHold
 	replayHold = d
@@ -80,7 +87,7 @@ func runFault(t *testing.T, p *fakePeer, cfg config.Graphite, snaps [][]*metric.
 	t.Cleanup(func() {
 		if t.Failed() {
 			msgs := logs.messages()
-			t.Logf("%d log lines, the first ones: %q", len(msgs), msgs[:min(len(msgs), 30)])
+			t.Logf("%d log lines, the first ones: %q", len(msgs), msgs[:min(len(msgs), 60)])
 			t.Logf("stats %+v", d.Stats())
 		}
 	})
@@ -190,9 +197,12 @@ func TestSlowReaderIsNeverDroppedAndLosesNothing(t *testing.T) {
 // and re-sent bytes stay bounded.
 func TestPeerResettingAfter100kBDoesNotLivelock(t *testing.T) {
 	shortReplayHold(t, 200*time.Millisecond)
+	shortStrictHold(t)
 	p := startPeer(t, 0, 0, resetAfterBytes(100_000))
 	snaps := faultSnapshots(4, 4, 1000) // 590 KB
-	res, _ := runFault(t, p, faultConfig(p.addr), snaps, nil, true)
+	cfg := faultConfig(p.addr)
+	cfg.StallTimeout = 2 * time.Second // above the careful drain's waits
+	res, _ := runFault(t, p, cfg, snaps, nil, true)
 	if cps := float64(res.connections) / res.elapsed.Seconds(); cps > 30 {
 		t.Errorf("%.1f connections/s", cps)
 	}
@@ -230,6 +240,7 @@ func TestPeerResettingAfterOneSecondDoesNotLivelock(t *testing.T) {
 // snapshot and the line; every other line gets through.
 func TestLineThePeerKeepsDroppingIsIsolatedAndRejected(t *testing.T) {
 	shortReplayHold(t, 200*time.Millisecond)
+	shortStrictHold(t)
 	p := startPeer(t, 0, 0, carbonLineLimit(16384))
 	snaps := faultSnapshots(3, 4, 1000)
 	// Chunk 2 of snapshot 1 gets a 20 KB line in its middle.
@@ -238,7 +249,9 @@ func TestLineThePeerKeepsDroppingIsIsolatedAndRejected(t *testing.T) {
 	long := "test.poison." + strings.Repeat("x", 20_000) + " 1 1700000001\n"
 	b.Data = append(append(append([]byte(nil), b.Data[:mid]...), long...), b.Data[mid:]...)
 	b.Lines++
-	res, pc := runFault(t, p, faultConfig(p.addr), snaps, nil, true)
+	cfg := faultConfig(p.addr)
+	cfg.StallTimeout = 2 * time.Second // above the careful drain's waits
+	res, pc := runFault(t, p, cfg, snaps, nil, true)
 	if res.st.Rejected != 1 || len(pc.rejected) != 1 {
 		t.Fatalf("Stats %+v, rejected chunks %v; want one rejected line", res.st, pc.rejected)
 	}

@@ -40,12 +40,14 @@ const (
 
 // Variables only so that tests can shorten them.
 var (
-	// drainHold is how long the connection must stay up after the peer's window showed that
-	// it read everything, before statspipe half-closes it, in careful mode or when a line
-	// longer than carbon's 16 KiB limit was written last: a receiver that drops the
-	// connection because of a line it read does so at once, and must not be mistaken for one
-	// that read our end of stream. Otherwise a tenth of it follows the last acknowledgement.
-	drainHold = 50 * time.Millisecond
+	// drainHold is how long a drain waits after the peer acknowledged everything before it
+	// half-closes the connection.
+	drainHold = 5 * time.Millisecond
+	// strictHold replaces it in careful mode, or when a line longer than carbon's 16 KiB limit
+	// was written last: a receiver that drops the connection because of a line it read does
+	// so once it has processed that read, and its close must not be taken for the answer to
+	// our end of stream. 50 ms proved too short for a test peer under the race detector.
+	strictHold = 500 * time.Millisecond
 	// replayHold and replayBudget: a chunk proven read is still kept (and sent again if the
 	// connection ends) until the peer application showed life replayHold after its proof,
 	// within replayBudget bytes (QueueBytes/4): carbon-cache keeps what it read in memory for
@@ -434,7 +436,7 @@ func (d *Dispatcher) step() bool {
 	w.batch = w.batch[:0]
 	size := 0
 	pieceEnd := -1
-	if !w.finSent {
+	if !w.finSent && !w.piece { // a piece ends what a careful connection carries
 		limit := maxWriteBytes
 		if w.care.on {
 			limit = max(0, w.care.budget-int(w.sent))
@@ -555,11 +557,11 @@ func (d *Dispatcher) maybeDrain() {
 		return
 	}
 	now := time.Now()
-	ready, hold := true, drainHold/10
+	ready, hold := true, drainHold
 	if w.hasInfo {
 		ready = w.acked == w.sent
 		if ready && (w.care.on || d.longLineNearEnd()) {
-			hold = drainHold
+			hold = strictHold
 			// The peer may drop the connection on a line it reads last: wait for its window
 			// to show that it read everything (or to stand still) before the hold.
 			window := w.right - w.acked
@@ -570,7 +572,7 @@ func (d *Dispatcher) maybeDrain() {
 			ready = window >= w.maxWindow || now.Sub(w.lastProgress) >= quiet
 		}
 	} else {
-		ready = now.Sub(w.lastWrite) >= drainHold
+		ready = now.Sub(w.lastWrite) >= strictHold
 	}
 	if !ready {
 		w.readyAt = time.Time{}
