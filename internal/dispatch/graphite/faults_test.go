@@ -59,6 +59,11 @@ func runFault(t *testing.T, p *fakePeer, cfg config.Graphite, snaps [][]*metric.
 	log, logs := newLogger()
 	d := newDispatcher(cfg, log, nil, nil)
 	d.start()
+	t.Cleanup(func() { // after a failure too: no writer outlives its test
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.Close(ctx)
+	})
 	rec := newDoneRecorder(t)
 	pc := &provenChecker{t: t, p: p, rec: rec}
 	start := time.Now()

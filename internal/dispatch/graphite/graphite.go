@@ -137,6 +137,9 @@ type Dispatcher struct {
 	// stall, for stats-process --once.
 	once bool
 
+	// The package's timing knobs, copied at construction (tests change the variables).
+	drainHold, strictHold, replayHold, drainQuiet, lossLogEvery time.Duration
+
 	// Replaced by tests to count attempts and requested sleeps without waiting.
 	dial   func(ctx context.Context, addr string) (net.Conn, error)
 	sleep  func(ctx context.Context, d time.Duration) bool
@@ -256,6 +259,9 @@ func newDispatcher(cfg config.Graphite, log *slog.Logger,
 		space:  make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 		exited: make(chan struct{}),
+
+		drainHold: drainHold, strictHold: strictHold, replayHold: replayHold,
+		drainQuiet: drainQuiet, lossLogEvery: lossLogEvery,
 	}
 	if d.cfg.QueueBytes <= 0 {
 		d.cfg.QueueBytes = 8 << 20
@@ -500,10 +506,10 @@ func (d *Dispatcher) step() bool {
 	}
 	var holdEnd <-chan time.Time
 	if w.held > 0 {
-		due := w.heldAt[0].Add(replayHold)
+		due := w.heldAt[0].Add(d.replayHold)
 		if !time.Now().Before(due) {
 			d.releaseHeld(false)
-			if w.held > 0 && w.heldAt[0].Add(replayHold).Before(time.Now()) {
+			if w.held > 0 && w.heldAt[0].Add(d.replayHold).Before(time.Now()) {
 				// Held chunks are due but the application showed no life since: ask it,
 				// by a drain of this idle connection.
 				d.halfClose()
@@ -536,6 +542,9 @@ func (d *Dispatcher) stalled() error {
 	if d.cfg.StallTimeout <= 0 || time.Since(w.lastProgress) <= d.cfg.StallTimeout {
 		return nil
 	}
+	if !w.finSent && w.hasInfo && w.acked == w.sent && w.written > 0 {
+		return nil // everything acknowledged: the wait before our drain is ours, not the peer's
+	}
 	if w.finSent {
 		return &stallError{fmt.Sprintf("peer did not answer our end of stream within %v (%d bytes to prove)",
 			d.cfg.StallTimeout, w.sent)}
@@ -557,22 +566,22 @@ func (d *Dispatcher) maybeDrain() {
 		return
 	}
 	now := time.Now()
-	ready, hold := true, drainHold
+	ready, hold := true, d.drainHold
 	if w.hasInfo {
 		ready = w.acked == w.sent
 		if ready && (w.care.on || d.longLineNearEnd()) {
-			hold = strictHold
+			hold = d.strictHold
 			// The peer may drop the connection on a line it reads last: wait for its window
 			// to show that it read everything (or to stand still) before the hold.
 			window := w.right - w.acked
-			quiet := drainQuiet
+			quiet := d.drainQuiet
 			if d.cfg.StallTimeout > 0 {
 				quiet = min(quiet, d.cfg.StallTimeout/2)
 			}
 			ready = window >= w.maxWindow || now.Sub(w.lastProgress) >= quiet
 		}
 	} else {
-		ready = now.Sub(w.lastWrite) >= strictHold
+		ready = now.Sub(w.lastWrite) >= d.strictHold
 	}
 	if !ready {
 		w.readyAt = time.Time{}
@@ -763,7 +772,7 @@ func (d *Dispatcher) prove(k int) {
 	}
 }
 
-// releaseHeld reports held chunks delivered: those proven replayHold ago if the application
+// releaseHeld reports held chunks delivered: those proven d.replayHold ago if the application
 // showed life since, the oldest beyond replayBudget, all of them with force (Close).
 func (d *Dispatcher) releaseHeld(force bool) {
 	w := &d.w
@@ -776,7 +785,7 @@ func (d *Dispatcher) releaseHeld(force bool) {
 	if !force {
 		k = 0
 		for k < w.held {
-			due := w.heldAt[k].Add(replayHold)
+			due := w.heldAt[k].Add(d.replayHold)
 			if !d.queue[k].replayed && (time.Now().Before(due) || w.lastAppLife.Before(due)) {
 				break
 			}
@@ -979,7 +988,7 @@ func (d *Dispatcher) lose(cause error) {
 	w.lastErr = cause
 	w.lostAt = time.Now()
 	w.lossLogged = false
-	if ok, suppressed := w.lossLog.allow(w.lostAt, lossLogEvery); ok {
+	if ok, suppressed := w.lossLog.allow(w.lostAt, d.lossLogEvery); ok {
 		w.lossLogged = true
 		d.log.Warn("graphite connection lost", "address", d.addr, "error", cause,
 			"unproven_lines", unproven, "suppressed", suppressed)
@@ -1007,7 +1016,7 @@ func (d *Dispatcher) connect() bool {
 				d.mu.Lock()
 				waiting := d.queuedLines
 				d.mu.Unlock()
-				if ok, suppressed := w.connectLog.allow(time.Now(), lossLogEvery); ok {
+				if ok, suppressed := w.connectLog.allow(time.Now(), d.lossLogEvery); ok {
 					d.log.Error("graphite: cannot connect", "address", d.addr, "attempts", w.attempts,
 						"error", w.lastErr, "retry_in", wait, "waiting_lines", waiting, "suppressed", suppressed)
 				}
