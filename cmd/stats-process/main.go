@@ -68,9 +68,9 @@ func run(argv []string) int {
 	if cfg.Graphite.Enabled {
 		newGraphite := graphite.New
 		if once {
-			// TODO(orchestrator): NewOnce — graphite.NewOnce fails the queued chunks after one
-			// failed connect round, so that --once gives up then rather than at --once-timeout.
-			newGraphite = graphite.New
+			// Fails the queued chunks after one failed connect round (or a stall-timeout), so
+			// that --once gives up then rather than at --once-timeout.
+			newGraphite = graphite.NewOnce
 		}
 		dispatchers = append(dispatchers, newGraphite(cfg.Graphite, log.With("dispatcher", "graphite")))
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +35,8 @@ func testConfig(addr string) config.Graphite {
 		Delay:          20 * time.Millisecond,
 		ConnectTimeout: time.Second,
 		WriteTimeout:   time.Second,
+		StallTimeout:   5 * time.Second,
+		QueueBytes:     1 << 30,
 		QueueSize:      1_000_000,
 		Enabled:        true,
 	}
@@ -55,6 +56,9 @@ type sink struct {
 	wg    sync.WaitGroup
 	// newConn receives the index of each accepted connection (non-blocking).
 	newConn chan int
+	// pauseAt > 0 pauses every reader once that many bytes were read in all.
+	pauseAt int
+	total   int
 }
 
 type sinkConn struct {
@@ -144,11 +148,17 @@ func (s *sink) read(sc *sinkConn) {
 		n, err := sc.conn.Read(buf)
 		s.mu.Lock()
 		sc.data = append(sc.data, buf[:n]...)
+		s.total += n
+		if s.pauseAt > 0 && s.total >= s.pauseAt {
+			s.gate, s.pauseAt = make(chan struct{}), 0
+		}
 		if err != nil {
 			sc.closed = true
 		}
 		s.mu.Unlock()
 		if err != nil {
+			// Like carbon: the end of the stream closes the connection (a drain's proof).
+			_ = sc.conn.Close()
 			return
 		}
 	}
@@ -481,6 +491,7 @@ func discardSink(t testing.TB) string {
 			go func() {
 				defer wg.Done()
 				_, _ = io.Copy(io.Discard, c)
+				_ = c.Close()
 			}()
 		}
 	}()
@@ -581,10 +592,13 @@ type fakeConn struct {
 	limit  int
 	closed chan struct{}
 	once   sync.Once
+	// finished is closed by CloseWrite.
+	finished chan struct{}
+	finOnce  sync.Once
 }
 
 func newFakeConn(limit int) *fakeConn {
-	return &fakeConn{limit: limit, closed: make(chan struct{})}
+	return &fakeConn{limit: limit, closed: make(chan struct{}), finished: make(chan struct{})}
 }
 
 func (c *fakeConn) Write(p []byte) (int, error) {
@@ -593,6 +607,8 @@ func (c *fakeConn) Write(p []byte) (int, error) {
 	select {
 	case <-c.closed:
 		return 0, net.ErrClosed
+	case <-c.finished:
+		return 0, syscall.EPIPE
 	default:
 	}
 	if c.limit < 0 {
@@ -607,9 +623,21 @@ func (c *fakeConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Read blocks until the connection is closed, or until the dispatcher half-closes it: the
+// fake peer then has read everything and closes its side (EOF).
 func (c *fakeConn) Read([]byte) (int, error) {
-	<-c.closed
-	return 0, net.ErrClosed
+	select {
+	case <-c.closed:
+		return 0, net.ErrClosed
+	case <-c.finished:
+		return 0, io.EOF
+	}
+}
+
+// CloseWrite is the dispatcher's half-close (drain).
+func (c *fakeConn) CloseWrite() error {
+	c.finOnce.Do(func() { close(c.finished) })
+	return nil
 }
 
 func (c *fakeConn) Close() error {
@@ -631,22 +659,37 @@ func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
 // scriptedNet plays a list of dial outcomes (an error, or a fakeConn) and records the sleeps
 // the dispatcher asks for, without sleeping.
+// Once the script is played, every dial gets a healthy idle connection (the dispatcher
+// reconnects after each drain); those dials are not counted.
 type scriptedNet struct {
 	mu     sync.Mutex
 	script []func() (net.Conn, error)
 	dials  int
 	sleeps []time.Duration
+	extra  []*fakeConn // the connections handed out after the script
+}
+
+// extraBytes is what the connections after the script carried, in order.
+func (n *scriptedNet) extraBytes() []byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []byte
+	for _, c := range n.extra {
+		out = append(out, c.bytes()...)
+	}
+	return out
 }
 
 func (n *scriptedNet) dial(ctx context.Context, _ string) (net.Conn, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	i := n.dials
-	n.dials++
-	if i < len(n.script) {
-		return n.script[i]()
+	if n.dials < len(n.script) {
+		n.dials++
+		return n.script[n.dials-1]()
 	}
-	return nil, syscall.ECONNREFUSED
+	c := newFakeConn(-1)
+	n.extra = append(n.extra, c)
+	return c, nil
 }
 
 func (n *scriptedNet) sleep(ctx context.Context, d time.Duration) bool {
@@ -710,12 +753,12 @@ func newSmallBufferDispatcher(t testing.TB, cfg config.Graphite, log *slog.Logge
 	return d
 }
 
-// shippedReplayWindow is the replay window the dispatcher ships with.
-var shippedReplayWindow = replayWindow
+// noJitter replaces the reconnection jitter in tests that check the exact waits.
+func noJitter(d time.Duration) time.Duration { return d }
 
-// The tests run with a short replay window, so that a chunk counts as delivered soon after the
-// peer acknowledged it; the tests of the replay itself set their own.
-func TestMain(m *testing.M) {
-	replayWindow = 50 * time.Millisecond
-	os.Exit(m.Run())
+// logEvery sets the rate limit of fault log lines for one test.
+func logEvery(t testing.TB, every time.Duration) {
+	old := lossLogEvery
+	lossLogEvery = every
+	t.Cleanup(func() { lossLogEvery = old })
 }

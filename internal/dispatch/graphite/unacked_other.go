@@ -9,3 +9,5 @@ import "net"
 func connFD(net.Conn) (uintptr, bool) { return 0, false }
 
 func unackedBytes(uintptr) (int, bool) { return 0, false }
+
+func peerWindow(uintptr) (acked, window int64, ok bool) { return 0, 0, false }
