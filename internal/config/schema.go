@@ -85,7 +85,7 @@ var schema = []sectionSchema{
 		unset("group-namespace-double-writes"),
 		{name: "hostname", extension: true},
 		{name: "enabled", def: "true", hasDefault: true, extension: true},
-		{name: "queue-bytes", def: "8388608", hasDefault: true, extension: true},
+		{name: "queue-bytes", def: "4194304", hasDefault: true, extension: true},
 		{name: "stall-timeout", def: "60", hasDefault: true, extension: true},
 	}},
 	{"local-store", []option{

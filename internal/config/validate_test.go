@@ -72,7 +72,7 @@ func TestConfigDefaults(t *testing.T) {
 			QueueSize:      1000000,
 			Hostname:       "testhost",
 			Enabled:        true,
-			QueueBytes:     8 << 20,
+			QueueBytes:     4 << 20,
 			StallTimeout:   time.Minute,
 		},
 	}
@@ -156,7 +156,7 @@ func TestConfigValues(t *testing.T) {
 			Graphite{Loglevel: slog.LevelInfo, Server: "::1", Port: 2003, Retries: 0, Interval: 500 * time.Millisecond,
 				ConnectTimeout: 200 * time.Millisecond, WriteTimeout: 3 * time.Second, Delay: 0, Backoff: 1.5,
 				Namespace: "a.b", PrefixHostname: false, FQDN: false, QueueSize: 10, Hostname: "lb-01.example.com", Enabled: true,
-				QueueBytes: 8 << 20, StallTimeout: time.Minute}},
+				QueueBytes: 4 << 20, StallTimeout: time.Minute}},
 		{"empty hostname means the system host name", ProcessProgram, "[graphite]\nhostname =\n",
 			func(c *Config) any { return c.Graphite.Hostname }, "testhost"},
 		{"local-store turns the store on", ProcessProgram, "[paths]\nbase-dir = /b\n[local-store]\ndir = ${paths:base-dir}/ls\n",

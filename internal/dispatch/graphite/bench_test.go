@@ -47,13 +47,13 @@ func benchSnapshot() ([]*metric.Batch, int, int) {
 }
 
 // BenchmarkThroughput streams one large snapshot per iteration into a loopback sink that
-// discards, with the shipped queue-bytes (8 MiB): Submit waits for space, so the rate is that
+// discards, with the shipped queue-bytes (4 MiB): Submit waits for space, so the rate is that
 // of chunks proven read. The timer stops after the last Submit; the wait for the last proofs
 // (a drain, then the replay hold) is reported as tail-ms, not timed.
 func BenchmarkThroughput(b *testing.B) {
 	chunks, lines, size := benchSnapshot()
 	cfg := testConfig(discardSink(b))
-	cfg.QueueBytes = 8 << 20
+	cfg.QueueBytes = 4 << 20
 	if v, err := strconv.Atoi(os.Getenv("STATSPIPE_BENCH_QUEUE_BYTES")); err == nil {
 		cfg.QueueBytes = v // to measure other settings
 	}

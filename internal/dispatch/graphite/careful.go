@@ -6,6 +6,10 @@ import (
 	"github.com/statspipe/statspipe/internal/metric"
 )
 
+// carbonMaxLine is carbon's line limit (Twisted's LineReceiver.MAX_LENGTH, '\n' excluded):
+// carbon drops the connection on a longer line.
+const carbonMaxLine = 16 << 10
+
 // careful is the mode for a stream that keeps killing connections at the same place (a peer
 // that drops the connection on a line, or after a number of bytes): each connection carries
 // at most budget bytes, ends with a drain, and on failure the piece is halved, the longest
@@ -51,7 +55,7 @@ func lineEndAtMost(data []byte, from, limit int) int {
 // (one carbon read) written on this connection: carbon drops the connection on reading it.
 func (d *Dispatcher) longLineNearEnd() bool {
 	w := &d.w
-	const window, carbonMaxLine = 64 << 10, 16 << 10
+	const window = 64 << 10
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	left := window
@@ -94,6 +98,9 @@ func (d *Dispatcher) carefulAfterLoss(first *metric.Batch, tried bool, from, to 
 		c.suspectFails++
 		if c.suspectFails >= 2 {
 			d.rejectLine(first, from, c.suspectLen)
+			if n := c.suspectLen; n-1 > carbonMaxLine && (w.rejectAtLeast == 0 || n < w.rejectAtLeast) {
+				w.rejectAtLeast = n
+			}
 			c.hasSuspect = false
 			c.budget = max(c.budget, len(first.Data)-from-c.suspectLen) // the rest in one piece
 		}
@@ -147,4 +154,43 @@ func longestLine(data []byte) (int, int) {
 		pos += n
 	}
 	return best, bestLen
+}
+
+// skipKnownRejectedLocked is called, with d.mu held, for the chunk a careful connection starts
+// with. Once the receiver has rejected a line over carbon's limit (w.rejectAtLeast), a line at
+// least that long is skipped at once when it comes first (trying it again would only cost two
+// more connections, for each such line), and the piece ends before the next one. It returns
+// where the piece must end at the latest (len(it.b.Data): anywhere).
+func (d *Dispatcher) skipKnownRejectedLocked(it *item) int {
+	limit := d.w.rejectAtLeast
+	if limit == 0 {
+		return len(it.b.Data)
+	}
+	data := it.b.Data
+	skipped := 0
+	end := len(data)
+	for pos := it.skip; pos < len(data); {
+		n := len(data) - pos
+		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
+			n = i + 1
+		}
+		if n >= limit {
+			if pos != it.skip {
+				end = pos // the lines before it go first, and must be proven first
+				break
+			}
+			line := data[pos : pos+n]
+			it.rejected = append(it.rejected, rejectedLine{offset: pos, length: n,
+				prefix: string(line[:min(len(line), lineProbeMax)])})
+			it.skip = pos + n
+			skipped++
+		}
+		pos += n
+	}
+	if skipped > 0 {
+		d.rejected.Add(uint64(skipped))
+		d.log.Error("graphite: skipped lines at least as long as one the receiver kept dropping the connection on",
+			"address", d.addr, "snapshot", it.b.Source, "chunk", it.b.Seq, "lines", skipped, "min_length", limit)
+	}
+	return end
 }

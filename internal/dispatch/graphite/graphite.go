@@ -217,6 +217,10 @@ type writerState struct {
 	lossLogged    bool // the last loss was logged, so its reconnection is too
 
 	care careful
+	// rejectAtLeast (bytes, '\n' included; 0: none yet) is the length of the shortest line over
+	// carbon's 16 KiB limit that the receiver rejected: lines at least that long are skipped
+	// without being tried again (see skipKnownRejectedLocked). It lasts as long as the process.
+	rejectAtLeast int
 
 	lossLog, connectLog logLimiter
 
@@ -264,7 +268,7 @@ func newDispatcher(cfg config.Graphite, log *slog.Logger,
 		drainQuiet: drainQuiet, lossLogEvery: lossLogEvery,
 	}
 	if d.cfg.QueueBytes <= 0 {
-		d.cfg.QueueBytes = 8 << 20
+		d.cfg.QueueBytes = 4 << 20
 	}
 	d.abortCtx, d.abort = context.WithCancelCause(context.Background())
 	if d.dial == nil {
@@ -450,7 +454,10 @@ func (d *Dispatcher) step() bool {
 		for i, it := range d.queue[w.held+w.written:] {
 			rest := len(it.b.Data) - it.skip
 			if w.care.on && w.written+i == 0 {
-				if end := w.care.pieceEnd(it); end < len(it.b.Data) {
+				stop := d.skipKnownRejectedLocked(&d.queue[w.held+w.written+i])
+				it = d.queue[w.held+w.written+i]
+				rest = len(it.b.Data) - it.skip
+				if end := min(w.care.pieceEnd(it), stop); end < len(it.b.Data) {
 					w.batch = append(w.batch, it)
 					pieceEnd = end
 					break
