@@ -66,6 +66,9 @@ func run(argv []string) int {
 
 	var dispatchers []dispatch.Dispatcher
 	if cfg.Graphite.Enabled {
+		// The Graphite dispatcher holds up to queue-bytes unproven plus a quarter of it in its
+		// replay hold, and each worker one chunk in the making and one waiting to be accepted.
+		metric.SetFreeChunks((cfg.Graphite.QueueBytes*5/4)/metric.DefaultChunkSize + 2*cfg.Process.Workers + 2)
 		newGraphite := graphite.New
 		if once {
 			// Fails the queued chunks after one failed connect round (or a stall-timeout), so

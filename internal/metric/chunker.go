@@ -145,8 +145,20 @@ var freeChunks struct {
 	bufs [][]byte
 }
 
-// maxFreeChunks bounds the memory kept for reuse (16 default-size chunks ≈ 4 MiB).
-const maxFreeChunks = 16
+// maxFreeChunks bounds the memory kept for reuse (16 default-size chunks ≈ 4 MiB unless
+// SetFreeChunks says otherwise).
+var maxFreeChunks = 16
+
+// SetFreeChunks sets how many chunk buffers are kept for reuse (at least 1). A program whose
+// dispatchers may hold n chunks at once sets about n: chunks then cycle between the
+// dispatchers and the pool, and a steady stream allocates none, so the garbage collector has
+// nothing to let grow (the pool only holds what the dispatchers are not holding). Call it
+// before the first chunk is made.
+func SetFreeChunks(n int) {
+	freeChunks.Lock()
+	maxFreeChunks = max(n, 1)
+	freeChunks.Unlock()
+}
 
 // Recycle gives the memory of b.Data back for later chunks. Call it at most once per Batch,
 // only when every consumer of b is done with b.Data (written and acknowledged, or dropped):
