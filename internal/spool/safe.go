@@ -60,7 +60,7 @@ func CheckSnapshot(path string) error {
 	if !fi.IsDir() {
 		return &UnsafeError{Path: path, Reason: fmt.Sprintf(
 			"%s is %s, not a snapshot directory; it was never followed or opened",
-			quoteName(filepath.Base(path)), describe(path, fi.Mode().Type()))}
+			quoteName(filepath.Base(path)), Describe(path, fi.Mode().Type()))}
 	}
 	entries, err := ReadSnapshotDir(path)
 	if err != nil {
@@ -74,7 +74,7 @@ func CheckSnapshot(path string) error {
 		}
 		n++
 		if len(bad) < maxNamedEntries {
-			bad = append(bad, quoteName(e.Name())+" is "+describe(filepath.Join(path, e.Name()), e.Type()))
+			bad = append(bad, quoteName(e.Name())+" is "+Describe(filepath.Join(path, e.Name()), e.Type()))
 		}
 	}
 	if n == 0 {
@@ -122,7 +122,7 @@ func OpenSnapshotFile(path string) (*os.File, error) {
 		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	if typ := modeType(uint32(before.Mode)); !typ.IsRegular() {
-		return nil, &UnsafeError{Path: path, Reason: "not opened: it is " + describe(path, typ) + ", not a regular file"}
+		return nil, &UnsafeError{Path: path, Reason: "not opened: it is " + Describe(path, typ) + ", not a regular file"}
 	}
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -156,7 +156,7 @@ func openDir(path string) (*os.File, error) {
 	}
 	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) {
 		if fi, lerr := os.Lstat(path); lerr == nil && !fi.IsDir() {
-			return nil, &UnsafeError{Path: path, Reason: "not opened: it is " + describe(path, fi.Mode().Type()) + ", not a directory"}
+			return nil, &UnsafeError{Path: path, Reason: "not opened: it is " + Describe(path, fi.Mode().Type()) + ", not a directory"}
 		}
 	}
 	return nil, err
@@ -187,8 +187,9 @@ func modeType(m uint32) fs.FileMode {
 // maxLinkShown bounds the target of a symlink quoted in a reason.
 const maxLinkShown = 256
 
-// describe names a file type for an operator; a symlink's target is read (never followed).
-func describe(path string, typ fs.FileMode) string {
+// Describe names the type of the file at path for an operator ("a FIFO (named pipe)"); typ is
+// its lstat type. A symlink's target is read, never followed.
+func Describe(path string, typ fs.FileMode) string {
 	switch {
 	case typ.IsRegular():
 		return "a regular file"

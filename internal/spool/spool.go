@@ -248,7 +248,7 @@ func openReason(dfd int, dir, name string) (*os.File, error) {
 	case err != nil:
 		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	case !modeType(uint32(st.Mode)).IsRegular():
-		return nil, fmt.Errorf("%w: %s is %s", errNotRegular, name, describe(path, modeType(uint32(st.Mode))))
+		return nil, fmt.Errorf("%w: %s is %s", errNotRegular, name, Describe(path, modeType(uint32(st.Mode))))
 	case st.Nlink != 1: // a hard link may be a file outside the spool
 		return nil, fmt.Errorf("%w: %s is a regular file with %d hard links", errNotRegular, name, st.Nlink)
 	default:

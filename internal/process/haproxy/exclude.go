@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 // The exclude files are named by the operator and re-read for every snapshot by every worker,
@@ -50,7 +52,7 @@ func readExcludeFile(path string, limit int64, buf []byte) ([]byte, error) {
 		return fail(systemProblem(err), err)
 	}
 	if !before.Mode().IsRegular() {
-		return fail("it is "+fileTypeName(before.Mode())+", not a regular file; it was not opened", nil)
+		return fail("it is "+spool.Describe(path, before.Mode())+", not a regular file; it was not opened", nil)
 	}
 	if before.Size() > limit {
 		return fail(fmt.Sprintf("it is larger than %d bytes, the limit for an exclude file", limit), nil)
@@ -96,22 +98,6 @@ func systemProblem(err error) string {
 		return "cannot " + pe.Op + " it: " + pe.Err.Error()
 	}
 	return err.Error()
-}
-
-func fileTypeName(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO (named pipe)"
-	case m&fs.ModeSocket != 0:
-		return "a UNIX socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a file of mode " + m.String()
 }
 
 // ExcludeReports remembers what was last logged about each exclude file, so that a file that
