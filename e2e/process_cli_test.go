@@ -304,9 +304,11 @@ port = `+port+`
 hostname = e2e
 queue-size = 100
 write-timeout = 0.5
+stall-timeout = 1
 `)
 	p := start(t, "stats-process", "-f", conf)
-	// Written and never acknowledged: the queue is full and the workers wait on it.
+	// Written and never read: the queue is full and the workers wait on it; the peer shows no
+	// progress, so the connection is given up after stall-timeout (and the lines kept).
 	waitUntil(t, 30*time.Second, "Graphite to stall", func() bool {
 		return strings.Contains(p.out.String(), "graphite connection lost")
 	})
