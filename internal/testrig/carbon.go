@@ -184,18 +184,32 @@ func (c *Carbon) Start(t testing.TB) {
 // (about 1.5 s). Start brings it back on the same ports with the same storage.
 func (c *Carbon) Stop(t testing.TB) {
 	t.Helper()
+	c.end(t, syscall.SIGTERM, 15*time.Second)
+}
+
+// Crash kills carbon-cache with SIGKILL (frozen or not) and waits for it to exit: its cache
+// and whatever its sockets held unread are lost. Start brings it back on the same ports.
+func (c *Carbon) Crash(t testing.TB) {
+	t.Helper()
+	c.end(t, syscall.SIGKILL, 10*time.Second)
+}
+
+// end sends sig to the running instance and waits up to limit for it to exit (then kills it
+// and fails the test).
+func (c *Carbon) end(t testing.TB, sig syscall.Signal, limit time.Duration) {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmd == nil || c.stopped {
 		return
 	}
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-c.cmd.Process.Pid, sig)
 	select {
 	case <-c.exited:
-	case <-time.After(15 * time.Second):
+	case <-time.After(limit):
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.exited
-		t.Fatalf("carbon-cache did not stop within 15 s of SIGTERM:\n%s", c.diagnosticsLocked())
+		t.Fatalf("carbon-cache did not stop within %v of %v:\n%s", limit, sig, c.diagnosticsLocked())
 	}
 	c.stopped = true
 }

@@ -563,21 +563,3 @@ func (c *Carbon) signal(t testing.TB, sig syscall.Signal) {
 		t.Fatalf("carbon-cache: %v: %v", sig, err)
 	}
 }
-
-// Crash kills carbon-cache with SIGKILL (frozen or not) and waits for it to exit: its cache
-// and whatever its sockets held unread are lost. Start brings it back on the same ports.
-func (c *Carbon) Crash(t testing.TB) {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil || c.stopped {
-		return
-	}
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-c.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("carbon-cache did not exit within 10 s of SIGKILL")
-	}
-	c.stopped = true
-}
