@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -391,4 +392,65 @@ func TestMeasureProofDelay(t *testing.T) {
 				delays[len(delays)-1].Round(time.Millisecond), d.Stats().Drains)
 		})
 	}
+}
+
+// Many lines over carbon's 16 KiB limit: once one was proven rejected, the others (at least as
+// long) are skipped without being tried, so isolating them costs a few connections, not two or
+// more for each line; every short line still gets through, and each long one is reported.
+func TestLinesAsLongAsARejectedOneAreSkippedWithoutTrying(t *testing.T) {
+	shortReplayHold(t, 200*time.Millisecond)
+	shortStrictHold(t)
+	p := startPeer(t, 0, 0, carbonLineLimit(16384))
+	snaps := faultSnapshots(2, 4, 1000)
+	const longLines = 24
+	var longs []string
+	for k := range longLines {
+		b := snaps[k%2][1+k%3] // spread over chunks 1–3 of both snapshots
+		at := (k*7919 + 1) % len(b.Data)
+		at = bytes.IndexByte(b.Data[at:], '\n') + at + 1
+		if at > len(b.Data) {
+			at = len(b.Data)
+		}
+		long := fmt.Sprintf("test.long%02d.", k) + strings.Repeat("x", 20_000) + " 1 1700000001\n"
+		b.Data = append(append(append([]byte(nil), b.Data[:at]...), long...), b.Data[at:]...)
+		b.Lines++
+		longs = append(longs, strings.TrimSuffix(long, "\n"))
+	}
+	cfg := faultConfig(p.addr)
+	cfg.StallTimeout = 2 * time.Second
+	res, _ := runFault(t, p, cfg, snaps, nil, true)
+	if res.st.Rejected != longLines {
+		t.Errorf("%d lines rejected, want the %d long ones", res.st.Rejected, longLines)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range longs {
+		if n := p.seen[l]; n != 0 {
+			t.Errorf("the peer processed a long line %d times", n)
+		}
+	}
+	short := 0
+	for _, snap := range snaps {
+		for _, b := range snap {
+			for data := b.Data; len(data) > 0; {
+				i := bytes.IndexByte(data, '\n')
+				if line := string(data[:i]); len(line) < 16384 {
+					short++
+					if p.seen[line] == 0 {
+						t.Errorf("short line %q never reached the peer", line)
+						return
+					}
+				}
+				data = data[i+1:]
+			}
+		}
+	}
+	// Without the skip, every long line costs at least two connections the peer drops on it
+	// alone (the other connections are careful mode's drains, one per piece).
+	if res.st.Losses >= longLines {
+		t.Errorf("the peer dropped %d connections for %d long lines; want far fewer than one per line",
+			res.st.Losses, longLines)
+	}
+	t.Logf("%d long lines isolated and %d short lines delivered in %v: %d connections, %d of them dropped by the peer",
+		longLines, short, res.elapsed.Round(time.Millisecond), res.connections, res.st.Losses)
 }

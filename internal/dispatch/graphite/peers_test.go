@@ -298,7 +298,12 @@ func (pc *provenChecker) fn(b *metric.Batch) func(error) {
 			}
 			pc.p.mu.Unlock()
 			if err != nil {
-				missing-- // the rejected line
+				var re *RejectedError
+				if errors.As(err, &re) {
+					missing -= len(re.Lines) // the rejected lines
+				} else {
+					missing--
+				}
 				pc.mu.Lock()
 				pc.rejected = append(pc.rejected, err)
 				pc.mu.Unlock()
