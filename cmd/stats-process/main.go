@@ -37,7 +37,8 @@ Options:
     -P, --print-conf   show the effective configuration
     --once             process every snapshot present in src-dir, oldest first, then exit
                        (exit status 1 if any snapshot was quarantined or not delivered; those
-                       not delivered stay in src-dir and are listed in the log)
+                       not delivered stay in src-dir and are listed in the log). Graphite gets
+                       one round of connection attempts (retries + 1) and one stall-timeout
     --once-timeout <seconds>
                        with --once: give up when no dispatcher delivered anything for this
                        long, e.g. while Graphite is unreachable [default: 60]
