@@ -371,6 +371,16 @@ func TestUnsafeEntriesPublishedLiveThenReplayed(t *testing.T) {
 	}
 	waitUntil(t, settleBound, "every entry delivered or quarantined", r.settled(cases))
 	t.Logf("%d entries handled in %v", len(cases)-1, time.Since(start).Round(time.Millisecond))
+	// A quarantine is logged just after its rename: wait for the lines, not only the moves.
+	waitUntil(t, settleBound, "the log to name every quarantined entry", func() bool {
+		log := strings.ReplaceAll(d.out.String(), `\"`, `"`)
+		for _, c := range cases {
+			if c.reason != "" && !strings.Contains(log, c.reason) {
+				return false
+			}
+		}
+		return true
+	})
 	r.check(t, cases, d.out.String())
 
 	// Replay: remove what the reason names, move the snapshot back under its epoch name.
