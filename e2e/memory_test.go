@@ -72,22 +72,9 @@ hostname = mem
 `+extra+"\n")
 	proc := startFrom(t, bin, "stats-process", "-f", conf)
 
-	files, err := os.ReadDir(proto)
-	if err != nil {
-		t.Fatal(err)
-	}
 	publish := func(ts int64) {
 		tmp := filepath.Join(base, ".tmp-"+strconv.FormatInt(ts, 10))
-		os.Mkdir(tmp, 0o755)
-		for _, f := range files {
-			data, err := os.ReadFile(filepath.Join(proto, f.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(tmp, f.Name()), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copyTree(t, proto, tmp)
 		if err := os.Rename(tmp, filepath.Join(src, strconv.FormatInt(ts, 10))); err != nil {
 			t.Fatal(err)
 		}

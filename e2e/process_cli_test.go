@@ -132,23 +132,7 @@ func TestProcessSystemdNotify(t *testing.T) {
 // copySnapshot makes snapshot <src>/<name> from the files of the golden input dir.
 func copySnapshot(t *testing.T, golden, src, name string) {
 	t.Helper()
-	files, err := os.ReadDir(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(src, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(golden, f.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyTree(t, golden, filepath.Join(src, name))
 }
 
 // blackHole accepts connections and never reads from them: carbon frozen, or a peer whose
