@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/dispatch"
+	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/spool"
 )
@@ -530,10 +531,9 @@ type logLimiter struct {
 }
 
 type limited struct {
-	level      slog.Level
-	msg        string
-	last       time.Time // when one was last logged
-	suppressed int
+	level  slog.Level
+	msg    string
+	window lograte.Window
 }
 
 func newLogLimiter(log *slog.Logger, every time.Duration, now func() time.Time) *logLimiter {
@@ -555,14 +555,12 @@ func (l *logLimiter) logAt(level slog.Level, kind string, log *slog.Logger, msg 
 	if k == nil {
 		k = &limited{level: level, msg: msg}
 		l.kinds[kind] = k
-	} else if now.Sub(k.last) < l.every {
-		k.suppressed++
-		l.mu.Unlock()
+	}
+	ok, suppressed := k.window.Allow(now, l.every)
+	l.mu.Unlock()
+	if !ok {
 		return
 	}
-	suppressed := k.suppressed
-	k.last, k.suppressed = now, 0
-	l.mu.Unlock()
 	if suppressed > 0 {
 		args = append(args, "similar_suppressed", suppressed, "over", l.every)
 	}
@@ -578,9 +576,8 @@ func (l *logLimiter) flush() {
 	}
 	var out []pending
 	for _, k := range l.kinds {
-		if k.suppressed > 0 {
-			out = append(out, pending{k, k.suppressed})
-			k.suppressed = 0
+		if n := k.window.TakePending(); n > 0 {
+			out = append(out, pending{k, n})
 		}
 	}
 	l.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/dispatch"
+	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
 )
 
@@ -222,7 +223,7 @@ type writerState struct {
 	// without being tried again (see skipKnownRejectedLocked). It lasts as long as the process.
 	rejectAtLeast int
 
-	lossLog, connectLog logLimiter
+	lossLog, connectLog lograte.Window
 
 	batch []item
 	iov   [][]byte
@@ -995,7 +996,7 @@ func (d *Dispatcher) lose(cause error) {
 	w.lastErr = cause
 	w.lostAt = time.Now()
 	w.lossLogged = false
-	if ok, suppressed := w.lossLog.allow(w.lostAt, d.lossLogEvery); ok {
+	if ok, suppressed := w.lossLog.Allow(w.lostAt, d.lossLogEvery); ok {
 		w.lossLogged = true
 		d.log.Warn("graphite connection lost", "address", d.addr, "error", cause,
 			"unproven_lines", unproven, "suppressed", suppressed)
@@ -1023,7 +1024,7 @@ func (d *Dispatcher) connect() bool {
 				d.mu.Lock()
 				waiting := d.queuedLines
 				d.mu.Unlock()
-				if ok, suppressed := w.connectLog.allow(time.Now(), d.lossLogEvery); ok {
+				if ok, suppressed := w.connectLog.Allow(time.Now(), d.lossLogEvery); ok {
 					d.log.Error("graphite: cannot connect", "address", d.addr, "attempts", w.attempts,
 						"error", w.lastErr, "retry_in", wait, "waiting_lines", waiting, "suppressed", suppressed)
 				}
@@ -1182,23 +1183,6 @@ func (d *Dispatcher) shutdown() {
 		d.addr, len(left), lines, cause)
 	d.log.Error("graphite: giving up", "address", d.addr, "chunks", len(left),
 		"lines", lines, "error", cause)
-}
-
-// logLimiter lets the first line of an ongoing fault through, then at most one per interval,
-// counting the ones it suppressed.
-type logLimiter struct {
-	last       time.Time
-	suppressed int
-}
-
-func (l *logLimiter) allow(now time.Time, every time.Duration) (bool, int) {
-	if !l.last.IsZero() && now.Sub(l.last) < every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, n
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
