@@ -3,9 +3,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -18,7 +16,8 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch/localstore"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
-	"github.com/statspipe/statspipe/internal/process/haproxy"
+	"github.com/statspipe/statspipe/internal/sources"
+	_ "github.com/statspipe/statspipe/internal/sources/all" // registers every source kind
 )
 
 const usage = `Aggregate HAProxy statistics snapshots and send them to Graphite or a local store.
@@ -81,10 +80,15 @@ func run(argv []string) int {
 	if cfg.LocalStore != nil {
 		dispatchers = append(dispatchers, localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store")))
 	}
+	formats, err := sources.Formats(cfg, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stats-process:", err)
+		return 1
+	}
 	runner, err := process.New(process.Options{
 		SrcDir:         cfg.Process.SrcDir,
 		Workers:        cfg.Process.Workers,
-		NewFormat:      formatFactory(cfg, log),
+		NewFormats:     formats,
 		Dispatchers:    dispatchers,
 		Log:            log,
 		RescanInterval: cfg.Process.LivenessCheckInterval,
@@ -140,56 +144,3 @@ func parseOnceTimeout(s string) (time.Duration, error) {
 	}
 	return time.Duration(secs * float64(time.Second)), nil
 }
-
-// formatFactory returns one HAProxy aggregator per worker, configured like haproxystats-process.
-func formatFactory(cfg *config.Config, log *slog.Logger) func() process.Format {
-	g := cfg.Graphite
-	opts := haproxy.Options{
-		Prefix:               metric.Prefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN),
-		PerProcessMetrics:    cfg.Process.PerProcessMetrics,
-		CalculatePercentages: cfg.Process.CalculatePercentages,
-		AggrServerMetrics:    cfg.Process.AggrServerMetrics,
-		FrontendMetrics:      cfg.Process.FrontendMetrics,
-		BackendMetrics:       cfg.Process.BackendMetrics,
-		ServerMetrics:        cfg.Process.ServerMetrics,
-		ExcludeFrontends:     cfg.Process.ExcludeFrontends,
-		ExcludeBackends:      cfg.Process.ExcludeBackends,
-		ExcludeReports:       &haproxy.ExcludeReports{}, // shared: a broken file is logged once, not once per worker
-		GroupNamespace:       g.GroupNamespace,
-		DoubleWrites:         g.GroupNamespaceDoubleWrites,
-		FrontendGroups:       groups(cfg.FrontendGroups),
-		BackendGroups:        groups(cfg.BackendGroups),
-		ServerGroups:         groups(cfg.ServerGroups),
-		MaxComponentLength:   cfg.Process.MaxComponentLength,
-		MaxLineLength:        cfg.Process.MaxLineLength,
-	}
-	return func() process.Format {
-		return haproxyFormat{haproxy.NewProcessor(opts, log)}
-	}
-}
-
-func groups(in []config.Group) []haproxy.Group {
-	out := make([]haproxy.Group, len(in))
-	for i, g := range in {
-		out[i] = haproxy.Group{Name: g.Name, Pattern: g.Pattern}
-	}
-	return out
-}
-
-type haproxyFormat struct{ p *haproxy.Processor }
-
-func (f haproxyFormat) Process(dir string, ts int64, flush metric.FlushFunc) error {
-	_, err := f.p.Process(dir, ts, flush)
-	var unusable *haproxy.UnusableError
-	if errors.As(err, &unusable) {
-		return unusableSnapshot{unusable}
-	}
-	return err
-}
-
-// unusableSnapshot tells the runner to quarantine the snapshot.
-type unusableSnapshot struct{ err error }
-
-func (u unusableSnapshot) Error() string    { return u.err.Error() }
-func (u unusableSnapshot) Unusable() string { return u.err.Error() }
-func (u unusableSnapshot) Unwrap() error    { return u.err }

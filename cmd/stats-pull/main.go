@@ -9,7 +9,8 @@ import (
 	"github.com/statspipe/statspipe/internal/cli"
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/pull"
-	_ "github.com/statspipe/statspipe/internal/pull/haproxy" // registers the haproxy source kind
+	"github.com/statspipe/statspipe/internal/sources"
+	_ "github.com/statspipe/statspipe/internal/sources/all" // registers every source kind
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -51,7 +52,7 @@ func run(argv []string) int {
 		return 1
 	}
 	defer w.Close()
-	providers, err := pull.NewProviders(cfg.Pull, log)
+	providers, err := sources.Providers(cfg, log)
 	if err != nil {
 		log.Error("cannot set up the sources", "error", err)
 		return 1

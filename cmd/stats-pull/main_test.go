@@ -318,7 +318,7 @@ func TestSilentSocketAndNonSocketEntries(t *testing.T) {
 	out := p.out.String()
 	for _, want := range []string{
 		"source=silent.sock", "pull-timeout of 300ms reached",
-		"skipping entry of socket-dir\" program=stats-pull kind=haproxy path=" + filepath.Join(dir, "haproxy.pid"),
+		"skipping entry of socket-dir\" program=stats-pull source=haproxy kind=haproxy path=" + filepath.Join(dir, "haproxy.pid"),
 		"path=" + filepath.Join(dir, "dangling.sock") + " reason=\"dangling symlink",
 	} {
 		if !strings.Contains(out, want) {

@@ -217,6 +217,10 @@ func (l *Loaded) unknownWarnings() []string {
 	refs := l.references()
 	for _, name := range append([]string{defaultSection}, l.order...) {
 		s := l.sectionNamed(name)
+		if strings.HasPrefix(name, SourcePrefix) {
+			warnings = append(warnings, l.sourceOptionWarnings(name)...)
+			continue
+		}
 		if schemaOf(name) == nil {
 			if isGroupSection(name) || refs.sections[name] {
 				continue

@@ -11,6 +11,9 @@ import (
 // printedSection says which sections -p / -P show: pull shows DEFAULT and pull, process
 // every other section (haproxystats.md §1.4).
 func printedSection(prog Program, name string) bool {
+	if strings.HasPrefix(name, SourcePrefix) {
+		return true // both programs read the sources
+	}
 	if prog == PullProgram {
 		return name == defaultSection || name == "pull"
 	}
@@ -42,6 +45,9 @@ func PrintDefaults(w io.Writer, prog Program) {
 		}
 		b.WriteString("\n")
 	}
+	var kinds strings.Builder
+	printSourceDefaults(&kinds)
+	b.WriteString(kinds.String())
 	_, _ = w.Write(b.Bytes()) // the signature has no error: a failed write to stdout is moot
 }
 
@@ -70,7 +76,9 @@ func (l *Loaded) Print(w io.Writer, prog Program) error {
 		s := l.sectionNamed(name)
 		values := map[string]string{}
 		keys := append([]string(nil), s.keys...)
-		if name != defaultSection {
+		if strings.HasPrefix(name, SourcePrefix) {
+			keys = l.sourceKeys(name, keys) // no DEFAULT: the kind's defaults
+		} else if name != defaultSection {
 			for _, k := range l.defaults.keys {
 				if _, own := s.values[k]; !own {
 					keys = append(keys, k)
@@ -78,6 +86,10 @@ func (l *Loaded) Print(w io.Writer, prog Program) error {
 			}
 		}
 		for _, k := range keys {
+			if def, isDefault := l.sourceDefault(name, k); isDefault {
+				values[k] = def
+				continue
+			}
 			v, raw, _, err := l.get(name, k)
 			if err != nil {
 				return interpolationError(name, k, raw, err)

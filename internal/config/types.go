@@ -28,6 +28,11 @@ type Config struct {
 	// local-store dispatcher on (haproxystats semantics).
 	LocalStore *LocalStore
 
+	// Sources are the named sources: for stats-pull the HAProxy source of [pull] first
+	// (Legacy, named LegacySourceName), then every [source.*] section in file order; for
+	// stats-process the [source.*] sections (their processing options).
+	Sources []Source
+
 	// Group patterns in file order; first match wins. Empty unless the section exists.
 	FrontendGroups []Group
 	BackendGroups  []Group

@@ -31,6 +31,11 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 	switch prog {
 	case PullProgram:
 		v.checkSection("pull", prog)
+		if !v.failed() {
+			v.cfg.Sources = append(v.cfg.Sources, Source{Name: LegacySourceName, Kind: LegacySourceName,
+				Legacy: true, AllowPartial: v.cfg.Pull.AllowPartial})
+		}
+		v.checkSources(prog)
 	case ProcessProgram:
 		for _, s := range []string{"paths", "process", "graphite"} {
 			v.checkSection(s, prog)
@@ -41,6 +46,7 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 		v.checkLocalStore()
 		v.checkExtensions()
 		v.checkLineLength()
+		v.checkSources(prog)
 	default:
 		return nil, &Error{Reason: fmt.Sprintf("unknown program %d", prog)}
 	}

@@ -21,8 +21,11 @@ import (
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
-// Format parses and aggregates one snapshot directory into lines stamped ts, handing them to
-// flush in chunks. One Format value serves one worker, so it may keep buffers between calls.
+// Format parses and aggregates one part of a snapshot into lines stamped ts, handing them to
+// flush in chunks: dir is the snapshot itself for its top-level (HAProxy) files, or a named
+// source's directory in it (see spool.Parts). One Format value serves one worker, so it may
+// keep buffers between calls. The runner owns the snapshot's chunk sequence: the chunks of
+// every part are renumbered into one sequence, and only the snapshot's final chunk is Last.
 //
 // Process may return an error implementing dispatch.Rejected after flushing every line it could
 // use (for example one line longer than max-line-length was left out): the snapshot is then
@@ -40,9 +43,13 @@ type Unusable interface {
 
 // Options configure a Runner.
 type Options struct {
-	SrcDir      string
-	Workers     int
-	NewFormat   func() Format // called once per worker
+	SrcDir  string
+	Workers int
+	// NewFormats is called once per worker; the function it returns gives that worker's Format
+	// of a kind, or false for a kind this program cannot process.
+	NewFormats func() func(kind string) (Format, bool)
+	// NewFormat, when NewFormats is nil, serves every kind (tests).
+	NewFormat   func() Format
 	Dispatchers []dispatch.Dispatcher
 	Log         *slog.Logger
 	// RescanInterval is how often src-dir is listed again besides inotify events; it also
@@ -263,7 +270,7 @@ func (r *Runner) work(intake, hard context.Context) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			format := r.o.NewFormat()
+			format := r.newFormats()
 			for {
 				s, ok := r.queue.pop(intake)
 				if !ok {
@@ -289,7 +296,7 @@ func (r *Runner) work(intake, hard context.Context) {
 // handle processes one snapshot. Its directory is removed later, by the delivery callback, once
 // every dispatcher acknowledged every chunk. A dispatcher that already delivered the snapshot
 // in an earlier attempt (see records) is not sent it again.
-func (r *Runner) handle(ctx context.Context, format Format, s snapshot) {
+func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, bool), s snapshot) {
 	log := r.log.With("snapshot", s.Path)
 	// Not a real directory of regular files (a symlink, a FIFO…): quarantined, never followed or
 	// opened. Gone (removed by hand or by another processor) or unreadable: nothing to deliver.
@@ -332,11 +339,135 @@ func (r *Runner) handle(ctx context.Context, format Format, s snapshot) {
 		defer r.queue.done(s.Name)
 		r.settle(s, rec, res, indexes, started)
 	}, r.noteProgress)
-	err := format.Process(s.Path, s.ts, func(b *metric.Batch) error {
+	d.finish(r.produce(log, format, s, func(b *metric.Batch) error {
 		return d.submit(ctx, targets, b)
-	})
-	d.finish(err)
+	}))
 }
+
+func (r *Runner) newFormats() func(kind string) (Format, bool) {
+	if r.o.NewFormats != nil {
+		return r.o.NewFormats()
+	}
+	f := r.o.NewFormat()
+	return func(string) (Format, bool) { return f, true }
+}
+
+// produce hands every part of s to its kind's Format, in one chunk sequence. A part that cannot
+// be used is logged and skipped: the others are delivered, then the snapshot is quarantined
+// with the reason (nothing is lost). Only when no part is usable is the snapshot unusable.
+func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, bool), s snapshot, flush metric.FlushFunc) error {
+	parts, err := spool.Parts(s.Path)
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		// No data file at the top and no source directory: the top-level format says why
+		// (and the snapshot is quarantined as unusable).
+		parts = []spool.Part{{Dir: s.Path, Source: spool.TopLevelSource, Kind: spool.TopLevelKind}}
+	}
+	seq := sequencer{flush: flush, ts: s.ts, source: s.Path}
+	var bad, rejected []string
+	usable := 0
+	for _, part := range parts {
+		err := part.Err
+		if err == nil {
+			if f, ok := format(part.Kind); ok {
+				err = f.Process(part.Dir, s.ts, seq.add)
+			} else {
+				err = unusableSnapshot{fmt.Errorf("no processor for source kind %q in this stats-process", part.Kind)}
+			}
+		}
+		var unusable Unusable
+		var rej dispatch.Rejected
+		switch {
+		case err == nil:
+			usable++
+		case errors.As(err, &unusable):
+			reason := unusable.Unusable()
+			if len(parts) > 1 {
+				reason = "source " + part.Source + ": " + reason
+				log.Error("part of the snapshot unusable; the other parts are delivered", "source", part.Source,
+					"kind", part.Kind, "reason", unusable.Unusable())
+			}
+			bad = append(bad, reason)
+		case errors.As(err, &rej):
+			usable++
+			reason := rej.Rejected()
+			if len(parts) > 1 {
+				reason = "source " + part.Source + ": " + reason
+			}
+			rejected = append(rejected, reason)
+		default:
+			return err // a flush failed (shutdown) or a read error: the snapshot is retried
+		}
+	}
+	if usable == 0 {
+		// Unusable parts flush nothing, so nothing was handed over.
+		return unusableSnapshot{errors.New(strings.Join(bad, "; "))}
+	}
+	if err := seq.close(); err != nil {
+		return err
+	}
+	if len(bad) > 0 || len(rejected) > 0 {
+		reasons := rejected
+		for _, b := range bad {
+			reasons = append(reasons, "unusable: "+b)
+		}
+		return partsRejected(strings.Join(reasons, "; "))
+	}
+	return nil
+}
+
+// sequencer joins the chunk sequences of a snapshot's parts into one: Seq renumbered from 0,
+// Last only on the final chunk. It holds each chunk back until the next one (or the end), so
+// that the snapshot's last chunk can be marked Last without an extra empty one.
+type sequencer struct {
+	flush   metric.FlushFunc
+	ts      int64
+	source  string
+	seq     int
+	pending *metric.Batch
+}
+
+func (q *sequencer) add(b *metric.Batch) error {
+	if b.Last && len(b.Data) == 0 && b.Lines == 0 {
+		metric.Recycle(b) // a part's empty closing chunk
+		return nil
+	}
+	b.Last = false
+	if err := q.release(); err != nil {
+		metric.Recycle(b)
+		return err
+	}
+	q.pending = b
+	return nil
+}
+
+func (q *sequencer) release() error {
+	b := q.pending
+	if b == nil {
+		return nil
+	}
+	q.pending = nil
+	b.Seq, b.Source, b.Timestamp = q.seq, q.source, q.ts
+	q.seq++
+	return q.flush(b)
+}
+
+func (q *sequencer) close() error {
+	if q.pending == nil {
+		q.pending = &metric.Batch{}
+	}
+	q.pending.Last = true
+	return q.release()
+}
+
+// partsRejected is the Rejected error of a snapshot some of whose parts or lines could not be
+// used: the rest is delivered, then the snapshot is quarantined with this reason.
+type partsRejected string
+
+func (p partsRejected) Error() string    { return string(p) }
+func (p partsRejected) Rejected() string { return string(p) }
 
 // undelivered returns the dispatchers that have not delivered rec's snapshot yet, and their
 // indexes in Options.Dispatchers.
@@ -585,3 +716,13 @@ func (l *logLimiter) flush() {
 		l.log.Log(context.Background(), p.k.level, p.k.msg+" (repeats not logged)", "similar_suppressed", p.n)
 	}
 }
+
+// unusableSnapshot is the Unusable error of a part (or snapshot) that nothing can be made of.
+type unusableSnapshot struct{ err error }
+
+func (u unusableSnapshot) Error() string    { return u.err.Error() }
+func (u unusableSnapshot) Unusable() string { return u.err.Error() }
+func (u unusableSnapshot) Unwrap() error    { return u.err }
+
+// UnusableError wraps err as an Unusable error: the part (or snapshot) is quarantined.
+func UnusableError(err error) error { return unusableSnapshot{err} }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,18 +30,15 @@ type Options struct {
 	// QueueSize suspends pulling while dst-dir holds this many snapshots or more. ≤ 0 means no
 	// limit.
 	QueueSize int
-	// AllowPartial publishes a round in which some (not all) sources failed, with the partial
-	// record; otherwise one failure discards the round (haproxystats' all-or-nothing).
-	AllowPartial bool
 }
 
-// OptionsFrom takes the loop's options from the [pull] section.
+// OptionsFrom takes the loop's options from the [pull] section. Whether a source's failed
+// instances discard it is the source's own setting (ProviderInfo.AllowPartial).
 func OptionsFrom(cfg config.Pull) Options {
 	return Options{
-		Interval:     cfg.PullInterval,
-		Timeout:      cfg.PullTimeout,
-		QueueSize:    cfg.QueueSize,
-		AllowPartial: cfg.AllowPartial,
+		Interval:  cfg.PullInterval,
+		Timeout:   cfg.PullTimeout,
+		QueueSize: cfg.QueueSize,
 	}
 }
 
@@ -160,42 +158,89 @@ func (l *Loop) round(ctx context.Context, tick time.Time) string {
 	defer cancel()
 	var failed []spool.FailedSource
 	var sources []Source
-	for _, p := range l.providers {
+	var owner []int // sources[i] is an instance of l.providers[owner[i]]
+	infos := make([]ProviderInfo, len(l.providers))
+	listFailed := make([]bool, len(l.providers))
+	for i, p := range l.providers {
+		infos[i] = p.Info()
 		ss, err := p.Sources(pullCtx)
 		if err != nil {
-			l.log.Error("cannot list sources", "kind", p.Kind(), "error", err)
-			failed = append(failed, spool.FailedSource{Name: p.Kind(), Err: err.Error()})
+			l.log.Error("cannot list the instances of a source", "source", infos[i].Source, "kind", infos[i].Kind, "error", err)
+			failed = append(failed, spool.FailedSource{Name: infos[i].Source, Err: err.Error()})
+			listFailed[i] = true
+		} else if len(ss) == 0 && len(l.providers) > 1 {
+			// With one source this is the round's "zero sources" error below.
+			l.log.Error("found zero instances to pull from", "source", infos[i].Source, "kind", infos[i].Kind)
+			failed = append(failed, spool.FailedSource{Name: infos[i].Source, Err: "found zero instances to pull from"})
+			listFailed[i] = true
 		}
-		sources = append(sources, ss...)
+		for _, s := range ss {
+			sources = append(sources, s)
+			owner = append(owner, i)
+		}
 	}
 	if len(sources) == 0 {
 		l.log.Error("found zero sources to pull from; nothing published this round", "snapshot", b.Name())
 		return ""
 	}
 
-	errs := l.pullAll(pullCtx, b, sources)
+	dirs := make([]string, len(sources))
+	for i := range sources {
+		if !infos[owner[i]].TopLevel {
+			dirs[i] = infos[owner[i]].Source
+		}
+	}
+	errs, views := l.pullAll(pullCtx, b, sources, dirs)
 	if ctx.Err() != nil {
 		l.log.Info("shutting down: discarding the snapshot being built", "snapshot", b.Path())
 		return ""
 	}
-	sourceFailures := 0
+	succeeded := make([]int, len(l.providers))
+	failures := make([]int, len(l.providers))
 	for i, err := range errs {
+		p := owner[i]
 		if err == nil {
+			succeeded[p]++
 			continue
 		}
-		sourceFailures++
+		failures[p]++
 		if errors.Is(err, context.DeadlineExceeded) && pullCtx.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("pull-timeout of %s reached: %w", l.opt.Timeout, err)
 		}
-		l.log.Error("source failed", "source", sources[i].Name(), "error", err)
-		failed = append(failed, spool.FailedSource{Name: sources[i].Name(), Err: err.Error()})
+		name := sources[i].Name()
+		if !infos[p].TopLevel {
+			name = infos[p].Source + "/" + name
+		}
+		l.log.Error("source failed", "source", name, "error", err)
+		failed = append(failed, spool.FailedSource{Name: name, Err: err.Error()})
 	}
-	succeeded := len(sources) - sourceFailures
+	kept, keptInstances := 0, 0
+	for p, info := range infos {
+		keep := succeeded[p] > 0 && (info.AllowPartial || failures[p] == 0 && !listFailed[p])
+		if !keep {
+			if succeeded[p] > 0 {
+				l.log.Error("source left out of this round: not every instance answered", "source", info.Source,
+					"failed", failures[p], "instances", succeeded[p]+failures[p], "allow_partial", info.AllowPartial)
+			}
+			l.dropSource(b, p, info, owner, views)
+			continue
+		}
+		if !info.TopLevel {
+			if err := writeSourceInfo(b, info); err != nil {
+				l.log.Error("cannot write the source's description; leaving it out of this round", "source", info.Source, "error", err)
+				failed = append(failed, spool.FailedSource{Name: info.Source, Err: err.Error()})
+				l.dropSource(b, p, info, owner, views)
+				continue
+			}
+		}
+		kept++
+		keptInstances += succeeded[p]
+	}
 	elapsed := time.Since(start).Round(time.Microsecond)
-	l.log.Debug("task report", "sources", len(sources), "succeeded", succeeded, "failed", len(failed), "elapsed", elapsed)
-	if len(failed) > 0 && (!l.opt.AllowPartial || succeeded == 0) {
+	l.log.Debug("task report", "sources", len(sources), "succeeded", keptInstances, "failed", len(failed), "elapsed", elapsed)
+	if kept == 0 {
 		l.log.Error("failed to pull stats; nothing published this round",
-			"failed", len(failed), "sources", len(sources), "allow_partial", l.opt.AllowPartial, "elapsed", elapsed)
+			"failed", len(failed), "sources", len(sources), "elapsed", elapsed)
 		return ""
 	}
 	path, err := b.Publish(failed)
@@ -213,6 +258,40 @@ func (l *Loop) round(ctx context.Context, tick time.Time) string {
 	}
 	l.log.Info("statistics are stored in "+path, "sources", len(sources), "elapsed", elapsed)
 	return path
+}
+
+// dropSource removes the files of every instance of provider p (a source left out of the round).
+func (l *Loop) dropSource(b *spool.Building, p int, info ProviderInfo, owner []int, views []*sourceView) {
+	for i, v := range views {
+		if owner[i] != p {
+			continue
+		}
+		if err := v.discard(); err != nil {
+			l.log.Error("cannot remove the files of a source left out", "source", info.Source, "error", err)
+		}
+	}
+	if !info.TopLevel && b.HasPart(info.Source) {
+		if err := b.RemovePart(info.Source); err != nil {
+			l.log.Error("cannot remove the directory of a source left out", "source", info.Source, "error", err)
+		}
+	}
+}
+
+// writeSourceInfo writes a named source's spool.SourceInfoFile.
+func writeSourceInfo(b *spool.Building, info ProviderInfo) error {
+	f, err := b.Create(info.Source + "/" + spool.SourceInfoFile)
+	if err != nil {
+		return err
+	}
+	if err := spool.WriteJSON(f, spool.NewSourceInfo(info.Kind, info.Source, info.Options)); err != nil {
+		f.Discard()
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		f.Discard()
+		return err
+	}
+	return nil
 }
 
 // queueHasRoom recreates a vanished dst-dir and applies queue-size.
@@ -250,10 +329,11 @@ func (l *Loop) queueHasRoom() bool {
 	return true
 }
 
-// pullAll runs every source in parallel and returns their errors, index for index. Sources
-// that fail, or that do not return within stragglerGrace of the deadline, have their files
-// removed; the successful ones are left fully committed.
-func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source) []error {
+// pullAll runs every source in parallel and returns their errors and views, index for index.
+// Sources that fail, or that do not return within stragglerGrace of the deadline, have their
+// files removed; the successful ones are left fully committed. dirs[i] is the snapshot
+// directory of source i's files ("" for the top).
+func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source, dirs []string) ([]error, []*sourceView) {
 	type outcome struct {
 		i   int
 		err error
@@ -261,7 +341,7 @@ func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source)
 	results := make(chan outcome, len(sources))
 	views := make([]*sourceView, len(sources))
 	for i, s := range sources {
-		v := &sourceView{b: b}
+		v := &sourceView{b: b, dir: dirs[i]}
 		views[i] = v
 		go func() {
 			err := s.Pull(ctx, v)
@@ -306,13 +386,14 @@ func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source)
 			}
 		}
 	}
-	return errs
+	return errs, views
 }
 
 // sourceView is a source's window on the snapshot: it remembers the source's files so that a
 // failed source leaves none behind, and cuts an abandoned source off.
 type sourceView struct {
 	b      *spool.Building
+	dir    string // "" or the source's directory in the snapshot
 	mu     sync.Mutex
 	files  []*spool.File
 	closed bool
@@ -323,6 +404,12 @@ func (v *sourceView) Create(name string) (SnapshotFile, error) {
 	defer v.mu.Unlock()
 	if v.closed {
 		return nil, errors.New("source was abandoned; its round is over")
+	}
+	if v.dir != "" {
+		if strings.Contains(name, "/") {
+			return nil, fmt.Errorf("invalid snapshot file name %q", name)
+		}
+		name = v.dir + "/" + name
 	}
 	f, err := v.b.Create(name)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/spool"
 	"github.com/statspipe/statspipe/internal/testrig"
 )
@@ -75,11 +74,12 @@ func (s *fakeSource) Pull(ctx context.Context, snap SnapshotWriter) error {
 }
 
 type fakeProvider struct {
+	info    ProviderInfo
 	sources []Source
 	err     error
 }
 
-func (p *fakeProvider) Kind() string { return "fake" }
+func (p *fakeProvider) Info() ProviderInfo { return p.info }
 func (p *fakeProvider) Sources(context.Context) ([]Source, error) {
 	return p.sources, p.err
 }
@@ -90,7 +90,19 @@ type rig struct {
 	log      *testrig.Buffer
 }
 
+// newRig pulls sources as one top-level source (like HAProxy's) that discards the round when
+// one of them fails; newPartialRig's keeps those that answered.
 func newRig(t *testing.T, opt Options, sources ...Source) *rig {
+	t.Helper()
+	return newRigOf(t, opt, &fakeProvider{info: ProviderInfo{Source: "fake", Kind: "fake", TopLevel: true}, sources: sources})
+}
+
+func newPartialRig(t *testing.T, opt Options, sources ...Source) *rig {
+	t.Helper()
+	return newRigOf(t, opt, &fakeProvider{info: ProviderInfo{Source: "fake", Kind: "fake", TopLevel: true, AllowPartial: true}, sources: sources})
+}
+
+func newRigOf(t *testing.T, opt Options, providers ...Provider) *rig {
 	t.Helper()
 	base := t.TempDir()
 	r := &rig{dst: filepath.Join(base, "incoming"), tmp: filepath.Join(base, "incoming.tmp")}
@@ -104,7 +116,7 @@ func newRig(t *testing.T, opt Options, sources ...Source) *rig {
 	if opt.Interval == 0 {
 		opt.Interval = time.Second
 	}
-	r.loop, err = NewLoop(w, []Provider{&fakeProvider{sources: sources}}, opt, log)
+	r.loop, err = NewLoop(w, providers, opt, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +207,7 @@ func TestRoundAllOrNothing(t *testing.T) {
 
 func TestRoundAllowPartialPublishesWithRecord(t *testing.T) {
 	bad := &fakeSource{name: "bad.sock", files: map[string]string{"bad.sock_info": "half"}, err: errors.New("received zero data")}
-	r := newRig(t, Options{AllowPartial: true}, good("a.sock"), bad)
+	r := newPartialRig(t, Options{}, good("a.sock"), bad)
 	r.loop.round(context.Background(), tick0)
 	es := r.snapshots(t)
 	if len(es) != 1 {
@@ -211,7 +223,7 @@ func TestRoundAllowPartialPublishesWithRecord(t *testing.T) {
 	}
 
 	// All sources failed: nothing to publish even with allow-partial.
-	r2 := newRig(t, Options{AllowPartial: true}, bad)
+	r2 := newPartialRig(t, Options{}, bad)
 	r2.loop.round(context.Background(), tick0)
 	if es := r2.snapshots(t); len(es) != 0 {
 		t.Fatalf("published a snapshot without data: %v", es)
@@ -233,7 +245,7 @@ func TestRoundHonoursFractionalPullTimeout(t *testing.T) {
 		t.Fatalf("log: %s", r.log)
 	}
 
-	rp := newRig(t, Options{Timeout: 300 * time.Millisecond, AllowPartial: true}, good("a.sock"), hung)
+	rp := newPartialRig(t, Options{Timeout: 300 * time.Millisecond}, good("a.sock"), hung)
 	rp.loop.round(context.Background(), tick0)
 	es := rp.snapshots(t)
 	if len(es) != 1 {
@@ -247,7 +259,7 @@ func TestRoundHonoursFractionalPullTimeout(t *testing.T) {
 
 func TestRoundAbandonsSourceIgnoringDeadline(t *testing.T) {
 	rude := &fakeSource{name: "rude", ignoreCtx: make(chan struct{}), late: make(chan error, 1)}
-	r := newRig(t, Options{Timeout: 100 * time.Millisecond, AllowPartial: true}, good("a.sock"), rude)
+	r := newPartialRig(t, Options{Timeout: 100 * time.Millisecond}, good("a.sock"), rude)
 	start := time.Now()
 	r.loop.round(context.Background(), tick0)
 	if took := time.Since(start); took > time.Second {
@@ -485,33 +497,126 @@ func TestRunStopsPromptly(t *testing.T) {
 	}
 }
 
-func TestRegistry(t *testing.T) {
-	built := 0
-	Register("test-kind", func(cfg config.Pull, log *slog.Logger) (Provider, error) {
-		built++
-		if cfg.SocketDir == "" {
-			return nil, nil
-		}
-		return &fakeProvider{}, nil
-	})
-	defer func() {
-		registryMu.Lock()
-		delete(registry, "test-kind")
-		registryMu.Unlock()
-	}()
-	log, _ := testrig.Logger()
-	ps, err := NewProviders(config.Pull{}, log)
-	if err != nil || len(ps) != 0 || built != 1 {
-		t.Fatalf("unconfigured kind: %v %v built=%d", ps, err, built)
+// instance is a source of a named (non-top-level) source: it writes <name>.body.
+func instance(name, body string) *fakeSource {
+	return &fakeSource{name: name, files: map[string]string{name + ".body": body}}
+}
+
+func named(source string, allowPartial bool, sources ...Source) *fakeProvider {
+	return &fakeProvider{info: ProviderInfo{Source: source, Kind: "test", AllowPartial: allowPartial,
+		Options: []spool.Option{{Key: "aggregate", Value: "sum p95"}}}, sources: sources}
+}
+
+func top(sources ...Source) *fakeProvider {
+	return &fakeProvider{info: ProviderInfo{Source: "haproxy", Kind: "haproxy", TopLevel: true}, sources: sources}
+}
+
+// A named source writes into its own directory with its description; the top-level one stays
+// at the top, as haproxystats wrote it.
+func TestRoundNamedSourcesWriteDirectories(t *testing.T) {
+	r := newRigOf(t, Options{}, top(good("a.sock")), named("apps", false, instance("i1", "x 1\n"), instance("i2", "x 2\n")))
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v", es)
 	}
-	ps, err = NewProviders(config.Pull{SocketDir: "/x"}, log)
-	if err != nil || len(ps) != 1 {
-		t.Fatalf("configured kind: %v %v", ps, err)
+	if got := dirFiles(t, es[0].Path); got["a.sock_stat"] == "" || len(got) != 3 {
+		t.Fatalf("top of the snapshot: %v", got)
 	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("duplicate registration did not panic")
-		}
-	}()
-	Register("test-kind", nil)
+	files := dirFiles(t, filepath.Join(es[0].Path, "apps"))
+	if files["i1.body"] != "x 1\n" || files["i2.body"] != "x 2\n" || len(files) != 3 {
+		t.Fatalf("apps/: %v", files)
+	}
+	info, err := spool.ReadSourceInfo(filepath.Join(es[0].Path, "apps"))
+	want := spool.NewSourceInfo("test", "apps", []spool.Option{{Key: "aggregate", Value: "sum p95"}})
+	if err != nil || !reflect.DeepEqual(info, want) {
+		t.Fatalf("source.json: %+v %v", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(es[0].Path, spool.PartialFile)); !os.IsNotExist(err) {
+		t.Fatalf("a complete snapshot has a partial record: %v", err)
+	}
+	if err := spool.CheckSnapshot(es[0].Path); err != nil {
+		t.Fatalf("the published snapshot is not one the processor accepts: %v", err)
+	}
+}
+
+// One failed instance of source A leaves A out of the round (its directory is removed), and
+// never touches source B; the record names <source>/<instance>.
+func TestRoundOneSourceFailureKeepsTheOthers(t *testing.T) {
+	bad := &fakeSource{name: "i2", files: map[string]string{"i2.body": "half"}, err: errors.New("connection refused")}
+	r := newRigOf(t, Options{}, top(good("a.sock")), named("apps", false, instance("i1", "x 1\n"), bad),
+		named("web", false, instance("w1", "y 1\n")))
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v", es)
+	}
+	if _, err := os.Stat(filepath.Join(es[0].Path, "apps")); !os.IsNotExist(err) {
+		t.Fatalf("the failed source's directory is in the snapshot: %v", err)
+	}
+	if files := dirFiles(t, filepath.Join(es[0].Path, "web")); files["w1.body"] != "y 1\n" {
+		t.Fatalf("web/: %v", files)
+	}
+	if files := dirFiles(t, es[0].Path); files["a.sock_stat"] == "" {
+		t.Fatalf("top: %v", files)
+	}
+	rec, err := spool.PartialRecord(es[0].Path)
+	if err != nil || len(rec) != 1 || rec[0].Name != "apps/i2" || rec[0].Err != "connection refused" {
+		t.Fatalf("record %v %v", rec, err)
+	}
+	if r.log.Count("source left out of this round") != 1 {
+		t.Fatalf("log: %s", r.log)
+	}
+	if left := r.tmpSnapshots(t); len(left) != 0 {
+		t.Fatalf("tmp-dst-dir not empty: %v", left)
+	}
+}
+
+// With allow-partial in its section, the source keeps the instances that answered.
+func TestRoundSourceAllowPartialKeepsAnsweringInstances(t *testing.T) {
+	bad := &fakeSource{name: "i2", files: map[string]string{"i2.body": "half"}, err: errors.New("timeout")}
+	r := newRigOf(t, Options{}, named("apps", true, instance("i1", "x 1\n"), bad))
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v", es)
+	}
+	files := dirFiles(t, filepath.Join(es[0].Path, "apps"))
+	if files["i1.body"] != "x 1\n" || len(files) != 2 {
+		t.Fatalf("apps/: %v", files)
+	}
+	if rec, err := spool.PartialRecord(es[0].Path); err != nil || len(rec) != 1 || rec[0].Name != "apps/i2" {
+		t.Fatalf("record %v %v", rec, err)
+	}
+}
+
+// A top-level source failing without allow-partial leaves only it out when others answered.
+func TestRoundTopLevelFailureKeepsNamedSources(t *testing.T) {
+	badSock := &fakeSource{name: "b.sock", files: map[string]string{"b.sock_info": "x"}, err: errors.New("reset")}
+	r := newRigOf(t, Options{}, top(good("a.sock"), badSock), named("apps", false, instance("i1", "x 1\n")))
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v", es)
+	}
+	files := dirFiles(t, es[0].Path)
+	if _, ok := files["a.sock_stat"]; ok {
+		t.Fatalf("the failed top-level source kept files: %v", files)
+	}
+	if rec, err := spool.PartialRecord(es[0].Path); err != nil || len(rec) != 1 || rec[0].Name != "b.sock" {
+		t.Fatalf("record %v %v", rec, err)
+	}
+}
+
+// A source that lists no instance, beside one that does, is recorded as failed.
+func TestRoundSourceWithoutInstances(t *testing.T) {
+	r := newRigOf(t, Options{}, top(), named("apps", false, instance("i1", "x 1\n")))
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v", es)
+	}
+	if rec, err := spool.PartialRecord(es[0].Path); err != nil || len(rec) != 1 || rec[0].Name != "haproxy" {
+		t.Fatalf("record %v %v", rec, err)
+	}
 }

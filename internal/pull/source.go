@@ -2,27 +2,23 @@
 // snapshot, a registry of source kinds, and the loop that runs them on a phase-locked schedule
 // and publishes the snapshots through the spool (see package spool for the contract).
 //
-// A source kind (HAProxy stats sockets today; HTTP endpoints or eBPF maps later) registers a
-// constructor with Register from its package's init. The program imports the kind's package
-// for that side effect and builds every configured kind with NewProviders. The loop only sees
-// Providers and Sources; it never looks at a kind or a source name to decide anything.
+// Each configured source is a Provider, built by its kind (package sources holds the registry
+// of kinds); its instances are Sources. The loop only sees Providers and Sources; it never looks
+// at a kind or a source name to decide anything.
 package pull
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"log/slog"
-	"sort"
-	"sync"
 
-	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
-// Source is one endpoint that contributes files to a snapshot, e.g. one HAProxy stats socket.
+// Source is one instance of a configured source that contributes files to a snapshot, e.g. one
+// HAProxy stats socket or one /metrics URL.
 type Source interface {
-	// Name identifies the source in logs and in a partial snapshot's record. It is unique among
-	// the sources of one round.
+	// Name identifies the instance in logs and in a partial snapshot's record. It is unique
+	// among the instances of its Provider in one round.
 	Name() string
 	// Pull writes the source's files into the snapshot being built and returns when they are
 	// all committed, or with an error (its files are then removed by the loop). It must return
@@ -45,63 +41,29 @@ type SnapshotFile interface {
 	Commit() error
 }
 
-// Provider yields the sources of one kind for one round. It is asked at the start of every
-// round, so it can follow endpoints that come and go (sockets appearing in socket-dir).
+// Provider yields the instances of one configured source for one round (the HAProxy source of
+// [pull], or one [source.<name>] section). It is asked at the start of every round, so it can
+// follow instances that come and go (sockets appearing in socket-dir).
 type Provider interface {
-	// Kind is the registered kind name, used when Sources itself fails.
-	Kind() string
-	// Sources lists this round's sources. An error means sources may be missing: the round
-	// is failed like a failed source (recorded under Kind with allow-partial).
+	// Info describes the source; it does not change between rounds.
+	Info() ProviderInfo
+	// Sources lists this round's instances. An error means instances may be missing: the
+	// source is failed for the round (recorded under its name).
 	Sources(ctx context.Context) ([]Source, error)
 }
 
-// NewProviderFunc builds a kind's Provider from the [pull] configuration. It returns nil, nil
-// when the configuration does not use the kind.
-type NewProviderFunc func(cfg config.Pull, log *slog.Logger) (Provider, error)
-
-var (
-	registryMu sync.Mutex
-	registry   = map[string]NewProviderFunc{}
-)
-
-// Register makes a source kind available to NewProviders. It is meant to be called from the
-// kind package's init and panics on a duplicate name.
-func Register(kind string, fn NewProviderFunc) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if _, dup := registry[kind]; dup {
-		panic("pull: source kind registered twice: " + kind)
-	}
-	registry[kind] = fn
-}
-
-// Kinds lists the registered kinds, sorted.
-func Kinds() []string {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	kinds := make([]string, 0, len(registry))
-	for k := range registry {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	return kinds
-}
-
-// NewProviders builds the provider of every registered kind that the configuration uses, in
-// kind order. Each provider logs with a "kind" attribute.
-func NewProviders(cfg config.Pull, log *slog.Logger) ([]Provider, error) {
-	var out []Provider
-	for _, kind := range Kinds() {
-		registryMu.Lock()
-		fn := registry[kind]
-		registryMu.Unlock()
-		p, err := fn(cfg, log.With("kind", kind))
-		if err != nil {
-			return nil, fmt.Errorf("source kind %s: %w", kind, err)
-		}
-		if p != nil {
-			out = append(out, p)
-		}
-	}
-	return out, nil
+// ProviderInfo describes a configured source to the loop.
+type ProviderInfo struct {
+	// Source is the source name (config.Source.Name) and Kind its kind.
+	Source, Kind string
+	// TopLevel puts the source's files at the top of the snapshot, as haproxystats did (the
+	// HAProxy source of [pull]); its instances are named in the partial record by their own
+	// names. Any other source writes into the directory <Source>/ of the snapshot, with a
+	// spool.SourceInfoFile, and its failed instances are recorded as <Source>/<instance>.
+	TopLevel bool
+	// AllowPartial keeps the instances that answered when others failed; otherwise one failed
+	// instance leaves the whole source out of the round (its files are removed).
+	AllowPartial bool
+	// Options are recorded in the SourceInfoFile (the source's processing options).
+	Options []spool.Option
 }

@@ -48,10 +48,11 @@ func (e *UnsafeError) Error() string { return e.Path + ": " + e.Reason }
 // maxNamedEntries bounds how many offending entries an UnsafeError names.
 const maxNamedEntries = 5
 
-// CheckSnapshot verifies, without following a link or opening anything but the directory
-// itself, that path is a real directory that holds only regular files (dot entries are not data
-// and are ignored, whatever they are). It returns an *UnsafeError when it is not, and the
-// lstat or listing error (fs.ErrNotExist when it is gone) when it cannot tell.
+// CheckSnapshot verifies, without following a link or opening anything but directories, that
+// path is a real directory that holds only regular files and part directories (real
+// directories of named sources) that hold only regular files (dot entries are not data and are
+// ignored, whatever they are). It returns an *UnsafeError when it is not, and the lstat or
+// listing error (fs.ErrNotExist when it is gone) when it cannot tell.
 func CheckSnapshot(path string) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
@@ -68,13 +69,28 @@ func CheckSnapshot(path string) error {
 	}
 	var bad []string
 	n := 0
+	note := func(name string, typ fs.FileMode) {
+		n++
+		if len(bad) < maxNamedEntries {
+			bad = append(bad, quoteName(name)+" is "+Describe(filepath.Join(path, name), typ))
+		}
+	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") || e.Type().IsRegular() {
 			continue
 		}
-		n++
-		if len(bad) < maxNamedEntries {
-			bad = append(bad, quoteName(e.Name())+" is "+Describe(filepath.Join(path, e.Name()), e.Type()))
+		if !e.Type().IsDir() || CheckPartName(e.Name()) != nil {
+			note(e.Name(), e.Type())
+			continue
+		}
+		inner, err := ReadSnapshotDir(filepath.Join(path, e.Name()))
+		if err != nil {
+			return err
+		}
+		for _, f := range inner {
+			if !strings.HasPrefix(f.Name(), ".") && !f.Type().IsRegular() {
+				note(e.Name()+"/"+f.Name(), f.Type())
+			}
 		}
 	}
 	if n == 0 {
@@ -84,7 +100,7 @@ func CheckSnapshot(path string) error {
 	if n > len(bad) {
 		list += fmt.Sprintf(" and %d more", n-len(bad))
 	}
-	return &UnsafeError{Path: path, Reason: "a snapshot holds only regular files, but " + list +
+	return &UnsafeError{Path: path, Reason: "a snapshot holds only regular files and source directories of regular files, but " + list +
 		"; nothing in the snapshot was read, and no link was followed"}
 }
 

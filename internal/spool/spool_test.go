@@ -172,7 +172,7 @@ func TestCreateRejectsBadAndReservedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Abort()
-	for _, n := range []string{"", ".", "..", "a/b", PartialFile, ReasonFile} {
+	for _, n := range []string{"", ".", "..", "a/b/c", "/b", "a/", "1/x", ".a/x", "x_stat/y", PartialFile, ReasonFile} {
 		if _, err := b.Create(n); err == nil {
 			t.Errorf("Create(%q) accepted", n)
 		}

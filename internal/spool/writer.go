@@ -210,7 +210,7 @@ func (w *Writer) Begin(ts int64) (*Building, error) {
 	if err := os.Mkdir(path, dirMode); err != nil {
 		return nil, fmt.Errorf("failed to make directory %s: %w", path, err)
 	}
-	return &Building{w: w, name: name, path: path, files: map[string]*File{}}, nil
+	return &Building{w: w, name: name, path: path, files: map[string]*File{}, parts: map[string]bool{}}, nil
 }
 
 // Building is one snapshot under construction in tmp-dst-dir.
@@ -221,6 +221,7 @@ type Building struct {
 
 	mu    sync.Mutex
 	files map[string]*File // open or committed; discarded files are forgotten
+	parts map[string]bool  // part directories made (named sources)
 	done  bool             // published or aborted
 }
 
@@ -230,11 +231,21 @@ func (b *Building) Name() string { return b.name }
 // Path is the snapshot's directory in tmp-dst-dir.
 func (b *Building) Path() string { return b.path }
 
-// Create adds a file to the snapshot. Write it, then Commit it, or Discard it. It is safe to
+// Create adds a file to the snapshot: "<name>" at its top, or "<part>/<name>" in the directory
+// of a named source, made on first use. Write it, then Commit it, or Discard it. It is safe to
 // call from several goroutines.
 func (b *Building) Create(name string) (*File, error) {
-	if err := checkFileName(name); err != nil {
+	part, file, inPart := strings.Cut(name, "/")
+	if !inPart {
+		file, part = part, ""
+	}
+	if err := checkFileName(file); err != nil {
 		return nil, err
+	}
+	if inPart {
+		if err := CheckPartName(part); err != nil {
+			return nil, err
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -243,6 +254,12 @@ func (b *Building) Create(name string) (*File, error) {
 	}
 	if _, dup := b.files[name]; dup {
 		return nil, fmt.Errorf("file %s created twice in snapshot %s", name, b.path)
+	}
+	if inPart && !b.parts[part] {
+		if err := os.Mkdir(filepath.Join(b.path, part), dirMode); err != nil {
+			return nil, fmt.Errorf("failed to make directory %s: %w", filepath.Join(b.path, part), err)
+		}
+		b.parts[part] = true
 	}
 	f, err := os.OpenFile(filepath.Join(b.path, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
@@ -280,6 +297,11 @@ func (b *Building) Publish(failed []FailedSource) (string, error) {
 	}
 	if len(failed) > 0 {
 		if err := b.writePartialRecord(failed); err != nil {
+			return "", err
+		}
+	}
+	for part := range b.parts {
+		if err := syncDir(filepath.Join(b.path, part)); err != nil {
 			return "", err
 		}
 	}
@@ -323,6 +345,39 @@ func (b *Building) writePartialRecord(failed []FailedSource) error {
 	}
 	if err != nil {
 		return fmt.Errorf("writing partial record %s: %w", p, err)
+	}
+	return nil
+}
+
+// HasPart reports whether the directory of a named source was made.
+func (b *Building) HasPart(part string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.parts[part]
+}
+
+// RemovePart removes a named source's directory and every file in it (a source left out of
+// the round). Its files must not be open for writing any more.
+func (b *Building) RemovePart(part string) error {
+	if err := CheckPartName(part); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return fmt.Errorf("snapshot %s is already published or aborted", b.path)
+	}
+	for name, f := range b.files {
+		if strings.HasPrefix(name, part+"/") {
+			if !f.committed {
+				f.f.Close()
+			}
+			delete(b.files, name)
+		}
+	}
+	delete(b.parts, part)
+	if err := os.RemoveAll(filepath.Join(b.path, part)); err != nil {
+		return fmt.Errorf("removing %s: %w", filepath.Join(b.path, part), err)
 	}
 	return nil
 }

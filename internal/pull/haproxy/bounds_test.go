@@ -199,12 +199,10 @@ func TestRoundWithEndlessReply(t *testing.T) {
 			}
 			defer w.Close()
 			const limit = 4 << 20
-			providers, err := pull.NewProviders(config.Pull{SocketDir: dir, Workers: 8, BufferLimit: 6291456, MaxReplySize: limit}, log)
-			if err != nil {
-				t.Fatal(err)
-			}
+			providers := []pull.Provider{FromConfig(config.Pull{SocketDir: dir, Workers: 8, BufferLimit: 6291456,
+				MaxReplySize: limit, AllowPartial: allowPartial}, log)}
 			const pullTimeout = 20 * time.Second
-			loop, err := pull.NewLoop(w, providers, pull.Options{Interval: time.Minute, Timeout: pullTimeout, AllowPartial: allowPartial}, log)
+			loop, err := pull.NewLoop(w, providers, pull.Options{Interval: time.Minute, Timeout: pullTimeout}, log)
 			if err != nil {
 				t.Fatal(err)
 			}

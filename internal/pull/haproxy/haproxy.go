@@ -59,11 +59,11 @@ const (
 	DefaultMaxReplySize = 256 << 20
 )
 
-func init() { pull.Register(Kind, newFromConfig) }
-
-func newFromConfig(cfg config.Pull, log *slog.Logger) (pull.Provider, error) {
+// FromConfig builds the provider of the [pull] HAProxy options; nil when neither socket-dir nor
+// servers is set. (The sources/haproxy kind registers it.)
+func FromConfig(cfg config.Pull, log *slog.Logger) *Provider {
 	if cfg.SocketDir == "" && len(cfg.Servers) == 0 {
-		return nil, nil
+		return nil
 	}
 	return New(Options{
 		SocketDir:    cfg.SocketDir,
@@ -74,7 +74,8 @@ func newFromConfig(cfg config.Pull, log *slog.Logger) (pull.Provider, error) {
 		BufferLimit:  cfg.BufferLimit,
 		Workers:      cfg.Workers,
 		MaxReplySize: cfg.MaxReplySize,
-	}, log), nil
+		AllowPartial: cfg.AllowPartial,
+	}, log)
 }
 
 // Options configure the HAProxy sources; they are [pull] options of the same names.
@@ -88,6 +89,8 @@ type Options struct {
 	Workers     int             // replies streamed to files at the same time (≥ 1)
 	// MaxReplySize fails a source whose reply to one command is longer (≤ 0 = the default).
 	MaxReplySize int64
+	// AllowPartial publishes the sockets that answered when others failed ([pull] allow-partial).
+	AllowPartial bool
 }
 
 // Provider lists the HAProxy stats sockets of each round.
@@ -122,8 +125,10 @@ func New(opt Options, log *slog.Logger) *Provider {
 	return p
 }
 
-// Kind implements pull.Provider.
-func (p *Provider) Kind() string { return Kind }
+// Info implements pull.Provider: the top-level source named haproxy, as haproxystats wrote it.
+func (p *Provider) Info() pull.ProviderInfo {
+	return pull.ProviderInfo{Source: Kind, Kind: Kind, TopLevel: true, AllowPartial: p.opt.AllowPartial}
+}
 
 // Sources returns the sockets of this round: the UNIX sockets found in socket-dir now (sorted
 // by name, at most MaxSocketDirSockets), then `servers` in order. A name (the file prefix) is

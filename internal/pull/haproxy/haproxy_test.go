@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -313,15 +314,14 @@ func TestRetrySucceedsWhenSocketAppears(t *testing.T) {
 
 func TestRegisteredFromConfig(t *testing.T) {
 	log, _ := testrig.Logger()
-	ps, err := pull.NewProviders(config.Pull{}, log)
-	if err != nil || len(ps) != 0 {
-		t.Fatalf("no socket-dir, no servers: %v %v", ps, err)
+	if p := FromConfig(config.Pull{}, log); p != nil {
+		t.Fatalf("no socket-dir, no servers: %v", p)
 	}
-	ps, err = pull.NewProviders(config.Pull{SocketDir: "/nonexistent", Workers: 8, BufferLimit: 6291456}, log)
-	if err != nil || len(ps) != 1 || ps[0].Kind() != Kind {
-		t.Fatalf("socket-dir set: %v %v", ps, err)
+	hp := FromConfig(config.Pull{SocketDir: "/nonexistent", Workers: 8, BufferLimit: 6291456, AllowPartial: true}, log)
+	if hp == nil || !reflect.DeepEqual(hp.Info(), pull.ProviderInfo{Source: Kind, Kind: Kind, TopLevel: true, AllowPartial: true}) {
+		t.Fatalf("socket-dir set: %+v", hp)
 	}
-	if hp := ps[0].(*Provider); hp.bufSize != maxCopyBuffer || cap(hp.bufs) != 8 {
+	if hp.bufSize != maxCopyBuffer || cap(hp.bufs) != 8 {
 		t.Fatalf("buffer %d × %d", hp.bufSize, cap(hp.bufs))
 	}
 }

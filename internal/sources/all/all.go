@@ -1,0 +1,6 @@
+// Package all imports every source kind, for the programs: each registers itself from init.
+package all
+
+import (
+	_ "github.com/statspipe/statspipe/internal/sources/haproxy" // HAProxy stats sockets of [pull]
+)
