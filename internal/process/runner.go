@@ -369,8 +369,10 @@ func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, boo
 	var bad, rejected []string
 	usable := 0
 	for _, part := range parts {
-		err := part.Err
-		if err == nil {
+		var err error
+		if part.Err != nil {
+			err = unusableSnapshot{part.Err} // a directory that is no source's
+		} else {
 			if f, ok := format(part.Kind); ok {
 				err = f.Process(part.Dir, s.ts, seq.add)
 			} else {
