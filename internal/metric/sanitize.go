@@ -120,6 +120,12 @@ func Namespace(ns string) string {
 // replaced by '_', fqdn=false only its part before the first '.'. The namespace is used
 // verbatim (dots kept), apart from the line-safety replacements of Namespace.
 func Prefix(namespace, hostname string, prefixHostname, fqdn bool) string {
+	return HostPrefix(namespace, hostname, prefixHostname, fqdn) + ".haproxy"
+}
+
+// HostPrefix is Prefix without the final ".haproxy": "<namespace>[.<host>]", which every
+// named source's paths start with (followed by the source name).
+func HostPrefix(namespace, hostname string, prefixHostname, fqdn bool) string {
 	var sb strings.Builder
 	sb.WriteString(Namespace(namespace))
 	if prefixHostname {
@@ -132,7 +138,6 @@ func Prefix(namespace, hostname string, prefixHostname, fqdn bool) string {
 		sb.WriteByte('.')
 		sb.WriteString(Component(host))
 	}
-	sb.WriteString(".haproxy")
 	return sb.String()
 }
 

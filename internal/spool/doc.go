@@ -4,10 +4,14 @@
 // # Layout
 //
 //	<dst-dir>/                         pull's dst-dir = process's src-dir: the queue
-//	    <epoch>/                       one snapshot (published, complete): a real directory of regular files
-//	        <source>_info              raw `show info` reply, verbatim   e.g. admin1.sock_info
-//	        <source>_stat              raw `show stat` reply, verbatim   e.g. 127.0.0.1:5555_stat, ::1:4444_stat
-//	        statspipe-partial          only in a partial snapshot (allow-partial = true)
+//	    <epoch>/                       one snapshot (published, complete): a real directory
+//	        <socket>_info              HAProxy: raw `show info` reply, verbatim   e.g. admin1.sock_info
+//	        <socket>_stat              HAProxy: raw `show stat` reply, verbatim   e.g. 127.0.0.1:5555_stat, ::1:4444_stat
+//	        <source>/                  a named source ([source.<source>]), e.g. apps/
+//	            source.json            what it is: {"format":1,"kind":"openmetrics","source":"apps","options":[…]}
+//	            <instance>.body        one instance's reply body as received (decompressed)
+//	            <instance>.meta.json   {"instance","url","content_type","content_encoding","status","duration_seconds","bytes","wire_bytes"}
+//	        statspipe-partial          only in a partial snapshot
 //	    .<anything>                    ignored by everyone (start-up probes, editors' temporaries)
 //	<tmp-dst-dir>/<epoch>/             a snapshot being built; nobody but pull looks in here
 //	<tmp-dst-dir>/.statspipe-pull.lock held (flock) by the running stats-pull
@@ -18,20 +22,40 @@
 // round that produced the snapshot. It is the Graphite timestamp of every line made from the snapshot (haproxystats §2),
 // so it is a plain decimal integer: no sign, fits int64 ([TimestampOf]).
 //
-// Only *_info and *_stat files are data ([IsSnapshotFile]); a processor ignores every other file.
-// For HAProxy, <source> is the socket's base name for UNIX sockets and <host>:<port> for TCP
-// (IPv6 without brackets), exactly as haproxystats names them.
+// # Parts
+//
+// A snapshot has parts ([Parts]), each processed by the processor of its kind:
+//
+//   - The top-level part: the *_info and *_stat files at the top ([IsSnapshotFile]), from the
+//     HAProxy source of [pull], exactly as haproxystats wrote them: <socket> is the socket's base
+//     name for UNIX sockets and <host>:<port> for TCP (IPv6 without brackets). Its kind is
+//     [TopLevelKind] ("haproxy"). A snapshot with HAProxy only is exactly haproxystats' layout.
+//   - One directory per named source: its name is the source name (letters, digits, '_' and '-',
+//     not starting with '-', not an integer, not ending in _info or _stat; [CheckPartName]),
+//     and its [SourceInfoFile] says its kind and records the source's processing options
+//     (aggregation policies, path options: never URLs or secrets), so that a processor with no
+//     pull-side configuration at all, on this host or another, processes it the same way. The
+//     processor's own [source.<name>] section of the same kind, when it has one, takes
+//     precedence. The other files of the directory belong to the kind; the HTTP kinds write one
+//     <instance>.body (the reply body exactly as received, decompressed) and one
+//     <instance>.meta.json ([InstanceMeta]) per instance that answered. Instance names are the
+//     names of the source's `urls` (host:port, or name=URL): [A-Za-z0-9_.:@[]-], not starting
+//     with '.'.
+//
+// The files of every part are data; a processor ignores every other file at the top (REASON,
+// notes) and dot entries anywhere.
 //
 // # What a snapshot may contain (process side)
 //
 // A snapshot is a real directory (not a symlink) directly in src-dir that holds regular files
-// only. Its *_info and *_stat files are data, statspipe-partial is read by [PartialRecord], and
-// any other regular file (REASON, notes) is ignored. Dot entries are not data whatever they are
+// and part directories (real directories of regular files) only. statspipe-partial is read by
+// [PartialRecord]. Dot entries are not data whatever they are
 // (.hidden.sock_stat included): never read, never a reason to quarantine.
 //
 // Nothing that could block, act on being opened or lead outside the spool is ever followed or
 // opened. A snapshot holding anything else that is not a dot entry — a symlink (to a file or a
-// directory, inside the spool or not), a FIFO, a UNIX socket, a device node, a subdirectory —
+// directory, inside the spool or not), a FIFO, a UNIX socket, a device node, a directory whose
+// name is not a part name, a directory inside a part directory —
 // is quarantined before any of its files is opened ([CheckSnapshot], which only lists the
 // directory); the reason names each such entry (up to five) and its type, with a symlink's
 // target. Files are opened with [OpenSnapshotFile]: the directory with O_NOFOLLOW, the file's
@@ -97,19 +121,26 @@
 // The queue length ([QueueLen]) is what pull compares with queue-size: at queue-size or more,
 // pulling is suspended until the processor catches up.
 //
-// # Partial snapshots (allow-partial = true)
+// # Partial snapshots
 //
-// By default a round is all-or-nothing, like haproxystats: one failed source discards the
-// round. With allow-partial = true the round is published when at least one source succeeded.
-// The snapshot then holds a file named statspipe-partial with one line per failed source,
-// "<source name>\t<error>\n" (tabs and newlines inside either field are replaced by spaces). A
-// failed source has no files in the snapshot; a snapshot without statspipe-partial is complete.
-// Processors read the record with [PartialSources] or [PartialRecord].
+// By default a source is all-or-nothing, like haproxystats: one failed instance (a stats
+// socket, a URL) leaves the whole source out of the round, its files removed. With
+// allow-partial = true ([pull] for HAProxy, the source's own section for a named source) the
+// instances that answered are kept. One source's failure never discards another's data: the
+// round is published when at least one source is kept, and not at all when none is (so a
+// HAProxy-only configuration behaves exactly as haproxystats). A snapshot that misses
+// something holds a file named statspipe-partial with one line per failed instance,
+// "<name>\t<error>\n" (tabs and newlines inside either field are replaced by spaces), where
+// <name> is the socket's file prefix for HAProxy (as haproxystats' sources) and
+// <source>/<instance> for a named source; a source whose instances could not even be listed
+// is recorded under its name. A failed instance has no files in the snapshot; a snapshot
+// without statspipe-partial is complete. Processors read the record with [PartialSources] or
+// [PartialRecord].
 //
 // # Quarantine (process side)
 //
 // A snapshot the processor cannot use (a non-integer name, a malformed file, an entry that is
-// not a regular file) is moved, not deleted, to [QuarantineDir](src-dir) = "<src-dir>.quarantine",
+// not a regular file, no usable part) is moved, not deleted, to [QuarantineDir](src-dir) = "<src-dir>.quarantine",
 // a sibling of src-dir (on the same filesystem unless src-dir is itself a mount point, in which
 // case [Quarantine] fails with a clear error). [Quarantine] renames the snapshot there, never
 // replacing an existing entry (a clash gets the suffix .1, .2, …), and appends a REASON file to
@@ -126,6 +157,12 @@
 // O_NOFOLLOW|O_NONBLOCK, checked before and after), and a REASON that came with the snapshot as
 // something else (a symlink, a FIFO, a hard link) is left alone: the record goes to the first
 // free REASON.<n>, created with O_EXCL, with a note saying why.
+//
+// A snapshot of which some part (or some lines) could not be used, while the rest could, is
+// first delivered without it and then quarantined in the same way, its REASON naming the
+// source and instance ("source apps: instance 10.0.0.7:9100: … line 12: …"). Replaying it
+// delivers the good parts again: harmless duplicates, since a line is identified by path and
+// timestamp.
 //
 // # Replaying a quarantined snapshot
 //
