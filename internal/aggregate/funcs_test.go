@@ -139,7 +139,7 @@ func TestFunctions(t *testing.T) {
 		// one: 9 (the -Inf skipped), n = 1: no stddev, every percentile 9
 		"ns.src.one": 9, "ns.src.one.avg": 9, "ns.src.one.min": 9, "ns.src.one.max": 9,
 		"ns.src.one.count": 1,
-		"ns.src.one.p1": 9, "ns.src.one.p17": 9, "ns.src.one.p25": 9, "ns.src.one.p50": 9,
+		"ns.src.one.p1":    9, "ns.src.one.p17": 9, "ns.src.one.p25": 9, "ns.src.one.p50": 9,
 		"ns.src.one.p75": 9, "ns.src.one.p99": 9,
 		// none: NaN and +Inf only: nothing at all
 	}
