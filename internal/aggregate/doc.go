@@ -17,7 +17,8 @@
 //     haproxystats' CPU percentiles compute it, q × (n − 1) in float64 with q the double
 //     nearest NN/100, so that one rule holds everywhere; a handful of exact halves therefore
 //     round the other way than exact arithmetic would (n = 46, p70: 31, not 32);
-//   - a series with no finite value at all emits nothing.
+//   - a series with no finite value at all emits nothing, and a result that overflows float64
+//     (a sum or deviation of huge values) is not written.
 //
 // # Policies
 //

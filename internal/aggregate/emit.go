@@ -34,7 +34,8 @@ func (a *Aggregator) Emit(c *metric.Chunker) {
 				continue
 			}
 			for _, f := range a.funcs[e.policy] {
-				if v, ok := a.value(e, f); ok {
+				// an overflow (a sum or deviation beyond float64) is no value to write
+				if v, ok := a.value(e, f); ok && !math.IsInf(v, 0) && !math.IsNaN(v) {
 					suffix := ""
 					if f.Op != Sum {
 						suffix = f.String()
@@ -151,8 +152,9 @@ func (a *Aggregator) emitBucketLines(c *metric.Chunker, h *entry) {
 		return compareBuckets(bucket{bound: a.entries[x].bound}, bucket{bound: a.entries[y].bound})
 	})
 	for _, b := range ids {
-		be := &a.entries[b]
-		a.line(c, be, "", nil, be.sum)
+		if be := &a.entries[b]; !math.IsInf(be.sum, 0) {
+			a.line(c, be, "", nil, be.sum)
+		}
 	}
 	a.ids = ids[:0]
 }
@@ -228,7 +230,7 @@ func (a *Aggregator) emitInstance(c *metric.Chunker, i int32) {
 	for _, st := range items {
 		e := &a.entries[st.entry]
 		if e.class != classBucket {
-			a.line(c, e, "", in, st.value)
+			a.line(c, e, "", in, st.value) // staged values are finite
 			continue
 		}
 		h := &a.entries[e.hist]
