@@ -58,7 +58,7 @@ func TestMergedHistogram(t *testing.T) {
 		// p50: rank 6 → bucket 1: 0.5 + 0.5·(6−3)/5 = 0.8
 		"p.lat.path._a.p50": 0.8,
 		// p90: rank 10.8 > 8 → the +Inf bucket → the highest finite bound, 1
-		"p.lat.path._a.p90": 1,
+		"p.lat.path._a.p90":   1,
 		"p.lat_count.path._a": 12, "p.lat_sum.path._a": 14.5,
 		// neg: (−1,5) (0,6) (+Inf,10). p10 rank 1 and p25 rank 2.5 and p50 rank 5 → first
 		// bucket with bound ≤ 0 → −1; p30 rank 3 → −1 too; p90 rank 9 → +Inf → 0
@@ -70,7 +70,7 @@ func TestMergedHistogram(t *testing.T) {
 		// p30 rank 1.8 → 0.09; p50 rank 3 → 0.1 + 0.9·(3−2)/(5−2) = 0.4; p90 rank 5.4 → +Inf → 1
 		"p.instance.a.lat.path._a.p10": 0.1 * 0.6 / 2, "p.instance.a.lat.path._a.p25": 0.1 * 1.5 / 2,
 		"p.instance.a.lat.path._a.p30": 0.1 * 1.8 / 2, "p.instance.a.lat.path._a.p50": 0.1 + 0.9*(1.0/3),
-		"p.instance.a.lat.path._a.p90": 1,
+		"p.instance.a.lat.path._a.p90":   1,
 		"p.instance.a.lat_count.path._a": 6, "p.instance.a.lat_sum.path._a": 3,
 		"p.instance.a.neg.p10": -1, "p.instance.a.neg.p25": -1, "p.instance.a.neg.p30": -1,
 		"p.instance.a.neg.p50": -1, "p.instance.a.neg.p90": 0,
@@ -78,12 +78,12 @@ func TestMergedHistogram(t *testing.T) {
 		// p30 rank 1.2 → 0.1 + 0.4·0.2/1 = 0.18; p50 rank 2 → 0.5; p90 rank 3.6 → 1
 		"p.instance.b.lat.path._a.p10": 0.1 * 0.4, "p.instance.b.lat.path._a.p25": 0.1,
 		"p.instance.b.lat.path._a.p30": 0.1 + 0.4*0.2, "p.instance.b.lat.path._a.p50": 0.5,
-		"p.instance.b.lat.path._a.p90": 1,
+		"p.instance.b.lat.path._a.p90":   1,
 		"p.instance.b.lat_count.path._a": 4, "p.instance.b.lat_sum.path._a": 1.5,
 		// c: (0.1,0) (+Inf,2): every rank > 0 lies in +Inf → 0.1
 		"p.instance.c.lat.path._a.p10": 0.1, "p.instance.c.lat.path._a.p25": 0.1,
 		"p.instance.c.lat.path._a.p30": 0.1, "p.instance.c.lat.path._a.p50": 0.1,
-		"p.instance.c.lat.path._a.p90": 0.1,
+		"p.instance.c.lat.path._a.p90":   0.1,
 		"p.instance.c.lat_count.path._a": 2, "p.instance.c.lat_sum.path._a": 10,
 	}
 	for p, w := range want {
