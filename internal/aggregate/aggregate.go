@@ -19,6 +19,11 @@ import (
 // DefaultMaxSeries bounds the distinct series of one snapshot when Options.MaxSeries is 0.
 const DefaultMaxSeries = 1_000_000
 
+// maxArena bounds the bytes of keys and of rendered paths per snapshot: offsets are int32,
+// and no sane snapshot comes near it. A series that would cross it is dropped like one beyond
+// MaxSeries.
+const maxArena = 1 << 30
+
 // Options configure an Aggregator.
 type Options struct {
 	// Prefix is "<namespace>[.<host>].<source-name>", already formed; it is not sanitised.
@@ -172,6 +177,7 @@ func New(o Options) (*Aggregator, error) {
 	if a.maxSeries <= 0 {
 		a.maxSeries = DefaultMaxSeries
 	}
+	a.maxSeries = min(a.maxSeries, maxArena)
 	a.maxLine = o.MaxLineLength
 	if a.maxLine <= 0 {
 		a.maxLine = metric.DefaultMaxLineLength
@@ -251,7 +257,8 @@ func (a *Aggregator) BeginInstance(name string) {
 	a.instTag = span{int32(off), int32(len(a.text) - off)}
 }
 
-// Add adds one sample of the open instance. It copies what it keeps. NaN and ±Inf values are
+// Add adds one sample of the open instance (without one it is ignored). It copies what it
+// keeps. NaN and ±Inf values are
 // skipped; a second value of the same series from the same instance is ignored (the first
 // wins).
 func (a *Aggregator) Add(s *sample.Sample) {
@@ -405,6 +412,9 @@ func family(s *sample.Sample) []byte {
 // intern adds the series of s (key in a.keyBuf, hash h) and returns its index, or -1 when
 // MaxSeries is reached.
 func (a *Aggregator) intern(cls class, s *sample.Sample, h uint64) int32 {
+	if len(a.keys)+2*len(a.keyBuf) > maxArena || len(a.text) > maxArena/2 {
+		return -1
+	}
 	hist := int32(-1)
 	if cls == classBucket {
 		a.histKeyBuf = a.appendKey(a.histKeyBuf[:0], classHist, family(s), s.Labels, 0)

@@ -115,3 +115,33 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestTagValues(t *testing.T) {
+	a, err := New(Options{GraphiteTags: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		"~a;b c": "_a_b_c", "": "_", "a.b/ü:1": "a.b/ü:1", "x\ty\n\xff": "x_y__", "a~": "a~",
+	} {
+		if got := string(a.appendTagValue(nil, []byte(in))); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDuplicatesFirstWins(t *testing.T) {
+	a, err := New(Options{Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(a, []inst{
+		{"a", []sample.Sample{smp(sample.Gauge, "x", 1, "k", "v"), smp(sample.Gauge, "x", 5, "k", "v"),
+			bkt("h", "1", 1), bkt("h", "1.0", 9), bkt("h", "+Inf", 2)}},
+		{"b", []sample.Sample{smp(sample.Gauge, "x", 2, "k", "v")}},
+	})
+	diff(t, emit(a), lines("p.x.k.v 3.0", "p.h.p50 1.0", "p.h.p90 1.0", "p.h.p99 1.0"))
+	if a.Duplicates() != 2 {
+		t.Fatalf("duplicates %d", a.Duplicates())
+	}
+}
