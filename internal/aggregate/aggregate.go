@@ -258,9 +258,9 @@ func (a *Aggregator) BeginInstance(name string) {
 }
 
 // Add adds one sample of the open instance (without one it is ignored). It copies what it
-// keeps. NaN and ±Inf values are
-// skipped; a second value of the same series from the same instance is ignored (the first
-// wins).
+// keeps: s may be reused by the caller. NaN and ±Inf values are skipped, and so are buckets
+// and quantiles with a NaN bound; a second value of the same series from the same instance is
+// ignored (the first wins).
 func (a *Aggregator) Add(s *sample.Sample) {
 	if !a.open {
 		return
