@@ -463,6 +463,9 @@ func (a *Aggregator) intern(cls class, s *sample.Sample, h uint64) int32 {
 }
 
 func (a *Aggregator) rule(fam []byte) (int32, bool) {
+	if a.opt.Policies.FoldCase && bytes.ContainsFunc(fam, unicode.IsUpper) {
+		fam = bytes.ToLower(fam) // once per new series, and only for names with capitals
+	}
 	// path.Match keeps nothing of its arguments: viewing the bytes as a string is safe and
 	// saves an allocation per new series.
 	_, i, ok := a.opt.Policies.matchIndex(unsafe.String(unsafe.SliceData(fam), len(fam)))

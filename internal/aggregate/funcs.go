@@ -116,6 +116,9 @@ type Policies struct {
 	Default []Func
 	// Rules are tried in order against a sample's Family; the first match wins.
 	Rules []Rule
+	// FoldCase matches the globs against the lower-cased family name: the INI reader lower-cases
+	// option names, so `aggregate.<glob>` keys arrive lower-cased.
+	FoldCase bool
 }
 
 // ParsePolicies reads the `aggregate` and `aggregate.<glob>` options, in the given (file)

@@ -169,3 +169,20 @@ func TestStddevStable(t *testing.T) {
 		t.Fatalf("stddev %v, want %v", v, math.Sqrt(30))
 	}
 }
+
+// The INI reader lower-cases option names, so a glob arrives lower-cased: FoldCase matches it
+// against the lower-cased metric name, and only then.
+func TestFoldCaseGlobs(t *testing.T) {
+	pol, err := ParsePolicies([][2]string{{"aggregate.go_memstats_*", "max"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := inst{"a", []sample.Sample{smp(sample.Gauge, "go_MemStats_alloc", 5)}}
+	if got := values(t, run(t, Options{Prefix: "p", Policies: pol}, in)); got["p.go_MemStats_alloc"] != 5 {
+		t.Fatalf("without FoldCase the default applies: %v", got)
+	}
+	pol.FoldCase = true
+	if got := values(t, run(t, Options{Prefix: "p", Policies: pol}, in)); got["p.go_MemStats_alloc.max"] != 5 || len(got) != 1 {
+		t.Fatalf("with FoldCase the rule applies: %v", got)
+	}
+}
