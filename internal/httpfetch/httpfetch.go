@@ -553,12 +553,21 @@ func copyBounded(dst io.Writer, src io.Reader, limit int64) (n int64, rerr, werr
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
+	empty := 0
 	for {
 		want := int64(len(buf))
 		if left := limit + 1 - n; left < want {
 			want = left
 		}
 		nr, err := src.Read(buf[:want])
+		if nr == 0 && err == nil {
+			// Readers may return nothing now and then, but not forever (io.Copy's rule).
+			if empty++; empty >= 100 {
+				return n, io.ErrNoProgress, nil
+			}
+			continue
+		}
+		empty = 0
 		if nr > 0 {
 			if n+int64(nr) > limit {
 				// Write what fits, so the writer ends at exactly the limit.
