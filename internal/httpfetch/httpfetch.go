@@ -30,8 +30,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	neturl "net/url"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,7 +188,11 @@ func (e *TimeoutError) Is(target error) bool { return target == context.Deadline
 // errFetchTimeout is the cause of our own deadline, told apart from the caller's.
 var errFetchTimeout = errors.New("httpfetch: fetch timeout")
 
-var errNoRedirectDowngrade = errors.New("redirect from https to http refused")
+// redirectError is a redirect not followed; CheckRedirect returns it and describe reports it
+// without a phase.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string { return e.msg }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
@@ -291,10 +297,10 @@ func New(o Options) (*Client, error) {
 		Transport: c.transport,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > MaxRedirects {
-				return fmt.Errorf("stopped after %d redirects", MaxRedirects)
+				return &redirectError{fmt.Sprintf("stopped after %d redirects (at %s)", MaxRedirects, redact(req.URL.String()))}
 			}
 			if req.URL.Scheme == "http" && via[len(via)-1].URL.Scheme == "https" {
-				return errNoRedirectDowngrade
+				return &redirectError{"redirect from https to http refused (to " + redact(req.URL.String()) + ")"}
 			}
 			return nil
 		},
@@ -351,6 +357,9 @@ func (c *Client) Fetch(ctx context.Context, url string, w io.Writer) (Result, er
 	start := time.Now()
 	res := Result{URL: url}
 	shown := redact(url)
+	if strings.ContainsFunc(shown, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		shown = strconv.Quote(shown) // keep the error on one line
+	}
 	fail := func(err error) (Result, error) {
 		return res, fmt.Errorf("GET %s: %w", shown, err)
 	}
@@ -363,7 +372,11 @@ func (c *Client) Fetch(ctx context.Context, url string, w io.Writer) (Result, er
 	})
 	req, err := http.NewRequestWithContext(fctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fail(errors.New(oneLine(err.Error())))
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fail(fmt.Errorf("invalid URL: %s", oneLine(err.Error())))
 	}
 	if err := c.prepare(req); err != nil {
 		return fail(err)
@@ -494,8 +507,9 @@ func (c *Client) describe(parent, fctx context.Context, phase string, err error)
 	if ctxErr := c.ctxError(parent, fctx, phase); ctxErr != nil {
 		return ctxErr
 	}
-	if errors.Is(err, errNoRedirectDowngrade) {
-		return errNoRedirectDowngrade
+	var re *redirectError
+	if errors.As(err, &re) {
+		return re
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
@@ -503,7 +517,7 @@ func (c *Client) describe(parent, fctx context.Context, phase string, err error)
 		if c.opts.UnixSocket != "" {
 			return fmt.Errorf("connect to unix socket %s: %s", c.opts.UnixSocket, strings.TrimPrefix(msg, "connect: "))
 		}
-		if !strings.HasPrefix(msg, "connect: ") {
+		if !strings.HasPrefix(msg, "connect: ") && !strings.HasPrefix(msg, "lookup ") {
 			msg = "connect: " + msg
 		}
 		return errors.New(msg)
@@ -515,7 +529,11 @@ func (c *Client) describe(parent, fctx context.Context, phase string, err error)
 			err = inner
 		}
 	}
-	return fmt.Errorf("%s: %s", phase, oneLine(err.Error()))
+	msg := oneLine(err.Error())
+	if strings.HasPrefix(msg, "tls: ") {
+		return errors.New(msg) // already says it is the handshake
+	}
+	return fmt.Errorf("%s: %s", phase, msg)
 }
 
 // bodyError is a failure while reading the body: our timeout, the caller's ctx, the wire bound,

@@ -400,6 +400,15 @@ func TestConnectRefused(t *testing.T) {
 	if err == nil || err.Error() != "GET "+url+": connect: connection refused" {
 		t.Fatalf("err %v", err)
 	}
+	// A password in the URL stays out of the message.
+	_, err = c.Fetch(context.Background(), "http://u:secret@"+addr+"/", io.Discard)
+	if err == nil || err.Error() != "GET http://u:xxxxx@"+addr+"/: connect: connection refused" {
+		t.Fatalf("err %v", err)
+	}
+	_, err = c.Fetch(context.Background(), "http://h\x7f/", io.Discard)
+	if err == nil || err.Error() != `GET "http://h\x7f/": invalid URL: net/url: invalid control character in URL` {
+		t.Fatalf("err %v", err)
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -612,5 +621,45 @@ func TestUnixSocket(t *testing.T) {
 	_, err = c.Fetch(context.Background(), "http://plugin/report", io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "connect to unix socket "+sock+": ") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestConcurrentFetches(t *testing.T) {
+	body := testdata(t, "node_exporter.metrics")
+	zbody := gz(t, body)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gz") != "" {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(zbody)
+			return
+		}
+		w.Write(body)
+	}))
+	defer ts.Close()
+	c := mustNew(t, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := ts.URL + "/?gz=" + strings.Repeat("1", i%2)
+			for j := 0; j < 5; j++ {
+				var got bytes.Buffer
+				if _, err := c.Fetch(context.Background(), url, &got); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(got.Bytes(), body) {
+					errs <- fmt.Errorf("%s: body differs", url)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
