@@ -438,7 +438,7 @@ func (c *Client) Fetch(ctx context.Context, url string, w io.Writer) (Result, er
 	case rerr == errBodyTooLarge:
 		return fail(&TooLargeError{Limit: c.maxBody, ContentLength: -1})
 	case rerr != nil:
-		if wire.err == nil && fctx.Err() == nil {
+		if body != io.Reader(wire) && wire.err == nil && fctx.Err() == nil {
 			// The connection was fine, so the gzip stream itself is bad.
 			return fail(fmt.Errorf("gzip: %s after %d bytes", trimGzip(rerr), n))
 		}
