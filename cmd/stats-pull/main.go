@@ -4,7 +4,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/statspipe/statspipe/internal/cli"
 	"github.com/statspipe/statspipe/internal/config"
@@ -14,10 +16,11 @@ import (
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
-const usage = `Pull HAProxy statistics into snapshot directories for stats-process.
+const usage = `Pull statistics (HAProxy stats sockets, named sources) into snapshot directories for
+stats-process.
 
 Usage:
-    stats-pull [-f <file>] [-p | -P]
+    stats-pull [-f <file>] [-p | -P] [--once]
     stats-pull (-h | --help)
     stats-pull (-v | --version)
 
@@ -26,6 +29,8 @@ Options:
                        when that default is missing the built-in defaults apply)
     -p, --print        show default settings
     -P, --print-conf   show the effective configuration
+    --once             pull one round now, publish it, print its path and exit (exit
+                       status 1 when nothing was published; the log says why)
     -h, --help         show this screen
     -v, --version      show version
 `
@@ -63,7 +68,20 @@ func run(argv []string) int {
 		return 1
 	}
 
-	log.Info("started", "version", cli.Version, "dst-dir", w.DstDir(), "tmp-dst-dir", w.TmpDir(),
+	if args.Bool("--once") {
+		path := loop.Once(ctx)
+		if path == "" {
+			return 1
+		}
+		fmt.Println(path)
+		return 0
+	}
+
+	var names []string
+	for _, p := range providers {
+		names = append(names, p.Info().Source)
+	}
+	log.Info("started", "version", cli.Version, "sources", strings.Join(names, ","), "dst-dir", w.DstDir(), "tmp-dst-dir", w.TmpDir(),
 		"pull-interval", cfg.Pull.PullInterval, "pull-timeout", cfg.Pull.PullTimeout,
 		"queue-size", cfg.Pull.QueueSize, "allow-partial", cfg.Pull.AllowPartial)
 	sd := cli.NewSystemd(log)

@@ -348,6 +348,15 @@ func defaultUserAgent() string {
 	return "statspipe/" + v
 }
 
+// HeaderWriter is a body writer that wants the response's status and headers first: when the
+// w given to Fetch implements it, WriteHeader is called once a 2xx response has arrived, before
+// the first body byte (Bytes, WireBytes and Duration are not known yet). An error ends the fetch
+// with it, and w gets no body. A parser that dispatches on the Content-Type uses it.
+type HeaderWriter interface {
+	io.Writer
+	WriteHeader(Result) error
+}
+
 // CloseIdle closes the kept-alive connections, e.g. when the source is dropped or reconfigured.
 func (c *Client) CloseIdle() { c.transport.CloseIdleConnections() }
 
@@ -428,6 +437,12 @@ func (c *Client) Fetch(ctx context.Context, url string, w io.Writer) (Result, er
 		return fail(fmt.Errorf("unsupported Content-Encoding %q", res.ContentEncoding))
 	}
 
+	if hw, ok := w.(HeaderWriter); ok {
+		if err := hw.WriteHeader(res); err != nil {
+			res.Duration = time.Since(start)
+			return fail(err)
+		}
+	}
 	n, rerr, werr := copyBounded(w, body, c.maxBody)
 	res.Bytes = n
 	res.WireBytes = wire.n

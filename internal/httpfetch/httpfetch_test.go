@@ -663,3 +663,38 @@ func TestConcurrentFetches(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// headerRecorder is a HeaderWriter: it sees the headers before any byte, and may refuse.
+type headerRecorder struct {
+	bytes.Buffer
+	gotHeader   Result
+	bytesBefore int
+	refuse      error
+}
+
+func (h *headerRecorder) WriteHeader(r Result) error {
+	h.gotHeader = r
+	h.bytesBefore = h.Len()
+	return h.refuse
+}
+
+func TestHeaderWriterSeesHeadersFirst(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/openmetrics-text; version=0.0.1")
+		w.Write([]byte("x 1\n# EOF\n"))
+	}))
+	defer ts.Close()
+	c := mustNew(t, Options{})
+	h := &headerRecorder{bytesBefore: -1}
+	if _, err := c.Fetch(context.Background(), ts.URL, h); err != nil {
+		t.Fatal(err)
+	}
+	if h.gotHeader.ContentType != "application/openmetrics-text; version=0.0.1" || h.gotHeader.Status != 200 || h.bytesBefore != 0 || h.String() != "x 1\n# EOF\n" {
+		t.Fatalf("header %+v before=%d body %q", h.gotHeader, h.bytesBefore, h.String())
+	}
+	refused := &headerRecorder{refuse: errors.New("unsupported media type")}
+	_, err := c.Fetch(context.Background(), ts.URL, refused)
+	if err == nil || !strings.Contains(err.Error(), "unsupported media type") || refused.Len() != 0 {
+		t.Fatalf("refused: %v, body %q", err, refused.String())
+	}
+}
