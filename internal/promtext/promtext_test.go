@@ -466,3 +466,13 @@ func TestNaNIsNaN(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseFloatForms(t *testing.T) {
+	for in, ok := range map[string]bool{"1": true, "-1.5e3": true, "NaN": true, "+Inf": true, "-Inf": true,
+		"Inf": true, "1e999": true, ".5": true, "0x1p3": false, "-0X10p0": false, "1_000": false, "0x_1p0": false,
+		"": false, "1.2.3": false, "abc": false} {
+		if _, got := parseFloat([]byte(in)); got != ok {
+			t.Errorf("parseFloat(%q) ok = %v, want %v", in, got, ok)
+		}
+	}
+}
