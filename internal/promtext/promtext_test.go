@@ -3,10 +3,12 @@ package promtext
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/statspipe/statspipe/internal/sample"
 )
@@ -474,5 +476,16 @@ func TestParseFloatForms(t *testing.T) {
 		if _, got := parseFloat([]byte(in)); got != ok {
 			t.Errorf("parseFloat(%q) ok = %v, want %v", in, got, ok)
 		}
+	}
+}
+
+func TestReadError(t *testing.T) {
+	boom := errors.New("boom")
+	r := io.MultiReader(strings.NewReader("a 1\nb 2\n"), iotest.ErrReader(boom))
+	p := NewParser(0)
+	n := 0
+	err := p.Parse(r, Text, func(*sample.Sample) error { n++; return nil })
+	if err != boom || n != 2 {
+		t.Fatalf("err = %v, n = %d", err, n)
 	}
 }
