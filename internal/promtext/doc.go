@@ -20,8 +20,8 @@
 //     a second metric name, or an empty quoted name is an error.
 //   - Label values are quoted, UTF-8 (invalid UTF-8 is an error), and unescape `\\`, `\"`
 //     and `\n`; any other escape is an error, as is an unterminated value. Empty values are
-//     kept. A `#` inside a value is part of it. Labels are kept in the order of the line;
-//     duplicate label names are not checked. At most MaxLabels (256) labels per line.
+//     kept. A `#` inside a value is part of it. Labels are kept in the order of the line; a
+//     duplicate label name is an error. At most MaxLabels (256) labels per line.
 //   - Values are Go ParseFloat syntax (`NaN`, `+Inf`, `-Inf`, `Inf`, exponents, and the
 //     case-insensitive spellings Go accepts), without Go's hexadecimal floats and digit
 //     underscores, which expfmt also rejects. An out-of-range number (`1e999`) is ±Inf.

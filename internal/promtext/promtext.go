@@ -78,10 +78,12 @@ const (
 	DefaultMaxLineBytes = 1 << 20
 	// MaxLabels is the most labels one sample line (or exemplar) may carry.
 	MaxLabels = 256
-	// MaxFamilies is the most distinct families (TYPE lines) one body may declare. The table
-	// of family names is kept across Parse calls so that scraping the same target again
-	// allocates nothing; it is emptied when it exceeds this.
-	MaxFamilies = 1 << 16
+	// MaxFamilies is the most distinct families (TYPE lines) one body may declare, and
+	// MaxFamilyBytes the most bytes their names may total. The table of family names is kept
+	// across Parse calls so that scraping the same target again allocates nothing; it is
+	// emptied at the start of a Parse when it holds more than either.
+	MaxFamilies    = 1 << 16
+	MaxFamilyBytes = 8 << 20
 )
 
 const readBufSize = 64 << 10
@@ -148,10 +150,12 @@ type Parser struct {
 	fams    map[string]*family
 	gen     uint32
 	cur     *family // the last family declared: most samples belong to it
-	s       sample.Sample
-	format  Format
-	line    int
-	stats   Stats
+	// famBytes totals the family names of this Parse, internBytes those in fams.
+	famBytes, internBytes int
+	s                     sample.Sample
+	format                Format
+	line                  int
+	stats                 Stats
 }
 
 // NewParser returns a Parser that rejects lines longer than maxLineBytes (≤ 0: 1 MiB).
@@ -182,19 +186,22 @@ func (p *Parser) Parse(r io.Reader, f Format, fn sample.Func) error {
 		return fmt.Errorf("promtext: unknown format %d", f)
 	}
 	if p.br == nil {
-		p.br = bufio.NewReaderSize(r, readBufSize)
-	} else {
-		p.br.Reset(r)
+		// Not NewReaderSize(r): it would hand back r itself if r were a large enough
+		// *bufio.Reader, and the next Parse would Reset the caller's reader.
+		p.br = bufio.NewReaderSize(nil, readBufSize)
 	}
+	p.br.Reset(r)
 	defer p.br.Reset(nil) // do not keep the caller's reader alive
 	p.format = f
 	p.line = 0
 	p.stats = Stats{}
 	p.cur = nil
 	p.gen++
-	if p.gen == 0 || len(p.fams) > MaxFamilies {
+	p.famBytes = 0
+	if p.gen == 0 || len(p.fams) > MaxFamilies || p.internBytes > MaxFamilyBytes {
 		clear(p.fams)
 		p.gen = 1
+		p.internBytes = 0
 	}
 	seenEOF := false
 	for {
@@ -397,9 +404,13 @@ func (p *Parser) declare(name []byte, typ famType) error {
 	if p.stats.Families >= MaxFamilies {
 		return p.errorf("more than %d families", MaxFamilies)
 	}
+	if p.famBytes += len(name); p.famBytes > MaxFamilyBytes {
+		return p.errorf("family names longer than %d bytes in all", MaxFamilyBytes)
+	}
 	if f == nil {
 		f = &family{name: append([]byte(nil), name...)}
 		p.fams[string(f.name)] = f
+		p.internBytes += len(name)
 	}
 	f.typ, f.gen = typ, p.gen
 	p.cur = f
@@ -578,6 +589,14 @@ func (p *Parser) parseLabels(b []byte, i int, discard bool) (name []byte, j int,
 				return nil, j, p.errorf("more than %d labels", MaxLabels)
 			}
 			if !discard {
+				// A duplicate would make the series ambiguous (and a second le or
+				// quantile would stay behind in Labels). Quadratic, but bounded by
+				// MaxLabels, and a handful of comparisons for real lines.
+				for _, l := range p.labels {
+					if string(l.Name) == string(ln) {
+						return nil, j, p.errorf("duplicate label %q", truncate(ln))
+					}
+				}
 				p.labels = append(p.labels, sample.Label{Name: ln, Value: v})
 			}
 		}

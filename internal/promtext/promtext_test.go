@@ -1,6 +1,7 @@
 package promtext
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -320,6 +321,8 @@ func TestErrors(t *testing.T) {
 		{"type conflict", "# TYPE a gauge\n# TYPE a counter\n", Text, 2, "second # TYPE"},
 		{"label name", "a{1=\"x\"} 1\n", Text, 1, "expected a label name"},
 		{"bad utf8", "a{b=\"\xff\"} 1\n", Text, 1, "UTF-8"},
+		{"duplicate label", "a{b=\"1\",c=\"2\",b=\"3\"} 1\n", Text, 1, "duplicate label"},
+		{"duplicate quantile", "# TYPE s summary\ns{quantile=\"0.5\",quantile=\"\"} 1\n", Text, 2, "duplicate label"},
 		{"two names", "a{\"b\"} 1\n", Text, 1, "two metric names"},
 		{"om comment", "# a comment\n# EOF\n", OpenMetrics, 1, "unknown # line"},
 		{"om cr", "a 1\r\n# EOF\n", OpenMetrics, 1, "carriage return"},
@@ -487,5 +490,46 @@ func TestReadError(t *testing.T) {
 	err := p.Parse(r, Text, func(*sample.Sample) error { n++; return nil })
 	if err != boom || n != 2 {
 		t.Fatalf("err = %v, n = %d", err, n)
+	}
+}
+
+// The family table is bounded within a body and emptied between bodies when it grew large.
+func TestFamilyBounds(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i <= MaxFamilies; i++ {
+		fmt.Fprintf(&b, "# TYPE f%d gauge\n", i)
+	}
+	p := NewParser(0)
+	err := p.Parse(strings.NewReader(b.String()), Text, func(*sample.Sample) error { return nil })
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Line != MaxFamilies+1 || !strings.Contains(pe.Reason, "families") {
+		t.Fatalf("err = %v", err)
+	}
+	long := strings.Repeat("n", 1<<20-100)
+	b.Reset()
+	for i := 0; i < 9; i++ {
+		fmt.Fprintf(&b, "# TYPE %s%d gauge\n", long, i)
+	}
+	err = p.Parse(strings.NewReader(b.String()), Text, func(*sample.Sample) error { return nil })
+	if !errors.As(err, &pe) || pe.Line != 9 || !strings.Contains(pe.Reason, "bytes in all") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := p.Parse(strings.NewReader("# TYPE a gauge\na 1\n"), Text, func(*sample.Sample) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.fams) != 1 {
+		t.Errorf("family table of %d entries after a large body, want it emptied", len(p.fams))
+	}
+}
+
+// A caller's *bufio.Reader is read through, never taken over.
+func TestCallerBufioReader(t *testing.T) {
+	p := NewParser(0)
+	br := bufio.NewReaderSize(strings.NewReader("a 1\n"), 1<<20)
+	if err := p.Parse(br, Text, func(*sample.Sample) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if p.br == br {
+		t.Fatal("the parser took over the caller's bufio.Reader")
 	}
 }
