@@ -1,6 +1,6 @@
 module github.com/statspipe/statspipe
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
@@ -9,4 +9,14 @@ require (
 	gonum.org/v1/gonum v0.17.0
 )
 
-require golang.org/x/sys v0.13.0
+require (
+	github.com/prometheus/client_model v0.6.3
+	golang.org/x/sys v0.49.0
+)
+
+require (
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/pandatix/go-abnf v0.5.3 // indirect
+	github.com/prometheus/common v0.73.1
+	google.golang.org/protobuf v1.36.12 // indirect
+)
