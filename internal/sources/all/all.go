@@ -2,5 +2,6 @@
 package all
 
 import (
-	_ "github.com/statspipe/statspipe/internal/sources/haproxy" // HAProxy stats sockets of [pull]
+	_ "github.com/statspipe/statspipe/internal/sources/haproxy"     // HAProxy stats sockets of [pull]
+	_ "github.com/statspipe/statspipe/internal/sources/openmetrics" // [source.*] type = openmetrics
 )
