@@ -82,10 +82,10 @@ func TestSourcesValidatedForBothPrograms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pull.Sources) != 3 || !pull.Sources[0].Legacy || pull.Sources[1].Name != "apps" || pull.Sources[2].Name != "web" {
+	if len(pull.Sources) != 2 || pull.Sources[0].Name != "apps" || pull.Sources[1].Name != "web" {
 		t.Fatalf("sources %+v", pull.Sources)
 	}
-	apps, web := pull.Sources[1], pull.Sources[2]
+	apps, web := pull.Sources[0], pull.Sources[1]
 	// DEFAULT's timeout = 7 is haproxystats' and does not reach a source: the kind's default does.
 	if got := apps.Settings.(testKindSettings); got.Timeout != 2*time.Second || got.URLs != "http://127.0.0.1:9100/metrics\n/srv/x" {
 		t.Fatalf("apps settings %+v", got)
@@ -190,7 +190,7 @@ func TestSourcesPrinted(t *testing.T) {
 	}
 	// -p stays a configuration that reads back without creating a source.
 	back, _ := loadText(t, d.String())
-	if c, err := back.Config(PullProgram); err != nil || len(c.Sources) != 1 {
+	if c, err := back.Config(PullProgram); err != nil || len(c.Sources) != 0 {
 		t.Fatalf("-p read back: %v %+v", err, c)
 	}
 }

@@ -28,8 +28,8 @@ type Config struct {
 	// local-store dispatcher on (haproxystats semantics).
 	LocalStore *LocalStore
 
-	// Sources are the named sources: for stats-pull the HAProxy source of [pull] first
-	// (Legacy, named LegacySourceName), then every [source.*] section in file order; for
+	// Sources are the named sources: for stats-pull the HAProxy source of [pull] first when
+	// socket-dir or servers is set (Legacy, named LegacySourceName), then every [source.*] section in file order; for
 	// stats-process the [source.*] sections (their processing options).
 	Sources []Source
 

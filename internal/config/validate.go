@@ -31,9 +31,9 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 	switch prog {
 	case PullProgram:
 		v.checkSection("pull", prog)
-		if !v.failed() {
+		if p := v.cfg.Pull; !v.failed() && (p.SocketDir != "" || len(p.Servers) > 0) {
 			v.cfg.Sources = append(v.cfg.Sources, Source{Name: LegacySourceName, Kind: LegacySourceName,
-				Legacy: true, AllowPartial: v.cfg.Pull.AllowPartial})
+				Legacy: true, AllowPartial: p.AllowPartial})
 		}
 		v.checkSources(prog)
 	case ProcessProgram:

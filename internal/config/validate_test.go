@@ -38,7 +38,7 @@ func TestConfigDefaults(t *testing.T) {
 		QueueSize:    360,
 		AllowPartial: false,
 		MaxReplySize: 256 << 20,
-	}, Sources: []Source{{Name: LegacySourceName, Kind: LegacySourceName, Legacy: true}}}
+	}}
 	if !reflect.DeepEqual(pull, wantPull) {
 		t.Errorf("pull defaults\n got %+v\nwant %+v", pull, wantPull)
 	}

@@ -245,7 +245,8 @@ func TestRoundHonoursFractionalPullTimeout(t *testing.T) {
 		t.Fatalf("log: %s", r.log)
 	}
 
-	rp := newPartialRig(t, Options{Timeout: 300 * time.Millisecond}, good("a.sock"), hung)
+	// A longer deadline here: the good source's fsyncs must not miss it on a loaded machine.
+	rp := newPartialRig(t, Options{Timeout: 1500 * time.Millisecond}, good("a.sock"), hung)
 	rp.loop.round(context.Background(), tick0)
 	es := rp.snapshots(t)
 	if len(es) != 1 {
