@@ -62,6 +62,18 @@
 //     tcp://host:port or tcp://[v6]:port (Name = lower-cased host and decimal port without
 //     brackets, as urlparse gave haproxystats). Anything else, an empty item, a port outside
 //     1..65535 or a user/path part is an error.
+//   - Named sources: `[source.<name>]` sections (a dot, not a colon, so ${section:option}
+//     keeps working), each with `type = <kind>`; kinds register their options
+//     (RegisterSourceKind). The name is letters, digits, '_' and '-', at most 64 bytes, not
+//     "haproxy" (the [pull] HAProxy source), not an integer, not ending in _info/_stat; at most
+//     256 sections. A source section does not inherit [DEFAULT] (its values, then its kind's
+//     defaults). Missing or unknown type, a bad name and a kind's own check are errors in the
+//     usual one-line form; an unknown option is a warning with the closest name. Both programs
+//     validate the sections (pull everything, process the processing options); -p prints every
+//     kind's options as comments (so -p stays a configuration without sources) and -P prints
+//     every source with its kind's defaults. Config.Sources lists them, after the [pull] HAProxy
+//     source when socket-dir or servers is set. RecordedSource rebuilds a source from the
+//     processing options a snapshot recorded.
 //   - loglevel (any case): debug → Debug; info, notset → Info; warning, warn → Warn; error,
 //     critical, fatal → Error.
 //   - -P prints like haproxystats (sorted, inherited DEFAULT options in every section) but
