@@ -55,7 +55,7 @@
 // Nothing that could block, act on being opened or lead outside the spool is ever followed or
 // opened. A snapshot holding anything else that is not a dot entry — a symlink (to a file or a
 // directory, inside the spool or not), a FIFO, a UNIX socket, a device node, a directory whose
-// name is not a part name, a directory inside a part directory —
+// name is not a part name or that has no source.json, a directory inside a part directory —
 // is quarantined before any of its files is opened ([CheckSnapshot], which only lists the
 // directory); the reason names each such entry (up to five) and its type, with a symlink's
 // target. Files are opened with [OpenSnapshotFile]: the directory with O_NOFOLLOW, the file's

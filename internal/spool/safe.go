@@ -69,10 +69,10 @@ func CheckSnapshot(path string) error {
 	}
 	var bad []string
 	n := 0
-	note := func(name string, typ fs.FileMode) {
+	note := func(name, what string) {
 		n++
 		if len(bad) < maxNamedEntries {
-			bad = append(bad, quoteName(name)+" is "+Describe(filepath.Join(path, name), typ))
+			bad = append(bad, quoteName(name)+" is "+what)
 		}
 	}
 	for _, e := range entries {
@@ -80,17 +80,26 @@ func CheckSnapshot(path string) error {
 			continue
 		}
 		if !e.Type().IsDir() || CheckPartName(e.Name()) != nil {
-			note(e.Name(), e.Type())
+			note(e.Name(), Describe(filepath.Join(path, e.Name()), e.Type()))
 			continue
 		}
 		inner, err := ReadSnapshotDir(filepath.Join(path, e.Name()))
 		if err != nil {
 			return err
 		}
+		described := false
 		for _, f := range inner {
-			if !strings.HasPrefix(f.Name(), ".") && !f.Type().IsRegular() {
-				note(e.Name()+"/"+f.Name(), f.Type())
+			switch {
+			case strings.HasPrefix(f.Name(), "."):
+			case !f.Type().IsRegular():
+				note(e.Name()+"/"+f.Name(), Describe(filepath.Join(path, e.Name(), f.Name()), f.Type()))
+			case f.Name() == SourceInfoFile:
+				described = true
 			}
+		}
+		if !described {
+			// Not a part stats-pull wrote: no processor could say what it is.
+			note(e.Name(), "a directory without "+SourceInfoFile+", not a source's part")
 		}
 	}
 	if n == 0 {
