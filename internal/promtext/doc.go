@@ -87,14 +87,14 @@
 //
 // # Performance
 //
-// Measured on the 2-vCPU test VM (go test -bench . -benchtime 3s -count 4; the VM is shared
-// with other jobs, so take ±10%), expfmt v0.73.1's TextParser for comparison:
+// Measured on the 2-vCPU test VM (go test -bench . -benchtime 3s -count 3; the VM was shared
+// with other jobs, load average 5, so take ±20%), expfmt v0.73.1's TextParser for comparison:
 //
 //	                         body       ns/op      MB/s   ns/sample  allocs/op
-//	Parse   node_exporter     35,552 B   47,000    750      165          0
-//	Expfmt  node_exporter     35,552 B  635,000     56        -      7,347
-//	Parse   synthetic10k     502,231 B  1.19 ms    420      119          0
-//	Expfmt  synthetic10k     502,231 B  14.0 ms     36        -    243,792
+//	Parse   node_exporter     35,552 B   48,000    740      166          0
+//	Expfmt  node_exporter     35,552 B  610,000     58        -      7,347
+//	Parse   synthetic10k     502,231 B  1.29 ms    390      129          0
+//	Expfmt  synthetic10k     502,231 B  14–20 ms  25–36       -    243,792
 //
 // synthetic10k is one gauge family of 10,000 series with two labels. allocs/op stays 0 from
 // 286 to 10,000 samples: nothing is allocated per line. The profile is spread over label

@@ -278,8 +278,8 @@ func (p *Parser) readLine() ([]byte, error) {
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 
-// skipBlanks skips the separators of the format from i: in text any run of blanks and tabs,
-// in OpenMetrics exactly one space (sep says whether one is required).
+// skipSep skips the separator of the format at b[i:]: in text a run of blanks and tabs, in
+// OpenMetrics one space. It says whether there was one.
 func (p *Parser) skipSep(b []byte, i int) (int, bool) {
 	if p.format == OpenMetrics {
 		if i < len(b) && b[i] == ' ' {
@@ -296,10 +296,8 @@ func (p *Parser) skipSep(b []byte, i int) (int, bool) {
 
 func (p *Parser) parseLine(b []byte, fn sample.Func) (eof bool, err error) {
 	if p.format == OpenMetrics {
-		for _, c := range b {
-			if c == '\r' {
-				return false, p.errorf("carriage return in an OpenMetrics line")
-			}
+		if bytes.IndexByte(b, '\r') >= 0 {
+			return false, p.errorf("carriage return in an OpenMetrics line")
 		}
 		if len(b) == 0 {
 			return false, p.errorf("empty line in an OpenMetrics body")
