@@ -149,6 +149,10 @@ type Aggregator struct {
 	instTag    span
 
 	emitted bool
+	// live receives each kept instance's lines as it ends (StreamInstances); streamed counts
+	// the instances written there.
+	live     *metric.Chunker
+	streamed int
 
 	dropped, duplicates, longLines int
 
@@ -222,8 +226,15 @@ func (a *Aggregator) Reset(prefix string) {
 	a.open = false
 	a.instNo = 0
 	a.emitted = false
+	a.live, a.streamed = nil, 0
 	a.dropped, a.duplicates, a.longLines = 0, 0, 0
 }
+
+// StreamInstances makes every instance kept from now on (with PerInstance) write its own lines
+// to c as soon as it ends, instead of Emit writing them after the aggregates. The instances'
+// values are then not all kept until Emit: memory holds one instance's values plus those the
+// percentiles need, not every instance's. Call it after Reset; Emit must get the same c.
+func (a *Aggregator) StreamInstances(c *metric.Chunker) { a.live = c }
 
 // Dropped is the number of samples of this snapshot dropped because MaxSeries was reached.
 func (a *Aggregator) Dropped() int { return a.dropped }
@@ -335,11 +346,30 @@ func (a *Aggregator) EndInstance(keep bool) {
 		e.mean += d / float64(e.n)
 		e.m2 += d * (v - e.mean)
 	}
-	if a.keepStaged {
-		a.insts = append(a.insts, instance{a.instName, a.instTag, int32(a.markStaged), int32(len(a.staged))})
-	} else {
+	if !a.keepStaged {
 		a.staged = a.staged[:a.markStaged]
+		return
 	}
+	a.insts = append(a.insts, instance{a.instName, a.instTag, int32(a.markStaged), int32(len(a.staged))})
+	i := len(a.insts) - 1
+	if a.opt.PerInstance {
+		if a.live == nil {
+			return // Emit writes the instance's lines: every value is kept until then
+		}
+		a.emitInstance(a.live, int32(i))
+		a.streamed = len(a.insts)
+	}
+	// Only the series with a percentile need their values at Emit (their sum, extremes and
+	// deviation are kept per series already): drop the rest of the instance's values.
+	kept := a.markStaged
+	for _, st := range a.staged[a.markStaged:] {
+		if a.entries[st.entry].wantValues {
+			a.staged[kept] = st
+			kept++
+		}
+	}
+	a.staged = a.staged[:kept]
+	a.insts[i].end = int32(kept)
 }
 
 // sortLabels returns the indexes of the labels with a non-empty value, sorted by name (then

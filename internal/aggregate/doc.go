@@ -78,8 +78,10 @@
 // PerInstance adds `<prefix>.instance.<instance>.<metric…>` with each instance's own value
 // (counters, gauges, untyped, summary quantiles and _sum/_count: the value; histograms: that
 // instance's own quantiles from its own buckets); the instance name, given by the caller, is
-// sanitised as a component. These lines follow all aggregates, instance by instance in the
-// order they were fed, each instance's series in the order it gave them.
+// sanitised as a component. These lines come instance by instance in the order they were fed,
+// each instance's series in the order it gave them: after all aggregates, or, with
+// StreamInstances, each instance's as soon as it ends (before the aggregates), so that its
+// values need not be kept.
 //
 // # Tags
 //
@@ -112,7 +114,9 @@
 // Add interns a series by its canonical key (class, name, sorted labels, bound), built in a
 // reused buffer and hashed with hash/maphash into an index of int32 entries, and stages
 // (series, value) until EndInstance, so that a broken instance can be discarded whole. Per
-// series it keeps count, sum, min, max and Welford's mean and deviation sum; the values
-// themselves only stay (as staged items) when a policy asks for a percentile or PerInstance
-// is set. Reset keeps every buffer, so that after the first snapshot Add allocates nothing.
+// series it keeps count, sum, min, max and Welford's mean and deviation sum. Of an instance's
+// values only those of series with a percentile in their policy stay (as staged items) once it
+// ends, plus, with PerInstance and without StreamInstances, all of them until Emit. So memory
+// is one instance's staged values, the series table, and n values per percentile series.
+// Reset keeps every buffer, so that after the first snapshot Add allocates nothing.
 package aggregate

@@ -9,8 +9,9 @@ import (
 
 // Emit writes every line of the snapshot to c: the aggregates of every series in first-seen
 // order (functions in policy order, a histogram's quantiles then its buckets), then with
-// PerInstance each kept instance's own values in the order it gave them. Only the first call
-// after Reset writes anything.
+// PerInstance each kept instance's own values in the order it gave them (unless
+// StreamInstances wrote them already, as each instance ended). Only the first call after Reset
+// writes anything.
 func (a *Aggregator) Emit(c *metric.Chunker) {
 	if a.emitted {
 		return
@@ -46,7 +47,7 @@ func (a *Aggregator) Emit(c *metric.Chunker) {
 		}
 	}
 	if a.opt.PerInstance {
-		for i := range a.insts {
+		for i := a.streamed; i < len(a.insts); i++ {
 			a.emitInstance(c, int32(i))
 		}
 	}

@@ -1,10 +1,13 @@
 package aggregate
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/sample"
 )
 
@@ -144,4 +147,54 @@ func TestDuplicatesFirstWins(t *testing.T) {
 	if a.Duplicates() != 2 {
 		t.Fatalf("duplicates %d", a.Duplicates())
 	}
+}
+
+// StreamInstances writes each instance's lines as it ends, before the aggregates: the same lines
+// as without it, each instance's in the same order, and the aggregates after them.
+func TestStreamInstancesSameLines(t *testing.T) {
+	o := Options{Prefix: "ns.host.src", Policies: goldenPolicies(t), PerInstance: true, HistogramQuantiles: []int{50}}
+	plain := run(t, o, goldenInput()...)
+
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c := metric.NewChunker(512)
+	c.Reset(func(b *metric.Batch) error { out.Write(b.Data); metric.Recycle(b); return nil }, "test", testTS)
+	for round := 0; round < 2; round++ { // a second snapshot with the same Aggregator
+		out.Reset()
+		a.Reset("ns.host.src")
+		a.StreamInstances(c)
+		feed(a, goldenInput())
+		a.Emit(c)
+		c.Close()
+		c.Reset(func(b *metric.Batch) error { out.Write(b.Data); metric.Recycle(b); return nil }, "test", testTS)
+		streamed := out.String()
+		if !sameLineSet(plain, streamed) {
+			t.Fatalf("round %d: streamed lines differ\n%s\nwant (any order)\n%s", round, streamed, plain)
+		}
+		// per-instance lines first, then the aggregates
+		lines := strings.Split(strings.TrimSpace(streamed), "\n")
+		firstAggregate := -1
+		for i, l := range lines {
+			if !strings.Contains(l, ".instance.web") {
+				firstAggregate = i
+				break
+			}
+		}
+		for _, l := range lines[firstAggregate:] {
+			if strings.HasPrefix(l, "ns.host.src.instance.") {
+				t.Fatalf("round %d: a per-instance line after the aggregates: %q", round, l)
+			}
+		}
+	}
+}
+
+func sameLineSet(a, b string) bool {
+	x := strings.Split(strings.TrimSpace(a), "\n")
+	y := strings.Split(strings.TrimSpace(b), "\n")
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
 }

@@ -75,6 +75,10 @@ func (f *format) Process(dir string, ts int64, flush metric.FlushFunc) error {
 		return process.UnusableError(fmt.Errorf("source %s: %w", info.Source, err))
 	}
 	agg.Reset(f.prefix + "." + metric.StrictComponent(info.Source))
+	// Each instance's own lines are written as it ends, so that only the values percentiles
+	// need are kept until the aggregates are: memory follows one instance's body, not them all.
+	f.ch.Reset(flush, dir, ts)
+	agg.StreamInstances(f.ch)
 	var bad []string
 	used := 0
 	for _, name := range instances {
@@ -86,9 +90,9 @@ func (f *format) Process(dir string, ts int64, flush metric.FlushFunc) error {
 		used++
 	}
 	if used == 0 {
+		// No instance was kept, so nothing was written.
 		return process.UnusableError(fmt.Errorf("source %s: no instance could be used: %s", info.Source, strings.Join(bad, "; ")))
 	}
-	f.ch.Reset(flush, dir, ts)
 	agg.Emit(f.ch)
 	if err := f.ch.Close(); err != nil {
 		return err
