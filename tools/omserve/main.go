@@ -1,0 +1,245 @@
+// Command omserve is a synthetic fleet of Prometheus /metrics endpoints for the openmetrics
+// benchmark (scripts/bench-openmetrics): one process, one loopback listener per instance, each
+// serving a Prometheus text 0.0.4 body of a given number of series. The bodies are rendered
+// (and gzip-compressed) once at start-up, so serving a scrape costs a write of bytes already in
+// memory, and the benchmark measures the collector, not the server.
+//
+//	omserve -instances 50 -series 10000 -gzip=true -listen 127.0.0.1:0 -urls FILE
+//
+// Every instance serves the same series (as the instances of one application do) with its own
+// values, drawn from a generator seeded by -seed and the instance number. The mix is that of a
+// typical service: counters with two or three labels, gauges, two histograms of 10 buckets
+// (+Inf, _sum, _count) and one summary. Once every listener is up, FILE (or standard output)
+// receives one `name=URL` line per instance and, with -urls, standard output gets "ready".
+// omserve runs until SIGINT or SIGTERM, or until its standard input is closed with -stdin.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+const contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+func main() {
+	instances := flag.Int("instances", 50, "number of instances (one listener each)")
+	series := flag.Int("series", 10000, "sample lines per instance body")
+	useGzip := flag.Bool("gzip", true, "serve gzip when the client sends Accept-Encoding: gzip")
+	listen := flag.String("listen", "127.0.0.1:0", "address of the first listener; with port 0 every instance gets a free port, else ports follow on")
+	urlsFile := flag.String("urls", "", "file receiving the name=URL lines (default: standard output)")
+	seed := flag.Uint64("seed", 1, "seed of the values")
+	stdin := flag.Bool("stdin", false, "also exit when standard input is closed")
+	flag.Parse()
+	if *instances < 1 || *instances > 4096 || *series < 1 || *series > 10_000_000 {
+		fatal(fmt.Errorf("-instances must be 1..4096 and -series 1..10000000"))
+	}
+	host, portText, err := net.SplitHostPort(*listen)
+	if err != nil {
+		fatal(err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		fatal(fmt.Errorf("-listen: port %q", portText))
+	}
+
+	bodies := make([]body, *instances)
+	var wg sync.WaitGroup
+	for i := range bodies {
+		wg.Go(func() { bodies[i] = render(i, *series, *seed, *useGzip) })
+	}
+	wg.Wait()
+
+	var urls strings.Builder
+	for i := range bodies {
+		addr := net.JoinHostPort(host, "0")
+		if port != 0 {
+			addr = net.JoinHostPort(host, strconv.Itoa(port+i))
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fatal(err)
+		}
+		b := &bodies[i]
+		srv := &http.Server{Handler: b}
+		go func() { _ = srv.Serve(ln) }()
+		fmt.Fprintf(&urls, "%s=http://%s/metrics\n", instanceName(i), ln.Addr())
+	}
+	if *urlsFile == "" {
+		fmt.Print(urls.String())
+	} else {
+		if err := os.WriteFile(*urlsFile, []byte(urls.String()), 0o644); err != nil {
+			fatal(err)
+		}
+		var plain, wire int
+		for i := range bodies {
+			plain += len(bodies[i].plain)
+			wire += len(bodies[i].gz)
+		}
+		fmt.Printf("ready %d instances x %d series: %d body bytes in all, %d gzipped\n", len(bodies), *series, plain, wire)
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	if *stdin {
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); sig <- syscall.SIGTERM }()
+	}
+	<-sig
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "omserve:", err)
+	os.Exit(1)
+}
+
+func instanceName(i int) string { return fmt.Sprintf("app%03d", i+1) }
+
+// body is one instance's exposition, plain and (when enabled) gzipped.
+type body struct {
+	plain []byte
+	gz    []byte
+}
+
+func (b *body) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/metrics" {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	out := b.plain
+	if b.gz != nil && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		h.Set("Content-Encoding", "gzip")
+		out = b.gz
+	}
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	_, _ = w.Write(out)
+}
+
+// The mix, in sample lines of the body: histograms and the summary have a fixed number of
+// label sets, gauges take a fifth of the rest, counters the remainder.
+const (
+	histBuckets     = 10
+	histLines       = histBuckets + 3 // the buckets, +Inf, _sum, _count
+	summaryServices = 8
+	summaryLines    = 3 + 2 // quantiles 0.5 0.9 0.99, _sum, _count
+)
+
+var (
+	methods   = []string{"GET", "POST", "PUT", "DELETE"}
+	codes     = []string{"200", "201", "204", "301", "400", "404", "429", "500", "502", "503"}
+	durBounds = []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5"}
+	sizBounds = []string{"100", "300", "1000", "3000", "10000", "30000", "100000", "300000", "1e+06", "3e+06"}
+)
+
+// render writes instance i's body: the same series for every instance, values of its own.
+func render(i, series int, seed uint64, compress bool) body {
+	rng := rand.New(rand.NewPCG(seed, uint64(i)+1))
+	var buf bytes.Buffer
+	buf.Grow(series * 80)
+	left := series
+
+	// Two histograms: request durations by handler, response sizes by handler (about a tenth
+	// of the lines together, at least one label set each).
+	histSets := max(1, series/10/histLines/2)
+	if 2*histSets*histLines+summaryServices*summaryLines > series {
+		histSets = 0
+	}
+	for hi, h := range []struct {
+		name, help string
+		bounds     []string
+		scale      float64
+	}{
+		{"http_request_duration_seconds", "Time spent serving HTTP requests.", durBounds, 0.2},
+		{"http_response_size_bytes", "Size of HTTP responses.", sizBounds, 20000},
+	} {
+		if histSets == 0 {
+			break
+		}
+		fmt.Fprintf(&buf, "# HELP %s %s\n# TYPE %s histogram\n", h.name, h.help, h.name)
+		for s := range histSets {
+			labels := fmt.Sprintf(`handler="/api/v1/resource%d",method="%s"`, s, methods[(s+hi)%len(methods)])
+			count := 1000 + rng.IntN(100000)
+			cum := 0
+			for bi, le := range h.bounds {
+				// Cumulative: each bucket takes a share of what is left.
+				cum += (count - cum) * (20 + rng.IntN(40)) / 100
+				if bi == len(h.bounds)-1 {
+					cum += (count - cum) * 9 / 10
+				}
+				fmt.Fprintf(&buf, "%s_bucket{%s,le=\"%s\"} %d\n", h.name, labels, le, cum)
+			}
+			fmt.Fprintf(&buf, "%s_bucket{%s,le=\"+Inf\"} %d\n", h.name, labels, count)
+			fmt.Fprintf(&buf, "%s_sum{%s} %g\n", h.name, labels, float64(count)*h.scale*(0.5+rng.Float64()))
+			fmt.Fprintf(&buf, "%s_count{%s} %d\n", h.name, labels, count)
+			left -= histLines
+		}
+	}
+
+	// One summary: RPC latency by service.
+	if left >= summaryServices*summaryLines {
+		buf.WriteString("# HELP rpc_duration_seconds RPC latency distributions.\n# TYPE rpc_duration_seconds summary\n")
+		for s := range summaryServices {
+			l := fmt.Sprintf(`service="backend%d"`, s)
+			base := 0.001 + rng.Float64()*0.01
+			fmt.Fprintf(&buf, "rpc_duration_seconds{%s,quantile=\"0.5\"} %g\n", l, base)
+			fmt.Fprintf(&buf, "rpc_duration_seconds{%s,quantile=\"0.9\"} %g\n", l, base*3)
+			fmt.Fprintf(&buf, "rpc_duration_seconds{%s,quantile=\"0.99\"} %g\n", l, base*10)
+			n := 10000 + rng.IntN(1000000)
+			fmt.Fprintf(&buf, "rpc_duration_seconds_sum{%s} %g\n", l, float64(n)*base*1.5)
+			fmt.Fprintf(&buf, "rpc_duration_seconds_count{%s} %d\n", l, n)
+			left -= summaryLines
+		}
+	}
+
+	// Gauges: a fifth of the rest, in families of up to 200 series with two labels.
+	gauges := left / 5
+	for f := 0; gauges > 0; f++ {
+		n := min(gauges, 200)
+		name := fmt.Sprintf("app_queue_depth_%d", f)
+		fmt.Fprintf(&buf, "# HELP %s Items waiting in a work queue.\n# TYPE %s gauge\n", name, name)
+		for s := range n {
+			fmt.Fprintf(&buf, "%s{queue=\"q%d\",shard=\"%d\"} %d\n", name, s/8, s%8, rng.IntN(5000))
+		}
+		gauges -= n
+		left -= n
+	}
+
+	// Counters: the remainder, in families of up to 400 series with three labels
+	// (method × code × handler), the shape of http_requests_total.
+	for f := 0; left > 0; f++ {
+		n := min(left, 400)
+		name := fmt.Sprintf("app_requests_%d_total", f)
+		if f%4 == 3 {
+			name = fmt.Sprintf("app_cpu_%d_seconds_total", f)
+		}
+		fmt.Fprintf(&buf, "# HELP %s Requests handled.\n# TYPE %s counter\n", name, name)
+		for s := range n {
+			per := len(methods) * len(codes)
+			fmt.Fprintf(&buf, "%s{code=\"%s\",handler=\"/h%d\",method=\"%s\"} %d\n",
+				name, codes[s%len(codes)], s/per, methods[(s/len(codes))%len(methods)], rng.Uint64N(1<<40))
+		}
+		left -= n
+	}
+
+	b := body{plain: buf.Bytes()}
+	if compress {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z) // the default level, as client_golang's promhttp uses
+		_, _ = zw.Write(b.plain)
+		_ = zw.Close()
+		b.gz = z.Bytes()
+	}
+	return b
+}
