@@ -20,7 +20,6 @@ import (
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sources"
-	_ "github.com/statspipe/statspipe/internal/sources/haproxy" // the [pull] source every configuration has
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
