@@ -1,0 +1,503 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"math"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/statspipe/statspipe/internal/testrig"
+)
+
+// The OpenMetrics source kind end to end: real producers (node_exporter, HAProxy's PROMEX,
+// the Python client) → stats-pull --once → stats-process --once → the local store, checked
+// against an independent computation from the very bodies the snapshot holds (parsed with
+// prometheus/common/expfmt, not with our parser).
+
+const (
+	omPrefix = "loadbalancers.vm"
+	// omRunLimit bounds one run of stats-pull or stats-process --once.
+	omRunLimit = 30 * time.Second
+)
+
+// omConfig writes a configuration under base: [paths], [pull] (with pullExtra lines),
+// [process], the local store at base/store, graphite off, then sections.
+func omConfig(t *testing.T, base, pullExtra, sections string) string {
+	t.Helper()
+	return writeConfig(t, base, `
+[paths]
+base-dir = `+base+`
+[pull]
+dst-dir = ${paths:base-dir}/incoming
+tmp-dst-dir = ${paths:base-dir}/incoming.tmp
+pull-timeout = 3
+`+pullExtra+`
+[process]
+src-dir = ${paths:base-dir}/incoming
+[graphite]
+enabled = false
+hostname = vm
+[local-store]
+dir = ${paths:base-dir}/store
+`+sections)
+}
+
+// omRun runs one of our programs to its end (bounded) and returns stdout, stderr and the exit
+// status.
+func omRun(t *testing.T, program string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), omRunLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, program), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v did not end within %v:\n%s%s", program, args, omRunLimit, stdout.String(), stderr.String())
+	}
+	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// omPull runs stats-pull --once and returns the published snapshot's path and the log.
+func omPull(t *testing.T, conf string) (string, string) {
+	t.Helper()
+	out, log, code := omRun(t, "stats-pull", "-f", conf, "--once")
+	snap := strings.TrimSpace(out)
+	if code != 0 || snap == "" {
+		t.Fatalf("stats-pull --once exited %d, printed %q:\n%s", code, out, log)
+	}
+	if fi, err := os.Stat(snap); err != nil || !fi.IsDir() {
+		t.Fatalf("stats-pull --once printed %q, not a snapshot directory (%v)", snap, err)
+	}
+	return snap, log
+}
+
+// omProcess runs stats-process --once with conf on what src-dir holds, wants exit 0, and
+// returns the local store's lines of the snapshot epoch (path → value).
+func omProcess(t *testing.T, conf, store, epoch string) map[string]float64 {
+	t.Helper()
+	out, log, code := omRun(t, "stats-process", "-f", conf, "--once")
+	if code != 0 {
+		t.Fatalf("stats-process --once exited %d:\n%s%s", code, out, log)
+	}
+	return omStore(t, filepath.Join(store, epoch, "stats"), epoch)
+}
+
+// omStore reads a local-store file: every line `path value epoch`, each path once.
+func omStore(t *testing.T, file, epoch string) map[string]float64 {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]float64{}
+	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		f := strings.Split(l, " ")
+		if len(f) != 3 || f[2] != epoch {
+			t.Fatalf("%s: malformed line %q (want `path value %s`)", file, l, epoch)
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Fatalf("%s: value of %q: %v", file, l, err)
+		}
+		if _, dup := lines[f[0]]; dup {
+			t.Errorf("%s: path %s written twice", file, f[0])
+		}
+		lines[f[0]] = v
+	}
+	return lines
+}
+
+// omInstanceMeta is the part of <instance>.meta.json the tests look at.
+type omInstanceMeta struct {
+	Instance        string `json:"instance"`
+	URL             string `json:"url"`
+	ContentType     string `json:"content_type"`
+	ContentEncoding string `json:"content_encoding"`
+	Status          int    `json:"status"`
+	Bytes           int64  `json:"bytes"`
+	WireBytes       int64  `json:"wire_bytes"`
+}
+
+func omReadMeta(t *testing.T, file string) omInstanceMeta {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m omInstanceMeta
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return m
+}
+
+// hostPortInstance is the instance name the documentation gives for a URL without a name:
+// its host:port.
+func hostPortInstance(url string) string {
+	return strings.SplitN(strings.TrimPrefix(url, "http://"), "/", 2)[0]
+}
+
+// omComponent sanitises one path component as aggregate/doc.go says: [A-Za-z0-9_:#-] kept,
+// every other rune '_', empty → '_'. (Written anew here from the documentation; names longer
+// than 255 do not occur in these bodies and are checked not to.)
+func omComponent(t *testing.T, s string) string {
+	t.Helper()
+	if s == "" {
+		return "_"
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == ':', r == '#', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() > 255 {
+		t.Fatalf("component %q longer than 255: the test does not model the hashed form", s)
+	}
+	return b.String()
+}
+
+// omPyFloat formats a bound like Python's repr(float) for the values the bodies use
+// (0.25 → "0.25", 1 → "1.0").
+func omPyFloat(v float64) string {
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// omSeriesPath is <prefix>.<name>[.<label>.<value>]… with the labels sorted by name and the
+// empty ones dropped.
+func omSeriesPath(t *testing.T, prefix, name string, labels []*dto.LabelPair) string {
+	t.Helper()
+	ls := slices.Clone(labels)
+	slices.SortFunc(ls, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	p := prefix + "." + omComponent(t, name)
+	for _, l := range ls {
+		if l.GetValue() == "" {
+			continue
+		}
+		p += "." + omComponent(t, l.GetName()) + "." + omComponent(t, l.GetValue())
+	}
+	return p
+}
+
+// omParse parses a Prometheus text body with expfmt.
+func omParse(t *testing.T, file string) map[string]*dto.MetricFamily {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := tp.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("expfmt cannot parse %s: %v", file, err)
+	}
+	return mfs
+}
+
+// omSeries is one series' values across the instances that have it (finite ones only), with
+// the functions to apply.
+type omSeries struct {
+	funcs  []string
+	values []float64
+}
+
+// omExpect is the independent model of stats-process's output for one source.
+type omExpect struct {
+	t        *testing.T
+	prefix   string // <namespace>.<host>.<source>
+	policy   func(family string) []string
+	series   map[string]*omSeries // by aggregate path
+	order    []string
+	instance map[string]float64 // per-instance lines
+}
+
+func newOMExpect(t *testing.T, source string, policy func(string) []string) *omExpect {
+	return &omExpect{t: t, prefix: omPrefix + "." + source, policy: policy,
+		series: map[string]*omSeries{}, instance: map[string]float64{}}
+}
+
+func (e *omExpect) add(path string, funcs []string, v float64) {
+	s := e.series[path]
+	if s == nil {
+		s = &omSeries{funcs: funcs}
+		e.series[path] = s
+		e.order = append(e.order, path)
+	}
+	if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		s.values = append(s.values, v)
+	}
+}
+
+func (e *omExpect) addInstance(path string, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	if _, dup := e.instance[path]; dup {
+		e.t.Fatalf("per-instance path %s twice in one body: the model does not handle colliding paths", path)
+	}
+	e.instance[path] = v
+}
+
+// feed adds one instance's families (counters, gauges, untyped, summaries; a histogram fails
+// the test: these bodies have none, and test 3 checks histograms by hand).
+func (e *omExpect) feed(instance string, mfs map[string]*dto.MetricFamily, perInstance bool) {
+	t := e.t
+	seen := map[string]bool{}
+	ip := e.prefix + ".instance." + omComponent(t, instance)
+	one := func(name string, labels []*dto.LabelPair, suffix string, funcs []string, v float64) {
+		rel := strings.TrimPrefix(omSeriesPath(t, "", name, labels), ".") + suffix
+		if seen[rel] {
+			t.Fatalf("instance %s: path %s twice: the model does not handle colliding paths", instance, rel)
+		}
+		seen[rel] = true
+		e.add(e.prefix+"."+rel, funcs, v)
+		if perInstance {
+			e.addInstance(ip+"."+rel, v)
+		}
+	}
+	for name, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				one(name, m.GetLabel(), "", e.policy(name), m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				one(name, m.GetLabel(), "", e.policy(name), m.GetGauge().GetValue())
+			case dto.MetricType_UNTYPED:
+				one(name, m.GetLabel(), "", e.policy(name), m.GetUntyped().GetValue())
+			case dto.MetricType_SUMMARY:
+				s := m.GetSummary()
+				for _, q := range s.GetQuantile() {
+					one(name, m.GetLabel(), ".quantile."+omComponent(t, omPyFloat(q.GetQuantile())), []string{"max"}, q.GetValue())
+				}
+				one(name+"_sum", m.GetLabel(), "", []string{"sum"}, s.GetSampleSum())
+				one(name+"_count", m.GetLabel(), "", []string{"sum"}, float64(s.GetSampleCount()))
+			default:
+				t.Fatalf("family %s of type %v: the model does not cover it", name, mf.GetType())
+			}
+		}
+	}
+}
+
+// lines returns the expected lines: aggregates (path → value) and per-instance ones.
+func (e *omExpect) lines() map[string]float64 {
+	out := map[string]float64{}
+	for _, path := range e.order {
+		s := e.series[path]
+		if len(s.values) == 0 {
+			continue
+		}
+		for _, fn := range s.funcs {
+			v, ok := omFunc(fn, s.values)
+			if !ok {
+				continue
+			}
+			p := path
+			if fn != "sum" {
+				p += "." + fn
+			}
+			out[p] = v
+		}
+	}
+	for p, v := range e.instance {
+		out[p] = v
+	}
+	return out
+}
+
+// omFunc computes one function over values as aggregate/doc.go defines it, written
+// independently: two-pass sample standard deviation, nearest-rank percentiles.
+func omFunc(fn string, values []float64) (float64, bool) {
+	n := len(values)
+	sum := 0.0
+	for _, v := range values {
+		sum += v
+	}
+	switch fn {
+	case "sum":
+		return sum, true
+	case "count":
+		return float64(n), true
+	case "avg":
+		return sum / float64(n), true
+	case "min":
+		return slices.Min(values), true
+	case "max":
+		return slices.Max(values), true
+	case "stddev":
+		if n < 2 {
+			return 0, false
+		}
+		mean := sum / float64(n)
+		ss := 0.0
+		for _, v := range values {
+			ss += (v - mean) * (v - mean)
+		}
+		return math.Sqrt(ss / float64(n-1)), true
+	}
+	if nn, err := strconv.Atoi(strings.TrimPrefix(fn, "p")); err == nil && strings.HasPrefix(fn, "p") {
+		sorted := slices.Clone(values)
+		slices.Sort(sorted)
+		return sorted[int(math.RoundToEven(float64(n-1)*(float64(nn)/100)))], true
+	}
+	panic("unknown function " + fn)
+}
+
+// omClose says whether got equals want within a relative 1e-9; scale (the largest magnitude
+// among the inputs) bounds the rounding error of a mean or deviation of nearly equal large
+// values, whose result may be small.
+func omClose(got, want, scale float64) bool {
+	tol := 1e-9 * math.Max(math.Abs(want), scale)
+	return math.Abs(got-want) <= tol
+}
+
+// omCompare checks that every expected line of the source is in got with its value and that
+// got has no other line under the source's prefix. It returns the number of lines compared.
+func omCompare(t *testing.T, e *omExpect, got map[string]float64) int {
+	t.Helper()
+	want := e.lines()
+	scale := map[string]float64{}
+	for path, s := range e.series {
+		m := 0.0
+		for _, v := range s.values {
+			m = math.Max(m, math.Abs(v))
+		}
+		for _, fn := range s.funcs {
+			scale[path+"."+fn] = m
+		}
+	}
+	errs := 0
+	for p, w := range want {
+		g, ok := got[p]
+		switch {
+		case !ok:
+			t.Errorf("missing line %s (want %v)", p, w)
+			errs++
+		case !omClose(g, w, scale[p]):
+			t.Errorf("%s = %v, want %v", p, g, w)
+			errs++
+		}
+		if errs > 20 {
+			t.Fatal("too many differences")
+		}
+	}
+	for p, g := range got {
+		if _, ok := want[p]; !ok && strings.HasPrefix(p, e.prefix+".") {
+			t.Errorf("unexpected line %s %v", p, g)
+			errs++
+		}
+		if errs > 20 {
+			t.Fatal("too many differences")
+		}
+	}
+	return len(want)
+}
+
+// omGlobPolicy is a policy of one `aggregate.<glob> = funcs` rule, `sum` otherwise.
+func omGlobPolicy(glob string, funcs ...string) func(string) []string {
+	return func(family string) []string {
+		if ok, _ := path.Match(glob, family); ok {
+			return funcs
+		}
+		return []string{"sum"}
+	}
+}
+
+// Three node_exporters as one source: the store holds exactly the sums, means, maxima,
+// medians and deviations computed independently from the three bodies of the snapshot.
+func TestOpenMetricsNodeExporters(t *testing.T) {
+	urls := testrig.StartNodeExporters(t, 3)
+	base := t.TempDir()
+	conf := omConfig(t, base, "", `
+[source.node]
+type = openmetrics
+urls = `+strings.Join(urls, "\n       ")+`
+aggregate.node_load* = sum avg max p50 stddev
+per-instance-metrics = true
+`)
+	snap, _ := omPull(t, conf)
+	epoch := filepath.Base(snap)
+	// stats-process removes the snapshot: keep the bodies it is given.
+	kept := filepath.Join(t.TempDir(), epoch)
+	copyTree(t, snap, kept)
+	got := omProcess(t, conf, filepath.Join(base, "store"), epoch)
+
+	e := newOMExpect(t, "node", omGlobPolicy("node_load*", "sum", "avg", "max", "p50", "stddev"))
+	bodies := map[string]map[string]*dto.MetricFamily{}
+	for _, u := range urls {
+		inst := hostPortInstance(u)
+		meta := omReadMeta(t, filepath.Join(kept, "node", inst+".meta.json"))
+		if meta.ContentEncoding != "gzip" || meta.WireBytes <= 0 || meta.WireBytes >= meta.Bytes || meta.Status != 200 {
+			t.Errorf("%s.meta.json: %+v; want content_encoding gzip, status 200 and 0 < wire_bytes < bytes", inst, meta)
+		}
+		if !strings.HasPrefix(meta.ContentType, "text/plain") {
+			t.Errorf("%s.meta.json: content_type %q, want node_exporter's text/plain", inst, meta.ContentType)
+		}
+		mfs := omParse(t, filepath.Join(kept, "node", inst+".body"))
+		bodies[inst] = mfs
+	}
+	// Fed in instance-name order, as stats-process does (the order does not change values).
+	insts := slices.Sorted(maps.Keys(bodies))
+	for _, inst := range insts {
+		e.feed(inst, bodies[inst], true)
+	}
+	n := omCompare(t, e, got)
+	nLoad := 0
+	for p := range e.lines() {
+		if strings.Contains(p, ".node_load") && !strings.Contains(p, ".instance.") {
+			nLoad++
+		}
+	}
+	t.Logf("%d series, %d lines compared (%d of node_load*), %d lines in the store", len(e.series), n, nLoad, len(got))
+	if nLoad != 3*5 {
+		t.Errorf("%d node_load* aggregate lines, want 15 (3 gauges × sum avg max p50 stddev)", nLoad)
+	}
+
+	// A few families straight from each body, without the model: per-instance values and
+	// the summary's quantiles at .max.
+	for _, inst := range insts {
+		ip := omPrefix + ".node.instance." + omComponent(t, inst)
+		for _, fam := range []string{"node_load1", "node_memory_MemTotal_bytes", "go_goroutines"} {
+			m := bodies[inst][fam].GetMetric()[0]
+			if g, w := got[ip+"."+fam], m.GetGauge().GetValue(); g != w {
+				t.Errorf("%s.%s = %v, want the body's %v", ip, fam, g, w)
+			}
+		}
+	}
+	gc := omPrefix + ".node.go_gc_duration_seconds.quantile.0_5.max"
+	want := math.Inf(-1)
+	for _, inst := range insts {
+		for _, q := range bodies[inst]["go_gc_duration_seconds"].GetMetric()[0].GetSummary().GetQuantile() {
+			if q.GetQuantile() == 0.5 {
+				want = math.Max(want, q.GetValue())
+			}
+		}
+	}
+	if g, ok := got[gc]; !ok || g != want {
+		t.Errorf("%s = %v (present %v), want the largest median %v", gc, g, ok, want)
+	}
+}
