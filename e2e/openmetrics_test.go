@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -500,4 +503,191 @@ per-instance-metrics = true
 	if g, ok := got[gc]; !ok || g != want {
 		t.Errorf("%s = %v (present %v), want the largest median %v", gc, g, ok, want)
 	}
+}
+
+// omHAProxy sends one command to a stats socket and returns the reply.
+func omHAProxy(t *testing.T, sock, command string) string {
+	t.Helper()
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, command+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(io.LimitReader(c, 16<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// omShowStat returns `show stat` as "pxname/svname" → column → value.
+func omShowStat(t *testing.T, sock string) map[string]map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(omHAProxy(t, sock, "show stat")), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "# ") {
+		t.Fatalf("show stat on %s answered %.200q", sock, lines)
+	}
+	cols := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
+	out := map[string]map[string]string{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		row := map[string]string{}
+		for i, c := range cols {
+			if i < len(f) {
+				row[c] = f[i]
+			}
+		}
+		out[row["pxname"]+"/"+row["svname"]] = row
+	}
+	return out
+}
+
+// omFrontendAddr finds where frontend fe_main of the haproxy behind sock listens: the rig does
+// not return it, so it is read from that process's own configuration file (show info's Pid →
+// its command line's -f).
+func omFrontendAddr(t *testing.T, sock string) string {
+	t.Helper()
+	pid := ""
+	for _, l := range strings.Split(omHAProxy(t, sock, "show info"), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pid: "); ok {
+			pid = strings.TrimSpace(v)
+		}
+	}
+	cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	if err != nil {
+		t.Fatalf("haproxy behind %s (pid %q): %v", sock, pid, err)
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	i := slices.Index(args, "-f")
+	if i < 0 || i+1 >= len(args) {
+		t.Fatalf("haproxy pid %s: no -f in %q", pid, args)
+	}
+	cfg, err := os.ReadFile(args[i+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(cfg), "frontend fe_main\n")
+	if !ok {
+		t.Fatalf("%s has no frontend fe_main", args[i+1])
+	}
+	for _, l := range strings.Split(rest, "\n") {
+		if a, ok := strings.CutPrefix(strings.TrimSpace(l), "bind "); ok {
+			return strings.Fields(a)[0]
+		}
+	}
+	t.Fatalf("%s: frontend fe_main has no bind line", args[i+1])
+	return ""
+}
+
+// omRequests sends n GET requests through addr, each on its own connection, reading every
+// reply to its end.
+func omRequests(t *testing.T, addr string, n int) {
+	t.Helper()
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	defer client.CloseIdleConnections()
+	for range n {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET via fe_main %s: %s", addr, resp.Status)
+		}
+	}
+}
+
+// PROMEX of two haproxys as one source and the HAProxy socket source of the same two, in the
+// same round: the frontend and backend counters summed over the instances are the same
+// numbers, and equal the sums of the raw PROMEX bodies.
+func TestOpenMetricsPromexMatchesSocket(t *testing.T) {
+	hs := testrig.StartPromexHAProxy(t, 2)
+	sockDir := filepath.Dir(hs[0].StatsSocket)
+	if filepath.Dir(hs[1].StatsSocket) != sockDir {
+		t.Fatalf("the rig put the sockets in different directories: %v", hs)
+	}
+	// be_app balances over app1 and app.dead (127.0.0.1:1): requests go out only once the
+	// health checks have marked app.dead DOWN (fall 3 × inter 1 s), so every one succeeds.
+	for _, h := range hs {
+		waitUntil(t, 8*time.Second, "app.dead DOWN and app1 UP behind "+h.StatsSocket, func() bool {
+			st := omShowStat(t, h.StatsSocket)
+			return st["be_app/app.dead"]["status"] == "DOWN" && st["be_app/app1"]["status"] == "UP"
+		})
+	}
+	sent := []int{5, 7}
+	for i, h := range hs {
+		omRequests(t, omFrontendAddr(t, h.StatsSocket), sent[i])
+	}
+	// Settled: every request counted, no session left open, on both instances.
+	for i, h := range hs {
+		waitUntil(t, 5*time.Second, "the traffic to settle on "+h.StatsSocket, func() bool {
+			st := omShowStat(t, h.StatsSocket)
+			fe, be := st["fe_main/FRONTEND"], st["be_app/BACKEND"]
+			return fe["req_tot"] == strconv.Itoa(sent[i]) && fe["scur"] == "0" && be["scur"] == "0" &&
+				be["stot"] == strconv.Itoa(sent[i])
+		})
+	}
+	base := t.TempDir()
+	conf := omConfig(t, base, "socket-dir = "+sockDir, `
+[source.promex]
+type = openmetrics
+urls = `+hs[0].MetricsURL+` `+hs[1].MetricsURL+`
+`)
+	snap, _ := omPull(t, conf)
+	epoch := filepath.Base(snap)
+	kept := filepath.Join(t.TempDir(), epoch)
+	copyTree(t, snap, kept)
+	got := omProcess(t, conf, filepath.Join(base, "store"), epoch)
+
+	var bodies []map[string]*dto.MetricFamily
+	for _, h := range hs {
+		bodies = append(bodies, omParse(t, filepath.Join(kept, "promex", hostPortInstance(h.MetricsURL)+".body")))
+	}
+	// rawSum is the independent sum over the bodies of family{proxy=…} (no other label).
+	rawSum := func(family, proxy string) float64 {
+		sum, found := 0.0, 0
+		for _, mfs := range bodies {
+			for _, m := range mfs[family].GetMetric() {
+				if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetName() == "proxy" && m.GetLabel()[0].GetValue() == proxy {
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+					found++
+				}
+			}
+		}
+		if found != len(bodies) {
+			t.Fatalf("%s{proxy=%q} in %d of %d bodies", family, proxy, found, len(bodies))
+		}
+		return sum
+	}
+	pairs := []struct{ promex, proxy, socket string }{
+		{"haproxy_frontend_http_requests_total", "fe_main", "frontend.fe_main.req_tot"},
+		{"haproxy_frontend_sessions_total", "fe_main", "frontend.fe_main.stot"},
+		{"haproxy_frontend_bytes_in_total", "fe_main", "frontend.fe_main.bin"},
+		{"haproxy_frontend_bytes_out_total", "fe_main", "frontend.fe_main.bout"},
+		{"haproxy_backend_sessions_total", "be_app", "backend.be_app.stot"},
+		{"haproxy_backend_bytes_in_total", "be_app", "backend.be_app.bin"},
+		{"haproxy_backend_bytes_out_total", "be_app", "backend.be_app.bout"},
+		{"haproxy_backend_http_requests_total", "be_app", "backend.be_app.req_tot"},
+	}
+	for _, p := range pairs {
+		pp := omPrefix + ".promex." + p.promex + ".proxy." + p.proxy
+		sp := omPrefix + ".haproxy." + p.socket
+		pv, pok := got[pp]
+		sv, sok := got[sp]
+		raw := rawSum(p.promex, p.proxy)
+		if !pok || !sok || pv != sv || pv != raw {
+			t.Errorf("%s = %v (present %v), %s = %v (present %v), raw PROMEX bodies sum %v: want all equal",
+				pp, pv, pok, sp, sv, sok, raw)
+		}
+	}
+	total := float64(sent[0] + sent[1])
+	if got[omPrefix+".promex.haproxy_frontend_http_requests_total.proxy.fe_main"] != total {
+		t.Errorf("fe_main requests: %v, want the %v sent", got[omPrefix+".promex.haproxy_frontend_http_requests_total.proxy.fe_main"], total)
+	}
+	t.Logf("%d counter pairs compared; %d lines in the store", len(pairs), len(got))
 }
