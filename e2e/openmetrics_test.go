@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -690,4 +691,88 @@ urls = `+hs[0].MetricsURL+` `+hs[1].MetricsURL+`
 		t.Errorf("fe_main requests: %v, want the %v sent", got[omPrefix+".promex.haproxy_frontend_http_requests_total.proxy.fe_main"], total)
 	}
 	t.Logf("%d counter pairs compared; %d lines in the store", len(pairs), len(got))
+}
+
+// The Python client's OpenMetrics exposition (two instances of the app): counters of the
+// OpenMetrics form, an escaped label value, info and stateset families, a histogram turned
+// into quantiles from its merged buckets, no _created series and nothing for a NaN gauge.
+func TestOpenMetricsPythonApp(t *testing.T) {
+	urls := []string{testrig.StartPythonOpenMetricsApp(t), testrig.StartPythonOpenMetricsApp(t)}
+	base := t.TempDir()
+	conf := omConfig(t, base, "", `
+[source.py]
+type = openmetrics
+urls = a=`+urls[0]+`
+       b=`+urls[1]+`
+per-instance-metrics = true
+`)
+	snap, _ := omPull(t, conf)
+	epoch := filepath.Base(snap)
+	for _, inst := range []string{"a", "b"} {
+		meta := omReadMeta(t, filepath.Join(snap, "py", inst+".meta.json"))
+		if !strings.HasPrefix(meta.ContentType, "application/openmetrics-text") {
+			t.Errorf("%s.meta.json: content_type %q, want application/openmetrics-text", inst, meta.ContentType)
+		}
+		body, err := os.ReadFile(filepath.Join(snap, "py", inst+".body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasSuffix(body, []byte("# EOF\n")) || !bytes.Contains(body, []byte("app_jobs_created{")) {
+			t.Errorf("%s.body is not the OpenMetrics form (# EOF, _created):\n%s", inst, body)
+		}
+	}
+	got := omProcess(t, conf, filepath.Join(base, "store"), epoch)
+	p := omPrefix + ".py."
+	// The app observed 0.3 once in buckets le=0.1 (0), le=1.0 (1), +Inf (1), on both
+	// instances: merged, the cumulative counts are 0, 2, 2 and count(+Inf) = 2. The rank of
+	// quantile q is q × 2; it first reaches a count in the bucket (0.1, 1.0], whose lower count
+	// is 0 and upper count 2, so the value is 0.1 + (1.0 − 0.1) × (q×2 − 0) / (2 − 0):
+	// p50 → 0.1 + 0.9 × 0.5 = 0.55, p90 → 0.1 + 0.9 × 0.9 = 0.91, p99 → 0.1 + 0.9 × 0.99 = 0.991.
+	// Each instance alone (count 1, rank q) gives the same values.
+	want := map[string]float64{
+		p + "app_jobs_total.result.ok":           6,
+		p + "app_jobs_total.result.bad__x__line": 2, // `bad "x"\nline`: space, quote, quote, newline → _
+		p + "app_room_temp_celsius":              41,
+		p + "app_version_info.v.1":               2,
+		p + "app_mode.app_mode.a":                0,
+		p + "app_mode.app_mode.b":                2,
+		p + "app_wait_seconds_count":             2,
+		p + "app_wait_seconds_sum":               0.6,
+		p + "app_wait_seconds.p50":               0.55,
+		p + "app_wait_seconds.p90":               0.91,
+		p + "app_wait_seconds.p99":               0.991,
+	}
+	for _, inst := range []string{"a", "b"} {
+		ip := p + "instance." + inst + "."
+		for k, v := range map[string]float64{
+			"app_jobs_total.result.ok": 3, "app_jobs_total.result.bad__x__line": 1,
+			"app_room_temp_celsius": 20.5, "app_version_info.v.1": 1, "app_mode.app_mode.a": 0, "app_mode.app_mode.b": 1,
+			"app_wait_seconds_count": 1, "app_wait_seconds_sum": 0.3, "app_wait_seconds.p50": 0.55,
+			"app_wait_seconds.p90": 0.91, "app_wait_seconds.p99": 0.991,
+		} {
+			want[ip+k] = v
+		}
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || !omClose(g, w, 0) {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, w)
+		}
+	}
+	for k, v := range got {
+		if strings.Contains(k, "_created") || strings.Contains(k, "app_missing") ||
+			strings.Contains(k, "app_wait_seconds_bucket") || math.IsNaN(v) {
+			t.Errorf("unexpected line %s %v (no _created, NaN or bucket line is written)", k, v)
+		}
+	}
+	if t.Failed() {
+		var ls []string
+		for k, v := range got {
+			if strings.Contains(k, ".app_") {
+				ls = append(ls, fmt.Sprintf("%s %v", k, v))
+			}
+		}
+		slices.Sort(ls)
+		t.Logf("app_ lines in the store:\n%s", strings.Join(ls, "\n"))
+	}
+	t.Logf("%d lines checked; %d lines in the store", len(want), len(got))
 }
