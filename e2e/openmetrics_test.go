@@ -776,3 +776,92 @@ per-instance-metrics = true
 	}
 	t.Logf("%d lines checked; %d lines in the store", len(want), len(got))
 }
+
+// One instance of source A refuses connections: without allow-partial A is left out of the
+// round (recorded in statspipe-partial as A/<instance>) while source B and the HAProxy socket
+// source are delivered; with allow-partial A's answering instance is delivered too.
+func TestOpenMetricsFailingInstanceKeepsOtherSource(t *testing.T) {
+	nodes := testrig.StartNodeExporters(t, 2)
+	hs := testrig.StartPromexHAProxy(t, 1)
+	dead := "http://" + closedPort(t) + "/metrics"
+	deadInst := hostPortInstance(dead)
+	for _, allowPartial := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allow-partial=%v", allowPartial), func(t *testing.T) {
+			base := t.TempDir()
+			conf := omConfig(t, base, "socket-dir = "+filepath.Dir(hs[0].StatsSocket), `
+[source.A]
+type = openmetrics
+urls = `+nodes[0]+` `+dead+`
+allow-partial = `+strconv.FormatBool(allowPartial)+`
+[source.B]
+type = openmetrics
+urls = `+nodes[1]+`
+`)
+			snap, log := omPull(t, conf)
+			epoch := filepath.Base(snap)
+			// The log names the source and the instance that failed.
+			failedLine := ""
+			for _, l := range strings.Split(log, "\n") {
+				if strings.Contains(l, "A/"+deadInst) {
+					failedLine = l
+				}
+			}
+			if !strings.Contains(failedLine, "source=A/"+deadInst+" ") || !strings.Contains(failedLine, "connection refused") {
+				t.Errorf("no stats-pull log line names source A, instance %s and the refusal:\n%s", deadInst, log)
+			}
+			leftOut := strings.Contains(log, `msg="source left out of this round: not every instance answered" program=stats-pull source=A `)
+			if leftOut == allowPartial {
+				t.Errorf("log says A was left out: %v, want %v:\n%s", leftOut, !allowPartial, log)
+			}
+			record, err := os.ReadFile(filepath.Join(snap, "statspipe-partial"))
+			if err != nil {
+				t.Fatalf("no statspipe-partial in the snapshot: %v", err)
+			}
+			recLines := strings.Split(strings.TrimSuffix(string(record), "\n"), "\n")
+			if len(recLines) != 1 || !strings.HasPrefix(recLines[0], "A/"+deadInst+"\t") {
+				t.Errorf("statspipe-partial = %q, want one line `A/%s\\t<error>`", record, deadInst)
+			}
+			_, errA := os.Stat(filepath.Join(snap, "A"))
+			if allowPartial {
+				if _, err := os.Stat(filepath.Join(snap, "A", hostPortInstance(nodes[0])+".body")); err != nil {
+					t.Errorf("allow-partial: A's answering instance is not in the snapshot: %v", err)
+				}
+				if _, err := os.Stat(filepath.Join(snap, "A", deadInst+".meta.json")); err == nil {
+					t.Errorf("the failed instance has files in the snapshot")
+				}
+			} else if !os.IsNotExist(errA) {
+				t.Errorf("source A is in the snapshot (%v), want it left out", errA)
+			}
+			got := omProcess(t, conf, filepath.Join(base, "store"), epoch)
+			count := func(prefix string) int {
+				n := 0
+				for k := range got {
+					if strings.HasPrefix(k, prefix) {
+						n++
+					}
+				}
+				return n
+			}
+			nA, nB, nH := count(omPrefix+".A."), count(omPrefix+".B."), count(omPrefix+".haproxy.")
+			if nB < 100 || nH < 50 {
+				t.Errorf("source B gave %d lines, HAProxy %d: want both delivered", nB, nH)
+			}
+			if _, ok := got[omPrefix+".B.node_memory_MemTotal_bytes"]; !ok {
+				t.Errorf("source B has no node_memory_MemTotal_bytes line")
+			}
+			if allowPartial {
+				// A is then the one answering node_exporter: as many series as B's.
+				if nA != nB {
+					t.Errorf("allow-partial: A gave %d lines, want as many as B (%d)", nA, nB)
+				}
+				inst := omPrefix + ".A.instance."
+				if count(inst) != 0 {
+					t.Errorf("per-instance lines without per-instance-metrics")
+				}
+			} else if nA != 0 {
+				t.Errorf("A gave %d lines, want none", nA)
+			}
+			t.Logf("lines: A %d, B %d, haproxy %d; log: %s", nA, nB, nH, failedLine)
+		})
+	}
+}
