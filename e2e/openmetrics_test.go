@@ -865,3 +865,101 @@ urls = `+nodes[1]+`
 		})
 	}
 }
+
+// A snapshot carries its source's processing options (source.json): stats-process with a
+// configuration that has no [source.*] at all writes exactly what it writes with the pulling
+// configuration; a [source.node] of its own, with other options, wins over the recorded ones.
+func TestOpenMetricsSnapshotWithoutSourceConfig(t *testing.T) {
+	urls := testrig.StartNodeExporters(t, 2)
+	base := t.TempDir()
+	full := omConfig(t, base, "", `
+[source.node]
+type = openmetrics
+urls = `+urls[0]+` `+urls[1]+`
+aggregate.node_load* = max p95
+per-instance-metrics = true
+`)
+	snap, _ := omPull(t, full)
+	epoch := filepath.Base(snap)
+	info, err := os.ReadFile(filepath.Join(snap, "node", "source.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(info, []byte("node_load*")) || bytes.Contains(info, []byte("127.0.0.1")) {
+		t.Errorf("source.json records %s: want the aggregate rule, never the URLs", info)
+	}
+	// processOnly is a configuration for stats-process alone, under its own base, which gets
+	// a copy of the snapshot.
+	processOnly := func(sections string) (string, string) {
+		b := t.TempDir()
+		copyTree(t, snap, filepath.Join(b, "incoming", epoch))
+		return writeConfig(t, b, `
+[paths]
+base-dir = `+b+`
+[process]
+src-dir = ${paths:base-dir}/incoming
+[graphite]
+enabled = false
+hostname = vm
+[local-store]
+dir = ${paths:base-dir}/store
+`+sections), filepath.Join(b, "store")
+	}
+	bare, bareStore := processOnly("")
+	other, otherStore := processOnly(`
+[source.node]
+type = openmetrics
+aggregate.node_load* = min
+`)
+	withFull := omProcess(t, full, filepath.Join(base, "store"), epoch)
+	withBare := omProcess(t, bare, bareStore, epoch)
+	withOther := omProcess(t, other, otherStore, epoch)
+
+	if !maps.Equal(withFull, withBare) {
+		for k, v := range withFull {
+			if w, ok := withBare[k]; !ok || w != v {
+				t.Errorf("pulling configuration: %s %v; without [source.*]: %v (present %v)", k, v, w, ok)
+			}
+		}
+		for k, v := range withBare {
+			if _, ok := withFull[k]; !ok {
+				t.Errorf("without [source.*] only: %s %v", k, v)
+			}
+		}
+	}
+	fullFile, _ := os.ReadFile(filepath.Join(base, "store", epoch, "stats"))
+	bareFile, _ := os.ReadFile(filepath.Join(bareStore, epoch, "stats"))
+	if !bytes.Equal(fullFile, bareFile) {
+		t.Errorf("the local-store files differ (%d and %d bytes)", len(fullFile), len(bareFile))
+	}
+	// The recorded options were the pulling ones, not the defaults.
+	n := omPrefix + ".node.node_load1"
+	inst := omPrefix + ".node.instance." + omComponent(t, hostPortInstance(urls[0])) + ".node_load1"
+	for _, c := range []struct {
+		name  string
+		lines map[string]float64
+		has   []string
+		not   []string
+	}{
+		{"without [source.*]", withBare, []string{n + ".max", n + ".p95", inst}, []string{n, n + ".min"}},
+		{"with its own [source.node]", withOther, []string{n + ".min"}, []string{n, n + ".max", n + ".p95", inst}},
+	} {
+		for _, p := range c.has {
+			if _, ok := c.lines[p]; !ok {
+				t.Errorf("%s: no line %s", c.name, p)
+			}
+		}
+		for _, p := range c.not {
+			if v, ok := c.lines[p]; ok {
+				t.Errorf("%s: unexpected line %s %v", c.name, p, v)
+			}
+		}
+	}
+	for k := range withOther {
+		if strings.Contains(k, ".instance.") {
+			t.Errorf("with its own [source.node] (per-instance-metrics false): per-instance line %s", k)
+			break
+		}
+	}
+	t.Logf("%d lines equal with and without [source.*]; %d with the overriding section", len(withBare), len(withOther))
+}
