@@ -234,13 +234,13 @@ type omSeries struct {
 type omExpect struct {
 	t        *testing.T
 	prefix   string // <namespace>.<host>.<source>
-	policy   func(family string) []string
+	policy   omPolicy
 	series   map[string]*omSeries // by aggregate path
 	order    []string
 	instance map[string]float64 // per-instance lines
 }
 
-func newOMExpect(t *testing.T, source string, policy func(string) []string) *omExpect {
+func newOMExpect(t *testing.T, source string, policy omPolicy) *omExpect {
 	return &omExpect{t: t, prefix: omPrefix + "." + source, policy: policy,
 		series: map[string]*omSeries{}, instance: map[string]float64{}}
 }
@@ -288,15 +288,20 @@ func (e *omExpect) feed(instance string, mfs map[string]*dto.MetricFamily, perIn
 		for _, m := range mf.GetMetric() {
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
-				one(name, m.GetLabel(), "", e.policy(name), m.GetCounter().GetValue())
+				one(name, m.GetLabel(), "", e.policy.funcs(name), m.GetCounter().GetValue())
 			case dto.MetricType_GAUGE:
-				one(name, m.GetLabel(), "", e.policy(name), m.GetGauge().GetValue())
+				one(name, m.GetLabel(), "", e.policy.funcs(name), m.GetGauge().GetValue())
 			case dto.MetricType_UNTYPED:
-				one(name, m.GetLabel(), "", e.policy(name), m.GetUntyped().GetValue())
+				one(name, m.GetLabel(), "", e.policy.funcs(name), m.GetUntyped().GetValue())
 			case dto.MetricType_SUMMARY:
 				s := m.GetSummary()
+				// Quantiles: max unless a rule matches the family; the default does not apply.
+				qf, ok := e.policy.rule(name)
+				if !ok {
+					qf = []string{"max"}
+				}
 				for _, q := range s.GetQuantile() {
-					one(name, m.GetLabel(), ".quantile."+omComponent(t, omPyFloat(q.GetQuantile())), []string{"max"}, q.GetValue())
+					one(name, m.GetLabel(), ".quantile."+omComponent(t, omPyFloat(q.GetQuantile())), qf, q.GetValue())
 				}
 				one(name+"_sum", m.GetLabel(), "", []string{"sum"}, s.GetSampleSum())
 				one(name+"_count", m.GetLabel(), "", []string{"sum"}, float64(s.GetSampleCount()))
@@ -421,27 +426,81 @@ func omCompare(t *testing.T, e *omExpect, got map[string]float64) int {
 	return len(want)
 }
 
-// omGlobPolicy is a policy of one `aggregate.<glob> = funcs` rule, `sum` otherwise.
-func omGlobPolicy(glob string, funcs ...string) func(string) []string {
-	return func(family string) []string {
-		if ok, _ := path.Match(glob, family); ok {
-			return funcs
+// omPolicy is the model of a source's aggregate options: rules (glob, functions) tried in
+// order on the family, first match wins, else def. Option names, globs included, are
+// lower-cased by the INI reader and matched without regard to case.
+type omPolicy struct {
+	def   []string
+	rules [][2]string // glob, functions
+}
+
+func (p omPolicy) rule(family string) ([]string, bool) {
+	for _, r := range p.rules {
+		if ok, _ := path.Match(strings.ToLower(r[0]), strings.ToLower(family)); ok {
+			if r[1] == "none" {
+				return []string{}, true
+			}
+			return strings.Fields(r[1]), true
 		}
+	}
+	return nil, false
+}
+
+func (p omPolicy) funcs(family string) []string {
+	if f, ok := p.rule(family); ok {
+		return f
+	}
+	if p.def == nil {
 		return []string{"sum"}
 	}
+	return p.def
+}
+
+// options writes the policy as the lines of a source section.
+func (p omPolicy) options() string {
+	var b strings.Builder
+	if p.def != nil {
+		b.WriteString("aggregate = " + strings.Join(p.def, " ") + "\n")
+	}
+	for _, r := range p.rules {
+		b.WriteString("aggregate." + r[0] + " = " + r[1] + "\n")
+	}
+	return b.String()
+}
+
+// omProcessOnly writes a configuration for stats-process alone under a base of its own, with
+// sections appended, and copies the snapshot into its src-dir. It returns the configuration
+// and its local-store directory.
+func omProcessOnly(t *testing.T, snap, sections string) (string, string) {
+	t.Helper()
+	b := t.TempDir()
+	copyTree(t, snap, filepath.Join(b, "incoming", filepath.Base(snap)))
+	return writeConfig(t, b, `
+[paths]
+base-dir = `+b+`
+[process]
+src-dir = ${paths:base-dir}/incoming
+[graphite]
+enabled = false
+hostname = vm
+[local-store]
+dir = ${paths:base-dir}/store
+`+sections), filepath.Join(b, "store")
 }
 
 // Three node_exporters as one source: the store holds exactly the sums, means, maxima,
-// medians and deviations computed independently from the three bodies of the snapshot.
+// medians and deviations computed independently from the three bodies of the snapshot; the
+// same snapshot processed with a richer policy (a default, first-match rules, a capitalised
+// glob, none, a rule on a summary) matches the model too.
 func TestOpenMetricsNodeExporters(t *testing.T) {
 	urls := testrig.StartNodeExporters(t, 3)
 	base := t.TempDir()
+	policy := omPolicy{rules: [][2]string{{"node_load*", "sum avg max p50 stddev"}}}
 	conf := omConfig(t, base, "", `
 [source.node]
 type = openmetrics
 urls = `+strings.Join(urls, "\n       ")+`
-aggregate.node_load* = sum avg max p50 stddev
-per-instance-metrics = true
+`+policy.options()+`per-instance-metrics = true
 `)
 	snap, _ := omPull(t, conf)
 	epoch := filepath.Base(snap)
@@ -450,7 +509,6 @@ per-instance-metrics = true
 	copyTree(t, snap, kept)
 	got := omProcess(t, conf, filepath.Join(base, "store"), epoch)
 
-	e := newOMExpect(t, "node", omGlobPolicy("node_load*", "sum", "avg", "max", "p50", "stddev"))
 	bodies := map[string]map[string]*dto.MetricFamily{}
 	for _, u := range urls {
 		inst := hostPortInstance(u)
@@ -461,14 +519,21 @@ per-instance-metrics = true
 		if !strings.HasPrefix(meta.ContentType, "text/plain") {
 			t.Errorf("%s.meta.json: content_type %q, want node_exporter's text/plain", inst, meta.ContentType)
 		}
-		mfs := omParse(t, filepath.Join(kept, "node", inst+".body"))
-		bodies[inst] = mfs
+		if fi, err := os.Stat(filepath.Join(kept, "node", inst+".body")); err != nil || fi.Size() != meta.Bytes {
+			t.Errorf("%s.body: %v (%v), want the %d bytes meta.json records", inst, fi, err, meta.Bytes)
+		}
+		bodies[inst] = omParse(t, filepath.Join(kept, "node", inst+".body"))
 	}
 	// Fed in instance-name order, as stats-process does (the order does not change values).
 	insts := slices.Sorted(maps.Keys(bodies))
-	for _, inst := range insts {
-		e.feed(inst, bodies[inst], true)
+	model := func(p omPolicy, perInstance bool) *omExpect {
+		e := newOMExpect(t, "node", p)
+		for _, inst := range insts {
+			e.feed(inst, bodies[inst], perInstance)
+		}
+		return e
 	}
+	e := model(policy, true)
 	n := omCompare(t, e, got)
 	nLoad := 0
 	for p := range e.lines() {
@@ -484,7 +549,7 @@ per-instance-metrics = true
 	// A few families straight from each body, without the model: per-instance values and
 	// the summary's quantiles at .max.
 	for _, inst := range insts {
-		ip := omPrefix + ".node.instance." + omComponent(t, inst)
+		ip := omPrefix + ".node.instance." + strings.ReplaceAll(inst, ".", "_")
 		for _, fam := range []string{"node_load1", "node_memory_MemTotal_bytes", "go_goroutines"} {
 			m := bodies[inst][fam].GetMetric()[0]
 			if g, w := got[ip+"."+fam], m.GetGauge().GetValue(); g != w {
@@ -504,6 +569,32 @@ per-instance-metrics = true
 	if g, ok := got[gc]; !ok || g != want {
 		t.Errorf("%s = %v (present %v), want the largest median %v", gc, g, ok, want)
 	}
+
+	// The same bodies with a richer policy, given by a stats-process configuration of its
+	// own (it wins over the options the snapshot recorded).
+	rich := omPolicy{def: []string{"sum", "max"}, rules: [][2]string{
+		{"node_load*", "p50 p90 min"},
+		{"node_cpu_seconds_total", "avg min max count stddev p50 p90"},
+		{"node_memory_Mem*", "max avg"}, // capitals: the INI reader lower-cases the glob
+		{"node_network_*", "none"},
+		{"go_gc_duration_seconds", "avg p50"}, // a rule on a summary: its quantiles follow it
+		{"go_*", "count"},                     // …but its _sum and _count are still summed
+		{"node_*", "sum stddev"},
+	}}
+	richConf, richStore := omProcessOnly(t, kept, `
+[source.node]
+type = openmetrics
+`+rich.options())
+	gotRich := omProcess(t, richConf, richStore, epoch)
+	er := model(rich, false)
+	nr := omCompare(t, er, gotRich)
+	spread := 0
+	for p, v := range er.lines() {
+		if strings.HasSuffix(p, ".stddev") && v != 0 {
+			spread++
+		}
+	}
+	t.Logf("rich policy: %d lines compared (%d deviations not 0), %d in the store", nr, spread, len(gotRich))
 }
 
 // omHAProxy sends one command to a stats socket and returns the reply.
@@ -888,25 +979,8 @@ per-instance-metrics = true
 	if !bytes.Contains(info, []byte("node_load*")) || bytes.Contains(info, []byte("127.0.0.1")) {
 		t.Errorf("source.json records %s: want the aggregate rule, never the URLs", info)
 	}
-	// processOnly is a configuration for stats-process alone, under its own base, which gets
-	// a copy of the snapshot.
-	processOnly := func(sections string) (string, string) {
-		b := t.TempDir()
-		copyTree(t, snap, filepath.Join(b, "incoming", epoch))
-		return writeConfig(t, b, `
-[paths]
-base-dir = `+b+`
-[process]
-src-dir = ${paths:base-dir}/incoming
-[graphite]
-enabled = false
-hostname = vm
-[local-store]
-dir = ${paths:base-dir}/store
-`+sections), filepath.Join(b, "store")
-	}
-	bare, bareStore := processOnly("")
-	other, otherStore := processOnly(`
+	bare, bareStore := omProcessOnly(t, snap, "")
+	other, otherStore := omProcessOnly(t, snap, `
 [source.node]
 type = openmetrics
 aggregate.node_load* = min
