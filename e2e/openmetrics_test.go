@@ -781,7 +781,13 @@ urls = `+hs[0].MetricsURL+` `+hs[1].MetricsURL+`
 	if got[omPrefix+".promex.haproxy_frontend_http_requests_total.proxy.fe_main"] != total {
 		t.Errorf("fe_main requests: %v, want the %v sent", got[omPrefix+".promex.haproxy_frontend_http_requests_total.proxy.fe_main"], total)
 	}
-	t.Logf("%d counter pairs compared; %d lines in the store", len(pairs), len(got))
+	// And every PROMEX series: the sum over the two bodies, nothing else under promex.
+	e := newOMExpect(t, "promex", omPolicy{})
+	for i, h := range hs {
+		e.feed(hostPortInstance(h.MetricsURL), bodies[i], false)
+	}
+	n := omCompare(t, e, got)
+	t.Logf("%d counter pairs compared; %d PROMEX lines against the bodies; %d lines in the store", len(pairs), n, len(got))
 }
 
 // The Python client's OpenMetrics exposition (two instances of the app): counters of the
