@@ -800,12 +800,14 @@ func TestOpenMetricsPythonApp(t *testing.T) {
 [source.py]
 type = openmetrics
 urls = a=`+urls[0]+`
-       b=`+urls[1]+`
+       web.2=`+urls[1]+`
 per-instance-metrics = true
 `)
 	snap, _ := omPull(t, conf)
 	epoch := filepath.Base(snap)
-	for _, inst := range []string{"a", "b"} {
+	kept := filepath.Join(t.TempDir(), epoch)
+	copyTree(t, snap, kept)
+	for _, inst := range []string{"a", "web.2"} {
 		meta := omReadMeta(t, filepath.Join(snap, "py", inst+".meta.json"))
 		if !strings.HasPrefix(meta.ContentType, "application/openmetrics-text") {
 			t.Errorf("%s.meta.json: content_type %q, want application/openmetrics-text", inst, meta.ContentType)
@@ -839,7 +841,8 @@ per-instance-metrics = true
 		p + "app_wait_seconds.p90":               0.91,
 		p + "app_wait_seconds.p99":               0.991,
 	}
-	for _, inst := range []string{"a", "b"} {
+	// The instance named web.2 in urls: a dot cannot make a path component.
+	for _, inst := range []string{"a", "web_2"} {
 		ip := p + "instance." + inst + "."
 		for k, v := range map[string]float64{
 			"app_jobs_total.result.ok": 3, "app_jobs_total.result.bad__x__line": 1,
@@ -872,6 +875,61 @@ per-instance-metrics = true
 		t.Logf("app_ lines in the store:\n%s", strings.Join(ls, "\n"))
 	}
 	t.Logf("%d lines checked; %d lines in the store", len(want), len(got))
+
+	// The same snapshot with bucket lines, other quantiles and Graphite tags. Ranks q × 2 in
+	// (0.1, 1.0]: p25 → 0.1 + 0.9 × 0.5/2 = 0.325, p75 → 0.1 + 0.9 × 1.5/2 = 0.775. Tag values
+	// keep '"' (printable) but map white space to '_'.
+	tagConf, tagStore := omProcessOnly(t, kept, `
+[source.py]
+type = openmetrics
+histogram-buckets = true
+histogram-quantiles = p25 p75
+graphite-tags = true
+per-instance-metrics = true
+`) // a tag value keeps the dot of web.2
+	gotTags := omProcess(t, tagConf, tagStore, epoch)
+	pt := omPrefix + ".py."
+	wantTags := map[string]float64{
+		pt + "app_jobs_total;result=ok":             6,
+		pt + `app_jobs_total;result=bad_"x"_line`:   2,
+		pt + "app_jobs_total;instance=a;result=ok":  3,
+		pt + "app_mode;app_mode=b":                  2,
+		pt + "app_version_info;v=1":                 2,
+		pt + "app_wait_seconds.p25":                 0.325,
+		pt + "app_wait_seconds.p75":                 0.775,
+		pt + "app_wait_seconds.p75;instance=web.2":  0.775, // the function comes before the tags
+		pt + "app_wait_seconds_count":               2,
+		pt + "app_wait_seconds_bucket;le=0.1":       0,
+		pt + "app_wait_seconds_bucket;le=1.0":       2,
+		pt + "app_wait_seconds_bucket;le=inf":       2,
+		pt + "app_room_temp_celsius;instance=web.2": 20.5,
+		pt + "app_wait_seconds_sum":                 0.6,
+	}
+	for k, w := range wantTags {
+		if g, ok := gotTags[k]; !ok || !omClose(g, w, 0) {
+			t.Errorf("tags: %s = %v (present %v), want %v", k, g, ok, w)
+		}
+	}
+	for k, v := range gotTags {
+		// An instance's histogram gives its quantiles, never bucket lines.
+		if strings.Contains(k, "_bucket;instance=") {
+			t.Errorf("tags: per-instance bucket line %s %v", k, v)
+		}
+		if strings.Contains(k, ".app_") && (strings.Contains(k, ".p50") || strings.Contains(k, ".result.") ||
+			strings.Contains(k, ".instance.") || strings.Contains(k, "_created")) {
+			t.Errorf("tags: unexpected line %s %v", k, v)
+		}
+	}
+	if t.Failed() {
+		var ls []string
+		for k, v := range gotTags {
+			if strings.Contains(k, ".app_") {
+				ls = append(ls, fmt.Sprintf("%s %v", k, v))
+			}
+		}
+		slices.Sort(ls)
+		t.Logf("app_ lines with tags:\n%s", strings.Join(ls, "\n"))
+	}
 }
 
 // One instance of source A refuses connections: without allow-partial A is left out of the
