@@ -29,8 +29,8 @@ func omServe(t *testing.T, status int, contentType, body string) string {
 
 const omText = "text/plain; version=0.0.4; charset=utf-8"
 
-func TestOpenMetricsSyntheticEdgeCases(t *testing.T) {
-	one := omServe(t, 200, omText, `# TYPE x_total counter
+// omSynOne and omSynTwo are the bodies of the two crafted instances.
+const omSynOne = `# TYPE x_total counter
 x_total{a="",b="1"} 2
 # TYPE g gauge
 g{path="/var/lib/é.x"} 4
@@ -47,8 +47,9 @@ h_sum 2.5
 h_count 4
 # TYPE ts gauge
 ts 7 1700000000000
-`)
-	two := omServe(t, 200, omText, `# TYPE x_total counter
+`
+
+const omSynTwo = `# TYPE x_total counter
 x_total{b="1"} 3
 # TYPE g gauge
 g{path="/var/lib/é.x"} 6
@@ -64,7 +65,11 @@ h_sum 1
 h_count 2
 # TYPE ts gauge
 ts 8
-`)
+`
+
+func TestOpenMetricsSyntheticEdgeCases(t *testing.T) {
+	one := omServe(t, 200, omText, omSynOne)
+	two := omServe(t, 200, omText, omSynTwo)
 	base := t.TempDir()
 	conf := omConfig(t, base, "", `
 [source.syn]
@@ -155,5 +160,90 @@ max-body-size = 4096
 	}
 	if t.Failed() {
 		t.Logf("statspipe-partial:\n%s", record)
+	}
+}
+
+// Every processing option, recorded by stats-pull and used by a stats-process without
+// [source.*]: the same output as with the pulling configuration. And max-series keeps the
+// first series seen (instance one's first three), drops the rest and still delivers.
+func TestOpenMetricsRecordedOptionsAndMaxSeries(t *testing.T) {
+	one := omServe(t, 200, omText, omSynOne)
+	two := omServe(t, 200, omText, omSynTwo)
+	base := t.TempDir()
+	conf := omConfig(t, base, "", `
+[source.syn]
+type = openmetrics
+urls = one=`+one+` two=`+two+`
+aggregate = min
+aggregate.x_* = count
+histogram-quantiles = p75
+histogram-buckets = true
+graphite-tags = true
+per-instance-metrics = true
+`)
+	snap, _ := omPull(t, conf)
+	epoch := filepath.Base(snap)
+	bare, bareStore := omProcessOnly(t, snap, "")
+	small, smallStore := omProcessOnly(t, snap, `
+[source.syn]
+type = openmetrics
+max-series = 3
+`)
+	unlimited, unlimitedStore := omProcessOnly(t, snap, `
+[source.syn]
+type = openmetrics
+`)
+	withFull := omProcess(t, conf, filepath.Join(base, "store"), epoch)
+	withBare := omProcess(t, bare, bareStore, epoch)
+	fullFile, _ := os.ReadFile(filepath.Join(base, "store", epoch, "stats"))
+	bareFile, _ := os.ReadFile(filepath.Join(bareStore, epoch, "stats"))
+	if string(fullFile) != string(bareFile) {
+		t.Errorf("without [source.*]:\n%s\nwith the pulling configuration:\n%s", bareFile, fullFile)
+	}
+	p := omPrefix + ".syn."
+	// h merged (see TestOpenMetricsSyntheticEdgeCases): p75, rank 4.5, falls in +Inf → 1.
+	for k, w := range map[string]float64{
+		p + "x_total.count;b=1":                2,
+		p + "g.min;path=/var/lib/é.x":          4,
+		p + "h.p75":                            1,
+		p + "h_bucket;le=0.5":                  1,
+		p + "h_bucket;le=1.0":                  4, // le="1" and le="1.0": one bound
+		p + "h_bucket;le=inf":                  6,
+		p + "h_count":                          6,
+		p + "g;instance=two;path=/var/lib/é.x": 6, // an instance's own value has no function
+	} {
+		if g, ok := withBare[k]; !ok || !omClose(g, w, 0) {
+			t.Errorf("without [source.*]: %s = %v (present %v), want %v", k, g, ok, w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("lines:\n%s", bareFile)
+	}
+	if len(withFull) != len(withBare) {
+		t.Errorf("%d lines with the pulling configuration, %d without [source.*]", len(withFull), len(withBare))
+	}
+
+	out, log, code := omRun(t, "stats-process", "-f", small, "--once")
+	if code != 0 {
+		t.Fatalf("max-series 3: stats-process --once exited %d:\n%s%s", code, out, log)
+	}
+	gotSmall := omStore(t, filepath.Join(smallStore, epoch, "stats"), epoch)
+	gotUnlimited := omProcess(t, unlimited, unlimitedStore, epoch)
+	// Which series fill the last slots is the engine's business (a bucket needs two: its own
+	// and its histogram's); what holds: at most 3 series, the first one seen among them, and
+	// every kept series whole (the value it has without the limit).
+	if len(gotSmall) == 0 || len(gotSmall) > 3 {
+		t.Errorf("max-series 3: %d lines %v, want 1 to 3", len(gotSmall), gotSmall)
+	}
+	if _, ok := gotSmall[p+"x_total.b.1"]; !ok {
+		t.Errorf("max-series 3: the first series seen, x_total{b=1}, was not kept: %v", gotSmall)
+	}
+	for k, v := range gotSmall {
+		if w, ok := gotUnlimited[k]; !ok || w != v {
+			t.Errorf("max-series 3: %s %v; without the limit %v (present %v)", k, v, w, ok)
+		}
+	}
+	if !strings.Contains(log, `msg="series over max-series were left out"`) || !strings.Contains(log, "source=syn") {
+		t.Errorf("max-series 3: the log does not say series were left out:\n%s%s", out, log)
 	}
 }
