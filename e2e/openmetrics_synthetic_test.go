@@ -47,6 +47,8 @@ h_sum 2.5
 h_count 4
 # TYPE ts gauge
 ts 7 1700000000000
+# TYPE lbl gauge
+lbl{name="y",instance="x"} 1
 `
 
 const omSynTwo = `# TYPE x_total counter
@@ -65,6 +67,8 @@ h_sum 1
 h_count 2
 # TYPE ts gauge
 ts 8
+# TYPE lbl gauge
+lbl{name="y",instance="x"} 2
 `
 
 func TestOpenMetricsSyntheticEdgeCases(t *testing.T) {
@@ -84,21 +88,23 @@ aggregate = sum max
 	// 0.5 + 0.5 × (3 − 1)/(4 − 1) = 0.8333…; p90 (rank 5.4) and p99 (5.94) fall in +Inf: the
 	// highest finite bound, 1.
 	want := map[string]float64{
-		p + "x_total.b.1":             5, // a="" is no label: one series across both
-		p + "x_total.b.1.max":         3,
-		p + "g.path._var_lib___x":     10, // first of the duplicates (4) + 6
-		p + "g.path._var_lib___x.max": 6,
-		p + "inf":                     5, // +Inf skipped
-		p + "inf.max":                 5,
-		p + "g_nan":                   1, // NaN skipped
-		p + "g_nan.max":               1,
-		p + "h_count":                 6,
-		p + "h_sum":                   3.5,
-		p + "h.p50":                   0.5 + 0.5*2/3,
-		p + "h.p90":                   1,
-		p + "h.p99":                   1,
-		p + "ts":                      15,
-		p + "ts.max":                  8,
+		p + "x_total.b.1":               5, // a="" is no label: one series across both
+		p + "x_total.b.1.max":           3,
+		p + "g.path._var_lib___x":       10, // first of the duplicates (4) + 6
+		p + "g.path._var_lib___x.max":   6,
+		p + "inf":                       5, // +Inf skipped
+		p + "inf.max":                   5,
+		p + "g_nan":                     1, // NaN skipped
+		p + "g_nan.max":                 1,
+		p + "h_count":                   6,
+		p + "h_sum":                     3.5,
+		p + "h.p50":                     0.5 + 0.5*2/3,
+		p + "h.p90":                     1,
+		p + "h.p99":                     1,
+		p + "ts":                        15,
+		p + "ts.max":                    8,
+		p + "lbl.instance.x.name.y":     3, // labels named instance and name are plain labels here
+		p + "lbl.instance.x.name.y.max": 2,
 	}
 	for k, w := range want {
 		if g, ok := got[k]; !ok || !omClose(g, w, 0) {
@@ -203,14 +209,16 @@ type = openmetrics
 	p := omPrefix + ".syn."
 	// h merged (see TestOpenMetricsSyntheticEdgeCases): p75, rank 4.5, falls in +Inf → 1.
 	for k, w := range map[string]float64{
-		p + "x_total.count;b=1":                2,
-		p + "g.min;path=/var/lib/é.x":          4,
-		p + "h.p75":                            1,
-		p + "h_bucket;le=0.5":                  1,
-		p + "h_bucket;le=1.0":                  4, // le="1" and le="1.0": one bound
-		p + "h_bucket;le=inf":                  6,
-		p + "h_count":                          6,
-		p + "g;instance=two;path=/var/lib/é.x": 6, // an instance's own value has no function
+		p + "x_total.count;b=1":                    2,
+		p + "g.min;path=/var/lib/é.x":              4,
+		p + "h.p75":                                1,
+		p + "h_bucket;le=0.5":                      1,
+		p + "h_bucket;le=1.0":                      4, // le="1" and le="1.0": one bound
+		p + "h_bucket;le=inf":                      6,
+		p + "lbl.min;_instance=x;_name=y":          1, // Graphite's name tag, and ours
+		p + "lbl;_instance=x;_name=y;instance=two": 2,
+		p + "h_count":                              6,
+		p + "g;instance=two;path=/var/lib/é.x":     6, // an instance's own value has no function
 	} {
 		if g, ok := withBare[k]; !ok || !omClose(g, w, 0) {
 			t.Errorf("without [source.*]: %s = %v (present %v), want %v", k, g, ok, w)
