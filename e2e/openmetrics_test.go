@@ -268,7 +268,8 @@ func (e *omExpect) addInstance(path string, v float64) {
 }
 
 // feed adds one instance's families (counters, gauges, untyped, summaries; a histogram fails
-// the test: these bodies have none, and test 3 checks histograms by hand).
+// the test: these bodies have none; TestOpenMetricsPythonApp and the synthetic tests check
+// histograms by hand).
 func (e *omExpect) feed(instance string, mfs map[string]*dto.MetricFamily, perInstance bool) {
 	t := e.t
 	seen := map[string]bool{}
