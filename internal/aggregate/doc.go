@@ -103,7 +103,9 @@
 // its bucket lines in bound order. A series given twice by one instance (same name and
 // labels, same bound) keeps the first value; the others are counted (Duplicates). At most
 // MaxSeries distinct series (each bucket and each histogram counting one) are kept per
-// snapshot; samples of further series are dropped and counted (Dropped). A line longer than
+// snapshot; samples of further series are dropped and counted (Dropped), so a histogram met at
+// the bound may keep its _sum and _count while some buckets (and then its quantiles) are
+// missing. A line longer than
 // MaxLineLength (default metric.DefaultMaxLineLength) is dropped and counted (LongLines).
 //
 // Different series may still meet in one path once sanitised (`a.b` and `a_b`), and a
