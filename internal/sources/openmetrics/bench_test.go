@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sources"
+	"github.com/statspipe/statspipe/internal/sources/openmetrics/synthetic"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -38,64 +38,11 @@ const (
 	benchSeries    = 10000
 )
 
-// benchBody renders one instance's body: the same series as its peers, values of its own.
-// Counters with three labels, gauges with two, one histogram of 10 buckets per handler and one
-// summary, the mix of tools/omserve in short.
-func benchBody(instance, series int) []byte {
-	rng := rand.New(rand.NewPCG(1, uint64(instance)+1))
-	var b bytes.Buffer
-	left := series
-	bounds := []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5"}
-	b.WriteString("# TYPE http_request_duration_seconds histogram\n")
-	for h := 0; h < series/10/13 && left >= 13; h++ {
-		count, cum := 1000+rng.IntN(100000), 0
-		for _, le := range bounds {
-			cum += (count - cum) * (20 + rng.IntN(40)) / 100
-			fmt.Fprintf(&b, "http_request_duration_seconds_bucket{handler=\"/h%d\",le=\"%s\"} %d\n", h, le, cum)
-		}
-		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{handler=\"/h%d\",le=\"+Inf\"} %d\n", h, count)
-		fmt.Fprintf(&b, "http_request_duration_seconds_sum{handler=\"/h%d\"} %g\n", h, float64(count)*0.1*rng.Float64())
-		fmt.Fprintf(&b, "http_request_duration_seconds_count{handler=\"/h%d\"} %d\n", h, count)
-		left -= 13
-	}
-	b.WriteString("# TYPE rpc_duration_seconds summary\n")
-	for s := 0; s < 8 && left >= 5; s++ {
-		base := 0.001 + rng.Float64()*0.01
-		for _, q := range []string{"0.5", "0.9", "0.99"} {
-			fmt.Fprintf(&b, "rpc_duration_seconds{service=\"s%d\",quantile=\"%s\"} %g\n", s, q, base)
-		}
-		fmt.Fprintf(&b, "rpc_duration_seconds_sum{service=\"s%d\"} %g\nrpc_duration_seconds_count{service=\"s%d\"} %d\n", s, base*1000, s, 1000+rng.IntN(1000))
-		left -= 5
-	}
-	for f, gauges := 0, left/5; gauges > 0; f++ {
-		n := min(gauges, 200)
-		fmt.Fprintf(&b, "# TYPE app_queue_depth_%d gauge\n", f)
-		for s := range n {
-			fmt.Fprintf(&b, "app_queue_depth_%d{queue=\"q%d\",shard=\"%d\"} %d\n", f, s/8, s%8, rng.IntN(5000))
-		}
-		gauges -= n
-		left -= n
-	}
-	for f := 0; left > 0; f++ {
-		n := min(left, 400)
-		name := fmt.Sprintf("app_requests_%d_total", f)
-		if f%4 == 3 {
-			name = fmt.Sprintf("app_cpu_%d_seconds_total", f)
-		}
-		fmt.Fprintf(&b, "# TYPE %s counter\n", name)
-		for s := range n {
-			fmt.Fprintf(&b, "%s{code=\"%d\",handler=\"/h%d\",method=\"m%d\"} %d\n", name, 200+s%10, s/40, (s/10)%4, rng.Uint64N(1<<40))
-		}
-		left -= n
-	}
-	return b.Bytes()
-}
-
 // benchServers starts n instances and returns their urls option.
 func benchServers(b *testing.B, n, series int) string {
 	var urls strings.Builder
 	for i := range n {
-		plain := benchBody(i, series)
+		plain := synthetic.Exposition(i, series, 1)
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
 		_, _ = zw.Write(plain)
@@ -197,7 +144,7 @@ func BenchmarkCyclePull(b *testing.B) {
 	loop, w := s.loop(b)
 	defer w.Close()
 	b.ReportAllocs()
-	b.SetBytes(int64(len(benchBody(0, s.series)) * s.instances))
+	b.SetBytes(int64(len(synthetic.Exposition(0, s.series, 1)) * s.instances))
 	for b.Loop() {
 		path := s.pullOnce(b, loop)
 		b.StopTimer()
