@@ -43,9 +43,10 @@ func mustNew(t testing.TB, o Options) *Client {
 	return c
 }
 
+// testdata reads a real payload of the parser's testdata (see internal/promtext/testdata/README.md).
 func testdata(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "promtext", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
