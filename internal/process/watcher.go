@@ -127,8 +127,9 @@ func (w *watcher) waiting() bool {
 }
 
 // contentsOf describes directory dir for the settle check: its entries with their sizes and
-// modification times, and the newest of those times (the directory's own included). Nothing is
-// followed or opened but the directory itself: the entries are lstat'ed. A queue entry that is
+// modification times, those of its part directories' entries too (a file still being copied
+// into a source's directory grows there), and the newest of those times (the directory's own
+// included). Nothing is followed or opened but directories: the entries are lstat'ed. A queue entry that is
 // not a real directory (a stray, see spool.IsQueueEntry) has nothing to settle: its newest time
 // is the zero time, so it is queued at once, to be quarantined as it is.
 func contentsOf(dir string) (look string, newest time.Time, err error) {
@@ -140,22 +141,35 @@ func contentsOf(dir string) (look string, newest time.Time, err error) {
 		return fi.Mode().Type().String(), time.Time{}, nil
 	}
 	newest = fi.ModTime()
-	entries, err := spool.ReadSnapshotDir(dir)
-	if err != nil {
+	var b strings.Builder
+	if err := describeEntries(&b, dir, "", &newest, true); err != nil {
 		return "", time.Time{}, err
 	}
-	var b strings.Builder
+	return b.String(), newest, nil
+}
+
+// describeEntries writes one line per entry of dir (name prefixed by prefix) and, with deeper,
+// the entries of each subdirectory, moving newest to the latest modification time seen.
+func describeEntries(b *strings.Builder, dir, prefix string, newest *time.Time, deeper bool) error {
+	entries, err := spool.ReadSnapshotDir(dir)
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil {
 			continue // removed while we looked; the next look differs anyway
 		}
-		if info.ModTime().After(newest) {
-			newest = info.ModTime()
+		if info.ModTime().After(*newest) {
+			*newest = info.ModTime()
 		}
-		fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+		fmt.Fprintf(b, "%s%s %d %d\n", prefix, e.Name(), info.Size(), info.ModTime().UnixNano())
+		if deeper && e.IsDir() {
+			// A part directory that vanished or cannot be listed: the next look tells.
+			_ = describeEntries(b, filepath.Join(dir, e.Name()), prefix+e.Name()+"/", newest, false)
+		}
 	}
-	return b.String(), newest, nil
+	return nil
 }
 
 func (w *watcher) run(ctx context.Context) {

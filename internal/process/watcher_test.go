@@ -297,3 +297,29 @@ func TestUnsafeEntriesAreQuarantinedNeverFollowedOrOpened(t *testing.T) {
 		t.Error("the good snapshot was not processed")
 	}
 }
+
+// A body still being copied into a source's directory grows there: the settle check must see
+// it change, not only the snapshot's own entries.
+func TestContentsOfSeesPartFilesGrow(t *testing.T) {
+	snap := filepath.Join(t.TempDir(), "1700000000")
+	part := filepath.Join(snap, "apps")
+	if err := os.MkdirAll(part, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := filepath.Join(part, "i1.body")
+	os.WriteFile(body, []byte("x 1\n"), 0o644)
+	before, _, err := contentsOf(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(body, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("y 2\n"))
+	f.Close()
+	after, _, err := contentsOf(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before == after || !strings.Contains(after, "apps/i1.body 8 ") {
+		t.Fatalf("the growth of apps/i1.body is not seen:\nbefore %q\nafter  %q", before, after)
+	}
+}
