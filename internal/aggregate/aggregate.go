@@ -45,6 +45,12 @@ type Options struct {
 	// MaxLineLength bounds a line without its timestamp; longer ones are dropped and counted
 	// (LongLines). 0 is metric.DefaultMaxLineLength.
 	MaxLineLength int
+	// DottedNames reads a sample's Name as a dotted path: each '.'-separated part is one
+	// component, sanitised on its own (an empty part is "_"). For kinds whose names are paths
+	// (Envoy's `cluster.<name>.upstream_rq_2xx`, Mesos' `master/cpus_total`); such a kind must
+	// keep dots out of the parts that are names (a cluster called a.b). Labels stay one
+	// component each.
+	DottedNames bool
 }
 
 // class is how a series aggregates; it is part of the series key, so that a name reused with
@@ -528,11 +534,29 @@ func (a *Aggregator) appendComponent(dst, name []byte) []byte {
 	return dst
 }
 
+// appendName appends a sample name: one component, or with DottedNames one per dotted part.
+func (a *Aggregator) appendName(dst, name []byte) []byte {
+	if !a.opt.DottedNames {
+		return a.appendComponent(dst, name)
+	}
+	for i := 0; ; i++ {
+		part, rest, more := bytes.Cut(name, []byte{'.'})
+		if i > 0 {
+			dst = append(dst, '.')
+		}
+		dst = a.appendComponent(dst, part)
+		if !more {
+			return dst
+		}
+		name = rest
+	}
+}
+
 // render stores the path part (and, in tags mode, the tags) of e. pseudo is "le" or
 // "quantile" when the bound is part of the series.
 func (a *Aggregator) render(e *entry, name []byte, labels []sample.Label, pseudo string, bound float64) {
 	start := len(a.text)
-	a.text = a.appendComponent(a.text, name)
+	a.text = a.appendName(a.text, name)
 	if !a.opt.GraphiteTags {
 		for _, i := range a.order {
 			a.text = append(a.text, '.')

@@ -186,3 +186,16 @@ func TestFoldCaseGlobs(t *testing.T) {
 		t.Fatalf("with FoldCase the rule applies: %v", got)
 	}
 }
+
+// DottedNames: a name's dotted parts are components, each sanitised; labels stay whole.
+func TestDottedNames(t *testing.T) {
+	in := inst{"a", []sample.Sample{smp(sample.Gauge, "cluster.svc:a_b.upstream_rq", 5, "zone", "eu.west"), smp(sample.Gauge, "x..y", 1)}}
+	got := values(t, run(t, Options{Prefix: "p", DottedNames: true}, in))
+	if got["p.cluster.svc:a_b.upstream_rq.zone.eu_west"] != 5 || got["p.x._.y"] != 1 || len(got) != 2 {
+		t.Fatalf("dotted: %v", got)
+	}
+	got = values(t, run(t, Options{Prefix: "p"}, in))
+	if got["p.cluster_svc:a_b_upstream_rq.zone.eu_west"] != 5 {
+		t.Fatalf("not dotted: %v", got)
+	}
+}
