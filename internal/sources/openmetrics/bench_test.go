@@ -179,7 +179,7 @@ func benchProcess(b *testing.B, s *benchSetup) {
 	if !ok {
 		b.Fatalf("%s: not a snapshot name", path)
 	}
-	mk, err := newFormat(s.procCfg, s.log)
+	mk, err := processHalf.NewFormat(s.procCfg, s.log)
 	if err != nil {
 		b.Fatal(err)
 	}

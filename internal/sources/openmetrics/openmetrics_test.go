@@ -80,7 +80,7 @@ func pullOnce(t *testing.T, cfg *config.Config) (string, *testrig.Buffer) {
 // processPart runs this kind's Format on a snapshot's source directory and returns its lines.
 func processPart(t *testing.T, cfg *config.Config, dir string) (string, error) {
 	t.Helper()
-	ctor, err := newFormat(cfg, slog.New(slog.DiscardHandler))
+	ctor, err := processHalf.NewFormat(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

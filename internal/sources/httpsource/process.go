@@ -1,8 +1,9 @@
-package openmetrics
+package httpsource
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -12,23 +13,49 @@ import (
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
-	"github.com/statspipe/statspipe/internal/promtext"
 	"github.com/statspipe/statspipe/internal/sample"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
 // The process half: a source directory of a snapshot → one Aggregator fed every instance's
 // body in instance-name order → lines. The processing options come from the configuration's
-// [source.<name>] section when it has one of this kind, else from the options the snapshot
+// [source.<name>] section when it has one of the kind, else from the options the snapshot
 // recorded (source.json), so a snapshot moved to a host without pull-side configuration is
 // processed the same way.
 
+// Parser turns one instance's body into samples. One Parser serves one worker.
+type Parser interface {
+	Parse(meta spool.InstanceMeta, body io.Reader, fn sample.Func) error
+}
+
+// Kind describes a kind's process half.
+type Kind struct {
+	Name      string
+	NewParser func() Parser
+	// DottedNames: the parser's sample names are dotted paths (aggregate.Options.DottedNames).
+	DottedNames bool
+}
+
+// NewFormat is the kind's sources.Kind.NewFormat.
+func (k Kind) NewFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, error) {
+	g := cfg.Graphite
+	prefix := metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN)
+	warned := &sync.Map{}
+	return func() process.Format {
+		return &format{kind: k, cfg: cfg, log: log, prefix: prefix,
+			names:  metric.Names{MaxLength: cfg.Process.MaxComponentLength, Strict: true},
+			parser: k.NewParser(), ch: metric.NewChunker(0),
+			aggs: map[string]*aggregator{}, warned: warned}
+	}, nil
+}
+
 type format struct {
+	kind   Kind
 	cfg    *config.Config
 	log    *slog.Logger
 	prefix string // "<namespace>[.<host>]"
 	names  metric.Names
-	parser *promtext.Parser
+	parser Parser
 	ch     *metric.Chunker
 	aggs   map[string]*aggregator // by source name and options
 	warned *sync.Map              // recorded-option warnings already logged (shared by workers)
@@ -37,18 +64,6 @@ type format struct {
 type aggregator struct {
 	key string
 	a   *aggregate.Aggregator
-}
-
-func newFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, error) {
-	g := cfg.Graphite
-	prefix := metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN)
-	warned := &sync.Map{}
-	return func() process.Format {
-		return &format{cfg: cfg, log: log, prefix: prefix,
-			names:  metric.Names{MaxLength: cfg.Process.MaxComponentLength, Strict: true},
-			parser: promtext.NewParser(0), ch: metric.NewChunker(0),
-			aggs: map[string]*aggregator{}, warned: warned}
-	}, nil
 }
 
 // maxAggregators bounds the aggregators a worker keeps (one per source and options).
@@ -98,7 +113,7 @@ func (f *format) Process(dir string, ts int64, flush metric.FlushFunc) error {
 		return err
 	}
 	if n := agg.Dropped(); n > 0 {
-		f.log.Warn("series over max-series were left out", "source", info.Source, "dropped_samples", n, "max_series", st.maxSeries)
+		f.log.Warn("series over max-series were left out", "source", info.Source, "dropped_samples", n, "max_series", st.MaxSeries)
 	}
 	if n := agg.LongLines(); n > 0 {
 		bad = append(bad, fmt.Sprintf("%d lines longer than max-line-length %d left out", n, f.cfg.Process.MaxLineLength))
@@ -115,17 +130,13 @@ func (f *format) instance(agg *aggregate.Aggregator, dir, name string) error {
 	if err := spool.ReadJSON(filepath.Join(dir, name+spool.MetaSuffix), &meta); err != nil {
 		return err
 	}
-	pf, err := promtext.FormatOf(meta.ContentType)
-	if err != nil {
-		return err
-	}
 	body, err := spool.OpenSnapshotFile(filepath.Join(dir, name+spool.BodySuffix))
 	if err != nil {
 		return err
 	}
 	defer body.Close()
 	agg.BeginInstance(name)
-	err = f.parser.Parse(body, pf, func(s *sample.Sample) error { agg.Add(s); return nil })
+	err = f.parser.Parse(meta, body, func(s *sample.Sample) error { agg.Add(s); return nil })
 	agg.EndInstance(err == nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, name+spool.BodySuffix), err)
@@ -135,15 +146,15 @@ func (f *format) instance(agg *aggregate.Aggregator, dir, name string) error {
 
 // settings returns the processing settings of the snapshot's source, and a key that changes
 // when they do.
-func (f *format) settings(info spool.SourceInfo) (processSettings, string, error) {
+func (f *format) settings(info spool.SourceInfo) (Process, string, error) {
 	for i := range f.cfg.Sources {
 		src := &f.cfg.Sources[i]
 		if src.Name == info.Source && src.Kind == info.Kind {
-			st, ok := src.Settings.(processSettings)
+			st, ok := src.Settings.(ProcessSettings)
 			if !ok {
-				return st, "", errors.New("the configuration's source was not validated for stats-process")
+				return Process{}, "", errors.New("the configuration's source was not validated for stats-process")
 			}
-			return st, "config", nil
+			return st.ProcessSettings(), "config", nil
 		}
 	}
 	var opts []config.SourceValue
@@ -153,19 +164,23 @@ func (f *format) settings(info spool.SourceInfo) (processSettings, string, error
 		opts = append(opts, config.SourceValue{Key: o.Key, Value: o.Value})
 		fmt.Fprintf(&key, "\x00%s\x00%s", o.Key, o.Value)
 	}
-	src, warnings, err := config.RecordedSource(Kind, info.Source, opts)
+	src, warnings, err := config.RecordedSource(f.kind.Name, info.Source, opts)
 	for _, w := range warnings {
 		if _, seen := f.warned.LoadOrStore(info.Source+"\x00"+w, true); !seen {
 			f.log.Warn("snapshot records an option this stats-process does not know", "source", info.Source, "warning", w)
 		}
 	}
 	if err != nil {
-		return processSettings{}, "", fmt.Errorf("recorded options: %w", err)
+		return Process{}, "", fmt.Errorf("recorded options: %w", err)
 	}
-	return src.Settings.(processSettings), key.String(), nil
+	st, ok := src.Settings.(ProcessSettings)
+	if !ok {
+		return Process{}, "", errors.New("the kind stored no processing settings")
+	}
+	return st.ProcessSettings(), key.String(), nil
 }
 
-func (f *format) aggregator(source, optsKey string, st processSettings) (*aggregate.Aggregator, error) {
+func (f *format) aggregator(source, optsKey string, st Process) (*aggregate.Aggregator, error) {
 	if a, ok := f.aggs[source]; ok && a.key == optsKey {
 		return a.a, nil
 	}
@@ -173,14 +188,15 @@ func (f *format) aggregator(source, optsKey string, st processSettings) (*aggreg
 		clear(f.aggs)
 	}
 	a, err := aggregate.New(aggregate.Options{
-		Policies:           st.policies,
-		HistogramQuantiles: st.quantiles,
-		HistogramBuckets:   st.buckets,
-		PerInstance:        st.perInstance,
-		GraphiteTags:       st.tags,
+		Policies:           st.Policies,
+		HistogramQuantiles: st.Quantiles,
+		HistogramBuckets:   st.Buckets,
+		PerInstance:        st.PerInstance,
+		GraphiteTags:       st.Tags,
 		Names:              f.names,
-		MaxSeries:          st.maxSeries,
+		MaxSeries:          st.MaxSeries,
 		MaxLineLength:      f.cfg.Process.MaxLineLength,
+		DottedNames:        f.kind.DottedNames,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,151 @@
+package httpsource
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/httpfetch"
+	"github.com/statspipe/statspipe/internal/pull"
+	"github.com/statspipe/statspipe/internal/sources"
+	"github.com/statspipe/statspipe/internal/spool"
+)
+
+// The pull half: every round, each instance's body is streamed into <instance>.body (as
+// received, decompressed) and, through a pipe, into the kind's check, which parses it on the
+// way: a body that does not parse fails the instance, like a refused connection, so a snapshot
+// holds only bodies that parse. <instance>.meta.json records the URL, content type, status,
+// duration and sizes.
+
+// Check starts checking one body, once the response's status and headers are known: the
+// returned function gets the body and returns the verdict. An error refuses the body at once
+// (an unknown media type). A nil Check accepts every 2xx body.
+type Check func(res httpfetch.Result) (func(body io.Reader) error, error)
+
+type provider struct {
+	info    pull.ProviderInfo
+	targets []httpfetch.Target
+	client  *httpfetch.Client
+	check   Check
+	log     *slog.Logger
+}
+
+// NewProvider returns the pull half of a source: f's targets fetched with f's client options,
+// each body checked by check.
+func NewProvider(src *config.Source, f Fetch, check Check, log *slog.Logger) (pull.Provider, error) {
+	c, err := httpfetch.New(f.Client)
+	if err != nil {
+		return nil, err
+	}
+	return &provider{info: sources.Info(src), targets: f.Targets, client: c, check: check, log: log}, nil
+}
+
+func (p *provider) Info() pull.ProviderInfo { return p.info }
+
+func (p *provider) Sources(context.Context) ([]pull.Source, error) {
+	out := make([]pull.Source, len(p.targets))
+	for i, t := range p.targets {
+		out[i] = &instance{p: p, target: t}
+	}
+	return out, nil
+}
+
+type instance struct {
+	p      *provider
+	target httpfetch.Target
+}
+
+func (in *instance) Name() string { return in.target.Name }
+
+// bodyBuffer is the write buffer in front of the body file: the file's writes are not buffered.
+const bodyBuffer = 64 << 10
+
+func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
+	body, err := snap.Create(in.target.Name + spool.BodySuffix)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(body, bodyBuffer)
+	tee := &teeWriter{file: bw, check: in.p.check}
+	res, err := in.p.client.Fetch(ctx, in.target.URL, tee)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := tee.finish(); err == nil && cerr != nil {
+		err = fmt.Errorf("GET %s: the body does not parse: %w", in.target.URL, cerr)
+	}
+	if err != nil {
+		return err // the loop removes the uncommitted file
+	}
+	if err := body.Commit(); err != nil {
+		return err
+	}
+	meta, err := snap.Create(in.target.Name + spool.MetaSuffix)
+	if err != nil {
+		return err
+	}
+	if err := spool.WriteJSON(meta, spool.InstanceMeta{
+		Instance:        in.target.Name,
+		URL:             res.URL,
+		ContentType:     res.ContentType,
+		ContentEncoding: res.ContentEncoding,
+		Status:          res.Status,
+		DurationSeconds: res.Duration.Seconds(),
+		Bytes:           res.Bytes,
+		WireBytes:       res.WireBytes,
+	}); err != nil {
+		return err
+	}
+	return meta.Commit()
+}
+
+// teeWriter writes the body to the file and, through a pipe, to the check, started from the
+// response headers (httpfetch.HeaderWriter) before the first byte. After a failed check the
+// pipe is drained, so the fetch never blocks on it.
+type teeWriter struct {
+	file  io.Writer
+	check Check
+	pw    *io.PipeWriter
+	done  chan error
+}
+
+func (t *teeWriter) WriteHeader(res httpfetch.Result) error {
+	if t.check == nil {
+		return nil
+	}
+	run, err := t.check(res)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	t.pw, t.done = pw, make(chan error, 1)
+	go func() {
+		err := run(pr)
+		_, _ = io.Copy(io.Discard, pr)
+		t.done <- err
+	}()
+	return nil
+}
+
+func (t *teeWriter) Write(b []byte) (int, error) {
+	if _, err := t.file.Write(b); err != nil {
+		return 0, err
+	}
+	if t.pw != nil {
+		_, _ = t.pw.Write(b)
+	}
+	return len(b), nil
+}
+
+// finish ends the body and returns the check's verdict (nil when no body was started: the
+// fetch error says why).
+func (t *teeWriter) finish() error {
+	if t.pw == nil {
+		return nil
+	}
+	t.pw.Close()
+	return <-t.done
+}
