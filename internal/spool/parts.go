@@ -72,6 +72,10 @@ type InstanceMeta struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	Bytes           int64   `json:"bytes"`
 	WireBytes       int64   `json:"wire_bytes,omitempty"`
+	// Extra is a kind's own small metadata about the instance (for Weave Scope plugins, the
+	// name of each process of this host the report names: "pid:<pid>" → comm), so that the
+	// snapshot stays processable elsewhere.
+	Extra map[string]string `json:"extra,omitempty"`
 }
 
 // WriteJSON writes v as one line of JSON.

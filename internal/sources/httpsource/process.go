@@ -28,6 +28,22 @@ type Parser interface {
 	Parse(meta spool.InstanceMeta, body io.Reader, fn sample.Func) error
 }
 
+// MultiParser is a Parser whose body holds several aggregation instances (a Weave Scope
+// plugin's report: one per process). Instead of Parse, the format calls ParseMulti, which
+// starts and ends each instance itself, under names that are unique within the source.
+type MultiParser interface {
+	Parser
+	ParseMulti(meta spool.InstanceMeta, body io.Reader, in Instances) error
+}
+
+// Instances receives the instances of a MultiParser's body.
+type Instances interface {
+	Begin(name string)
+	Add(s *sample.Sample)
+	// End ends the instance begun last; keep=false drops what it added.
+	End(keep bool)
+}
+
 // Kind describes a kind's process half.
 type Kind struct {
 	Name      string
@@ -135,14 +151,27 @@ func (f *format) instance(agg *aggregate.Aggregator, dir, name string) error {
 		return err
 	}
 	defer body.Close()
-	agg.BeginInstance(name)
-	err = f.parser.Parse(meta, body, func(s *sample.Sample) error { agg.Add(s); return nil })
-	agg.EndInstance(err == nil)
+	if mp, ok := f.parser.(MultiParser); ok {
+		// The instances ended before an error stay: the body was checked when it was pulled,
+		// so an error here is a file spoiled in the spool, and it is reported.
+		err = mp.ParseMulti(meta, body, aggInstances{agg})
+		agg.EndInstance(err == nil) // an instance still open
+	} else {
+		agg.BeginInstance(name)
+		err = f.parser.Parse(meta, body, func(s *sample.Sample) error { agg.Add(s); return nil })
+		agg.EndInstance(err == nil)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, name+spool.BodySuffix), err)
 	}
 	return nil
 }
+
+type aggInstances struct{ a *aggregate.Aggregator }
+
+func (i aggInstances) Begin(name string)    { i.a.BeginInstance(name) }
+func (i aggInstances) Add(s *sample.Sample) { i.a.Add(s) }
+func (i aggInstances) End(keep bool)        { i.a.EndInstance(keep) }
 
 // settings returns the processing settings of the snapshot's source, and a key that changes
 // when they do.
