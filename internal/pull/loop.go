@@ -168,6 +168,8 @@ func (l *Loop) round(ctx context.Context, tick time.Time) string {
 			l.log.Error("cannot list the instances of a source", "source", infos[i].Source, "kind", infos[i].Kind, "error", err)
 			failed = append(failed, spool.FailedSource{Name: infos[i].Source, Err: err.Error()})
 			listFailed[i] = true
+		} else if len(ss) == 0 && infos[i].EmptyOK {
+			l.log.Debug("no instance to pull from this round", "source", infos[i].Source, "kind", infos[i].Kind)
 		} else if len(ss) == 0 && len(l.providers) > 1 {
 			// With one source this is the round's "zero sources" error below.
 			l.log.Error("found zero instances to pull from", "source", infos[i].Source, "kind", infos[i].Kind)
@@ -216,6 +218,9 @@ func (l *Loop) round(ctx context.Context, tick time.Time) string {
 	}
 	kept, keptInstances := 0, 0
 	for p, info := range infos {
+		if succeeded[p]+failures[p] == 0 && !listFailed[p] {
+			continue // no instance this round (EmptyOK)
+		}
 		keep := succeeded[p] > 0 && (info.AllowPartial || failures[p] == 0 && !listFailed[p])
 		if !keep {
 			if succeeded[p] > 0 {

@@ -621,3 +621,21 @@ func TestRoundSourceWithoutInstances(t *testing.T) {
 		t.Fatalf("record %v %v", rec, err)
 	}
 }
+
+// A source whose instances come and go (EmptyOK) lists none this round: no failure recorded.
+func TestRoundEmptyOKSourceIsNoFailure(t *testing.T) {
+	plugins := named("scope", false)
+	plugins.info.EmptyOK = true
+	r := newRigOf(t, Options{}, plugins, named("apps", false, instance("i1", "x 1\n")))
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v", es)
+	}
+	if rec, err := spool.PartialRecord(es[0].Path); err != nil || len(rec) != 0 {
+		t.Fatalf("record %v %v", rec, err)
+	}
+	if _, err := os.Stat(filepath.Join(es[0].Path, "scope")); !os.IsNotExist(err) {
+		t.Fatalf("an empty source left a directory: %v", err)
+	}
+}

@@ -66,4 +66,7 @@ type ProviderInfo struct {
 	AllowPartial bool
 	// Options are recorded in the SourceInfoFile (the source's processing options).
 	Options []spool.Option
+	// EmptyOK: a round in which the source lists no instance is normal (plugins that come and
+	// go), not a failure to record; the source just has no part in that snapshot.
+	EmptyOK bool
 }
