@@ -319,11 +319,17 @@ func TestPeerGoneBetweenSnapshotsNothingReportedDeliveredUntilBack(t *testing.T)
 	s.waitReceived(t, snapBytes(a, b))
 	dupes, _ := checkAtLeastOnce(t, s.received(), [][]*metric.Batch{a, b})
 	t.Logf("%d lines arrived twice", dupes)
-	if st := d.Stats(); st.Reconnects < 1 {
+	st := d.Stats()
+	if st.Reconnects < 1 {
 		t.Errorf("Stats().Reconnects = %d", st.Reconnects)
 	}
-	if logs.count("WARN graphite connection lost") < 1 || logs.count("INFO graphite reconnected") != 1 {
-		t.Errorf("want one loss and one reconnection logged: %q", logs.messages())
+	switch {
+	case st.Losses > 0: // the idle connection after A was lost
+		if logs.count("WARN graphite connection lost") < 1 || logs.count("INFO graphite reconnected") != 1 {
+			t.Errorf("want one loss and one reconnection logged: %q", logs.messages())
+		}
+	case logs.count("ERROR graphite: cannot connect") < 1: // the sink went before the reconnect
+		t.Errorf("no loss and no refused connect logged: %q", logs.messages())
 	}
 }
 
