@@ -122,7 +122,9 @@ func TestRealCarbonRestartLosesNothing(t *testing.T) {
 	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if logs.count("INFO graphite reconnected") != 1 {
+	// After a loss, one reconnection is logged; when carbon went before the reconnect that
+	// follows a drain, there was no loss, only refused connects.
+	if d.Stats().Losses > 0 && logs.count("INFO graphite reconnected") != 1 {
 		t.Errorf("want one reconnection logged: %q", logs.messages())
 	}
 }
