@@ -42,7 +42,15 @@ func main() {
 	urlsFile := flag.String("urls", "", "file receiving the name=URL lines (default: standard output)")
 	seed := flag.Uint64("seed", 1, "seed of the values")
 	stdin := flag.Bool("stdin", false, "also exit when standard input is closed")
+	envoyTemplate := flag.String("envoy-template", "", "serve Envoy sidecars: bodies made from this real /stats/prometheus exposition (its clusters repeated to reach -series), at /stats/prometheus; the URLs printed are the admin base URLs")
 	flag.Parse()
+	var template []byte
+	if *envoyTemplate != "" {
+		var err error
+		if template, err = os.ReadFile(*envoyTemplate); err != nil {
+			fatal(err)
+		}
+	}
 	if *instances < 1 || *instances > 4096 || *series < 1 || *series > 10_000_000 {
 		fatal(fmt.Errorf("-instances must be 1..4096 and -series 1..10000000"))
 	}
@@ -58,7 +66,7 @@ func main() {
 	bodies := make([]body, *instances)
 	var wg sync.WaitGroup
 	for i := range bodies {
-		wg.Go(func() { bodies[i] = render(i, *series, *seed, *useGzip) })
+		wg.Go(func() { bodies[i] = render(i, *series, *seed, *useGzip, template) })
 	}
 	wg.Wait()
 
@@ -75,7 +83,11 @@ func main() {
 		b := &bodies[i]
 		srv := &http.Server{Handler: b}
 		go func() { _ = srv.Serve(ln) }()
-		fmt.Fprintf(&urls, "%s=http://%s/metrics\n", instanceName(i), ln.Addr())
+		if template != nil {
+			fmt.Fprintf(&urls, "%s=http://%s\n", instanceName(i), ln.Addr())
+		} else {
+			fmt.Fprintf(&urls, "%s=http://%s/metrics\n", instanceName(i), ln.Addr())
+		}
 	}
 	if *urlsFile == "" {
 		fmt.Print(urls.String())
@@ -113,7 +125,7 @@ type body struct {
 }
 
 func (b *body) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/metrics" {
+	if r.URL.Path != "/metrics" && r.URL.Path != "/stats/prometheus" {
 		http.NotFound(w, r)
 		return
 	}
@@ -128,9 +140,13 @@ func (b *body) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// render returns instance i's body, plain and (when compress) gzipped.
-func render(i, series int, seed uint64, compress bool) body {
+// render returns instance i's body, plain and (when compress) gzipped: an Envoy sidecar's
+// made from template when there is one.
+func render(i, series int, seed uint64, compress bool, template []byte) body {
 	b := body{plain: synthetic.Exposition(i, series, seed)}
+	if template != nil {
+		b.plain = synthetic.Envoy(template, i, series, seed)
+	}
 	if compress {
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z) // the default level, as client_golang's promhttp uses

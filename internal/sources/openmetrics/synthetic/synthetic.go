@@ -119,3 +119,96 @@ func Exposition(i, series int, seed uint64) []byte {
 
 	return buf.Bytes()
 }
+
+// Envoy returns instance i's /stats/prometheus body made from template, a real Envoy
+// exposition: each family of it in turn, a family of per-cluster series (those with the label
+// envoy_cluster_name) repeated for as many clusters as bring the body to about series sample
+// lines (cluster names like "svc007.<original>", a dot inside, as real cluster names have),
+// every value drawn anew (histogram buckets stay cumulative). Every instance has the same
+// series, as the sidecars of one fleet do.
+func Envoy(template []byte, i, series int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, uint64(i)+1))
+	type family struct {
+		lines      [][]byte
+		perCluster bool
+		samples    int
+	}
+	var fams []*family
+	var cur *family
+	for _, line := range bytes.Split(template, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if cur == nil || bytes.HasPrefix(line, []byte("# TYPE ")) {
+			cur = &family{}
+			fams = append(fams, cur)
+		}
+		cur.lines = append(cur.lines, line)
+		if line[0] != '#' {
+			cur.samples++
+			cur.perCluster = cur.perCluster || bytes.Contains(line, []byte(`envoy_cluster_name="`))
+		}
+	}
+	shared, perCluster := 0, 0
+	for _, f := range fams {
+		if f.perCluster {
+			perCluster += f.samples
+		} else {
+			shared += f.samples
+		}
+	}
+	clusters := 1
+	if perCluster > 0 {
+		clusters = max(1, (series-shared+perCluster-1)/perCluster)
+	}
+	var buf bytes.Buffer
+	buf.Grow(series * 120)
+	cum := 0 // a histogram's running bucket count
+	write := func(line []byte, cluster string) {
+		sp := bytes.LastIndexByte(line, ' ')
+		if sp < 0 {
+			return
+		}
+		name := line[:sp]
+		if cluster != "" {
+			name = bytes.Replace(name, []byte(`envoy_cluster_name="`), []byte(`envoy_cluster_name="`+cluster+`.`), 1)
+		}
+		buf.Write(name)
+		switch {
+		case bytes.Contains(name, []byte("_bucket{")):
+			if bytes.Contains(name, []byte(`le="0.5"`)) {
+				cum = 0
+			}
+			cum += rng.IntN(50)
+			fmt.Fprintf(&buf, " %d\n", cum)
+		case bytes.Contains(name, []byte("_count{")) || bytes.HasSuffix(name, []byte("_count")):
+			fmt.Fprintf(&buf, " %d\n", cum)
+		default:
+			fmt.Fprintf(&buf, " %d\n", rng.IntN(100000))
+		}
+	}
+	for _, f := range fams {
+		n := 1
+		if f.perCluster {
+			n = clusters
+		}
+		for _, l := range f.lines {
+			if l[0] == '#' {
+				buf.Write(l)
+				buf.WriteByte('\n')
+			}
+		}
+		for c := range n {
+			cluster := ""
+			if f.perCluster {
+				cluster = fmt.Sprintf("svc%03d", c)
+			}
+			for _, l := range f.lines {
+				if l[0] != '#' {
+					write(l, cluster)
+				}
+			}
+		}
+	}
+	return buf.Bytes()
+}
