@@ -143,9 +143,11 @@ func (b *body) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // render returns instance i's body, plain and (when compress) gzipped: an Envoy sidecar's
 // made from template when there is one.
 func render(i, series int, seed uint64, compress bool, template []byte) body {
-	b := body{plain: synthetic.Exposition(i, series, seed)}
+	var b body
 	if template != nil {
 		b.plain = synthetic.Envoy(template, i, series, seed)
+	} else {
+		b.plain = synthetic.Exposition(i, series, seed)
 	}
 	if compress {
 		var z bytes.Buffer
