@@ -2,6 +2,7 @@ package scope
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"log/slog"
 	"net"
@@ -125,4 +126,17 @@ func processPart(t *testing.T, cfg *config.Config, dir string) (string, error) {
 		return nil
 	})
 	return out.String(), err
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
