@@ -1,7 +1,6 @@
 package scope
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +70,6 @@ type nodeFunc func(topology, id string, metrics []metricValue) error
 // seen: a caller must treat what fn got as void when parseReport fails.
 func parseReport(r io.Reader, pluginID string, fn nodeFunc) error {
 	dec := json.NewDecoder(r)
-	dec.UseNumber()
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
@@ -83,16 +81,12 @@ func parseReport(r io.Reader, pluginID string, fn nodeFunc) error {
 			return err
 		}
 		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
 		if key == "Plugins" {
 			if specs >= 0 {
 				return errors.New("Plugins given twice")
 			}
 			var list []spec
-			if err := json.Unmarshal(raw, &list); err != nil {
+			if err := dec.Decode(&list); err != nil {
 				return fmt.Errorf("Plugins: %w", err)
 			}
 			if err := checkSpecs(list, pluginID); err != nil {
@@ -101,12 +95,15 @@ func parseReport(r io.Reader, pluginID string, fn nodeFunc) error {
 			specs = len(list)
 			continue
 		}
-		// Only objects are topologies; Window ("15s") and the like are not.
-		if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-			continue
-		}
+		// Decoded in one pass, straight from the stream. Only objects are topologies: a value
+		// of another type at the top (Window: "15s") is a type error at the root of the value,
+		// which the decoder has then read whole, and it is skipped.
 		var t topology
-		if err := json.Unmarshal(raw, &t); err != nil {
+		if err := dec.Decode(&t); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field == "" {
+				continue
+			}
 			return fmt.Errorf("topology %s: %w", key, err)
 		}
 		if metrics, err = visitTopology(key, &t, metrics, fn); err != nil {
