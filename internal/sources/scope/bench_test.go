@@ -102,4 +102,3 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	b.ReportMetric(float64(lines), "lines")
 }
-
