@@ -299,3 +299,19 @@ func TestConfigChecks(t *testing.T) {
 		})
 	}
 }
+
+// sample.conf is a valid section for both programs, and says what the README recommends.
+func TestSampleConf(t *testing.T) {
+	b, err := os.ReadFile("sample.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
+	for _, prog := range []config.Program{config.PullProgram, config.ProcessProgram} {
+		cfg := loadConfig(t, baseConf(dir)+string(b), prog)
+		if len(cfg.Sources) != 1 || cfg.Sources[0].Kind != Kind || !cfg.Sources[0].AllowPartial {
+			t.Fatalf("%v: sources %+v", prog, cfg.Sources)
+		}
+	}
+}
