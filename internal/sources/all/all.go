@@ -4,4 +4,5 @@ package all
 import (
 	_ "github.com/statspipe/statspipe/internal/sources/haproxy"     // HAProxy stats sockets of [pull]
 	_ "github.com/statspipe/statspipe/internal/sources/openmetrics" // [source.*] type = openmetrics
+	_ "github.com/statspipe/statspipe/internal/sources/scope"       // [source.*] type = scope
 )
