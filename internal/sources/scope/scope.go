@@ -116,5 +116,7 @@ func newProvider(cfg *config.Config, src *config.Source, log *slog.Logger) (pull
 	if !ok {
 		return nil, errors.New("source was not validated for stats-pull")
 	}
-	return &provider{info: sources.Info(src), st: st, log: log, clients: map[string]*pluginClient{}}, nil
+	info := sources.Info(src)
+	info.EmptyOK = true // plugins come and go: a round without one is no failure
+	return &provider{info: info, st: st, log: log, clients: map[string]*pluginClient{}}, nil
 }
