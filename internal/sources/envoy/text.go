@@ -147,8 +147,8 @@ func (p *textParser) histogram(name, value []byte, fn sample.Func) error {
 		if tok[0] != 'P' || open < 2 || comma < open || tok[len(tok)-1] != ')' {
 			return p.errorf("histogram quantile %q is not P<q>(<interval>,<cumulative>)", clip(tok))
 		}
-		q, ok := parseNumber(tok[1:open])
-		if !ok || q < 0 || q > 100 {
+		q, ok := percentile(tok[1:open])
+		if !ok {
 			return p.errorf("histogram quantile %q is not a percentile", clip(tok))
 		}
 		for k, part := range [2][]byte{tok[open+1 : comma], tok[comma+1 : len(tok)-1]} {
@@ -165,13 +165,39 @@ func (p *textParser) histogram(name, value []byte, fn sample.Func) error {
 			} else {
 				p.name = append(p.name, ".cumulative"...)
 			}
-			p.s = sample.Sample{Family: p.family, Name: p.name, Kind: sample.Quantile, Bound: q / 100, Value: v}
+			p.s = sample.Sample{Family: p.family, Name: p.name, Kind: sample.Quantile, Bound: q, Value: v}
 			if err := fn(&p.s); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// percentile reads the NN of PNN (0 to 100, with decimals: P99.9) as the quantile NN/100,
+// computed as digits / 10^(decimals+2) so that P99.9 is the double nearest 0.999.
+func percentile(b []byte) (float64, bool) {
+	var m uint64
+	dec, dot, digits := 0, false, 0
+	for _, c := range b {
+		switch {
+		case c == '.' && !dot:
+			dot = true
+		case c >= '0' && c <= '9' && digits < 15:
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				dec++
+			}
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	q := float64(m) / math.Pow10(dec+2)
+	return q, q <= 1
 }
 
 func clip(b []byte) string {
@@ -260,60 +286,50 @@ func dottedName(dst, name []byte, sc *scratch) []byte {
 	if len(d) == 0 || len(d) > maxNameParts {
 		return dst
 	}
-	// Addresses and TLS versions first, then the cluster name over what remains.
-	d = joinParts(out, d, sc.kept[:0], func(part func(int) []byte, n, k int) int {
-		if k+3 < n && isOctet(part(k)) && isOctet(part(k+1)) && isOctet(part(k+2)) && isLastOctet(part(k+3)) {
-			return 3
+	// Addresses and TLS versions first, then the cluster name over the dots that remain.
+	n := len(d) + 1
+	kept := sc.kept[:0]
+	for k := 0; k < n; k++ {
+		j := 0
+		p := partOf(out, d, k)
+		switch {
+		case k+3 < n && isOctet(p) && isOctet(partOf(out, d, k+1)) && isOctet(partOf(out, d, k+2)) && isLastOctet(partOf(out, d, k+3)):
+			j = 3
+		case k+1 < n && len(p) == 5 && string(p[:4]) == "TLSv" && isDigits(p[4:]) && isDigits(partOf(out, d, k+1)):
+			j = 1
 		}
-		if p := part(k); k+1 < n && len(p) == 5 && string(p[:4]) == "TLSv" && isDigits(p[4:]) && isDigits(part(k+1)) {
-			return 1
+		for i := k; i < k+j; i++ {
+			out[d[i]] = '_'
 		}
-		return 0
-	})
+		k += j
+		if k < len(d) {
+			kept = append(kept, d[k])
+		}
+	}
+	sc.kept = kept
+	d = kept
 	if n := len(d) + 1; n >= 4 && string(out[:d[0]]) == "cluster" {
-		part := func(k int) []byte { return out[d[k-1]+1 : endOf(out, d, k)] }
 		k := n - 1 // the stat's last component
-		for k-1 >= 2 && clusterScopes[string(part(k-1))] {
+		for k-1 >= 2 && clusterScopes[string(partOf(out, d, k-1))] {
 			k--
 		}
 		for j := 1; j < k-1; j++ { // parts 1 … k-1 are the name
 			out[d[j]] = '_'
 		}
 	}
-	sc.kept = d
 	return dst
 }
 
-func endOf(out []byte, d []int, k int) int {
-	if k == len(d) {
-		return len(out)
+// partOf returns part k of out, whose dots are at d.
+func partOf(out []byte, d []int, k int) []byte {
+	b, e := 0, len(out)
+	if k > 0 {
+		b = d[k-1] + 1
 	}
-	return d[k]
-}
-
-// joinParts turns into '_' the dots inside the runs of parts that join says are one (it
-// returns how many following parts join part k), and returns the dots that remain.
-func joinParts(out []byte, d, kept []int, join func(part func(int) []byte, n, k int) int) []int {
-	n := len(d) + 1
-	part := func(k int) []byte {
-		b := 0
-		if k > 0 {
-			b = d[k-1] + 1
-		}
-		return out[b:endOf(out, d, k)]
+	if k < len(d) {
+		e = d[k]
 	}
-	for k := 0; k < n; k++ {
-		if j := join(part, n, k); j > 0 {
-			for i := k; i < k+j; i++ {
-				out[d[i]] = '_'
-			}
-			k += j
-		}
-		if k < len(d) {
-			kept = append(kept, d[k])
-		}
-	}
-	return kept
+	return out[b:e]
 }
 
 func isDigits(b []byte) bool {
