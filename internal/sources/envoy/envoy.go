@@ -245,7 +245,7 @@ func check(res httpfetch.Result) (func(io.Reader) error, error) {
 	return func(body io.Reader) error {
 		p := parsers.Get().(*parser)
 		defer parsers.Put(p)
-		return p.parse(prom, f, body, func(*sample.Sample) error { return nil })
+		return p.parse(prom, f, body, nil)
 	}, nil
 }
 
@@ -290,15 +290,30 @@ func (p *parser) Parse(meta spool.InstanceMeta, body io.Reader, fn sample.Func) 
 	return p.parse(prom, f, body, fn)
 }
 
+// parse reads one body; a nil fn only checks it (the names are then not mapped).
 func (p *parser) parse(prom bool, f promtext.Format, body io.Reader, fn sample.Func) error {
+	if fn == nil {
+		fn = func(*sample.Sample) error { return nil }
+		if prom {
+			return p.check(f, body)
+		}
+	}
 	if !prom {
 		if err := p.text.Parse(body, fn); err != nil {
 			return fmt.Errorf("envoy text: %w", err)
 		}
 		return nil
 	}
+	return p.parseProm(f, body, func(s *sample.Sample) error { return fn(p.m.Map(s)) })
+}
+
+func (p *parser) check(f promtext.Format, body io.Reader) error {
+	return p.parseProm(f, body, func(*sample.Sample) error { return nil })
+}
+
+func (p *parser) parseProm(f promtext.Format, body io.Reader, fn sample.Func) error {
 	p.nl = newlineTracker{r: body}
-	err := p.prom.Parse(&p.nl, f, func(s *sample.Sample) error { return fn(p.m.Map(s)) })
+	err := p.prom.Parse(&p.nl, f, fn)
 	p.nl.r = nil
 	if err == nil && p.nl.n > 0 && p.nl.last != '\n' {
 		err = errTruncated

@@ -332,3 +332,19 @@ func TestConfigChecks(t *testing.T) {
 		})
 	}
 }
+
+// sample.conf is valid for both programs.
+func TestSampleConf(t *testing.T) {
+	sample, err := os.ReadFile("sample.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
+	for _, prog := range []config.Program{config.PullProgram, config.ProcessProgram} {
+		cfg := loadConfig(t, baseConf(dir)+string(sample), prog)
+		if len(cfg.Sources) != 1 || cfg.Sources[0].Kind != Kind {
+			t.Fatalf("%v: sources %+v", prog, cfg.Sources)
+		}
+	}
+}
