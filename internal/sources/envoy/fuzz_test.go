@@ -63,10 +63,15 @@ func FuzzPrometheusNames(f *testing.F) {
 	f.Add([]byte(`{"envoy_http_.x",envoy_http_conn_manager_prefix="."} 1` + "\n"))
 	p := promtext.NewParser(0)
 	var m mapper
+	fresh := mapper{noCache: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_ = p.Parse(bytes.NewReader(body), promtext.Text, func(s *sample.Sample) error {
 			in := len(s.Labels)
+			want := mapped(fresh.Map(s))
 			o := m.Map(s)
+			if got := mapped(o); got != want {
+				t.Fatalf("cached %q, mapped anew %q", got, want)
+			}
 			if len(o.Name) == 0 || !bytes.HasPrefix(o.Name, o.Family) || len(o.Labels) > in {
 				t.Fatalf("%q → %q (family %q)", s.Name, o.Name, o.Family)
 			}

@@ -33,6 +33,11 @@ func mapped(s *sample.Sample) string {
 func mapText(t *testing.T, body string) []string {
 	t.Helper()
 	var m mapper
+	return mapWith(t, &m, body)
+}
+
+func mapWith(t *testing.T, m *mapper, body string) []string {
+	t.Helper()
 	var out []string
 	err := promtext.NewParser(0).Parse(strings.NewReader(body), promtext.Text, func(s *sample.Sample) error {
 		out = append(out, mapped(m.Map(s)))
@@ -100,6 +105,14 @@ func TestMapRealPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := mapText(t, string(b))
+	// The cache gives what mapping anew gives, the second time round too.
+	cachedMapper := mapper{}
+	fresh := mapWith(t, &mapper{noCache: true}, string(b))
+	for round := range 2 {
+		if c := mapWith(t, &cachedMapper, string(b)); strings.Join(c, "\n") != strings.Join(fresh, "\n") {
+			t.Fatalf("round %d: the cache changes the names", round)
+		}
+	}
 	if len(got) != 630 {
 		t.Fatalf("%d samples, want 630", len(got))
 	}

@@ -109,7 +109,22 @@ type mapper struct {
 	family   []byte
 	labels   []sample.Label
 	consumed []bool
+
+	// cache maps a family name and its labels (key) to the dotted family and the labels it
+	// consumed: the instances of a fleet, and the buckets of a histogram, repeat them, and a
+	// lookup is cheaper than trying the templates.
+	cache   map[string]cached
+	key     []byte
+	noCache bool // for tests: always map anew
 }
+
+type cached struct {
+	family   string
+	consumed uint64 // bit i: label i was consumed
+}
+
+// maxCached bounds the cache (it is cleared when full); a parser keeps it across bodies.
+const maxCached = 1 << 16
 
 // label returns the index of the label named n, or -1.
 func (m *mapper) label(labels []sample.Label, n string) int {
@@ -219,7 +234,36 @@ func (m *mapper) Map(s *sample.Sample) *sample.Sample {
 	if len(fam) == 0 || !bytes.HasPrefix(s.Name, fam) {
 		fam = s.Name
 	}
-	m.family = m.mapName(m.family[:0], fam, s.Labels)
+	useCache := !m.noCache && len(s.Labels) <= 64
+	if useCache {
+		m.key = append(m.key[:0], fam...)
+		for _, l := range s.Labels {
+			m.key = append(m.key, 0)
+			m.key = append(m.key, l.Name...)
+			m.key = append(m.key, 0)
+			m.key = append(m.key, l.Value...)
+		}
+	}
+	if c, ok := m.cache[string(m.key)]; useCache && ok {
+		m.family = append(m.family[:0], c.family...)
+		for i := range m.consumed {
+			m.consumed[i] = c.consumed&(1<<i) != 0
+		}
+	} else {
+		m.family = m.mapName(m.family[:0], fam, s.Labels)
+		if useCache {
+			if m.cache == nil || len(m.cache) >= maxCached {
+				m.cache = make(map[string]cached)
+			}
+			var bits uint64
+			for i, c := range m.consumed {
+				if c {
+					bits |= 1 << i
+				}
+			}
+			m.cache[string(m.key)] = cached{family: string(m.family), consumed: bits}
+		}
+	}
 	m.name = append(m.name[:0], m.family...)
 	for _, c := range s.Name[len(fam):] { // _bucket, _sum, _count
 		if c == '.' {
