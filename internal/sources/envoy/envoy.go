@@ -197,6 +197,11 @@ func AdminURL(raw string, prometheus, usedOnly bool, filter string) (string, err
 		add("filter=" + strings.ReplaceAll(url.QueryEscape(filter), "+", "%20"))
 	}
 	u.RawQuery = q
+	for _, kv := range strings.Split(q, "&") {
+		if f, ok := strings.CutPrefix(kv, "format="); ok && f != "prometheus" {
+			return "", fmt.Errorf("format=%s in the query: this kind reads the Prometheus or the plain text form only", f)
+		}
+	}
 	if IsPrometheusURL(u) != prometheus {
 		want := "text (GET /stats)"
 		if prometheus {

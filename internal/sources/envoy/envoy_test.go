@@ -293,6 +293,7 @@ func TestAdminURL(t *testing.T) {
 		{"https://h/envoy/stats/prometheus", true, false, "", "https://h/envoy/stats/prometheus"},
 		{"http://h:9901/stats/prometheus", false, false, "", "error"},
 		{"http://h:9901/stats", true, false, "", "error"},
+		{"http://h:9901/stats?format=json", false, false, "", "error"},
 	} {
 		got, err := AdminURL(c.in, c.prom, c.used, c.filter)
 		if err != nil {
