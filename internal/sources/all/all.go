@@ -3,5 +3,6 @@ package all
 
 import (
 	_ "github.com/statspipe/statspipe/internal/sources/haproxy"     // HAProxy stats sockets of [pull]
+	_ "github.com/statspipe/statspipe/internal/sources/mesos"       // [source.*] type = mesos
 	_ "github.com/statspipe/statspipe/internal/sources/openmetrics" // [source.*] type = openmetrics
 )
