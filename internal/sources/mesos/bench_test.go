@@ -3,9 +3,16 @@ package mesos
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/sample"
+	"github.com/statspipe/statspipe/internal/sources"
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 // benchBody is a Mesos-style body of n keys: escaped slashes, per-framework and per-role
@@ -58,6 +65,45 @@ func BenchmarkParseRealMaster(b *testing.B) {
 	for b.Loop() {
 		r.Reset(body)
 		if err := p.Parse(r, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProcess is the process half on one source directory of 20 instances with the
+// 20,000-key body each (parse, leader rule, default policies, engine, lines).
+func BenchmarkProcess(b *testing.B) {
+	const instances = 20
+	dir := b.TempDir()
+	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
+	cfg := loadConfig(b, baseConf(dir)+"[source.m]\ntype = mesos\n", config.ProcessProgram)
+	part := filepath.Join(dir, "1700000000", "m")
+	os.MkdirAll(part, 0o755)
+	write := func(name string, v any) {
+		f, _ := os.Create(filepath.Join(part, name))
+		defer f.Close()
+		if err := spool.WriteJSON(f, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	write(spool.SourceInfoFile, spool.NewSourceInfo(Kind, "m", sources.Recorded(&cfg.Sources[0])))
+	body := benchBody(20000)
+	for i := range instances {
+		name := fmt.Sprintf("i%02d", i)
+		os.WriteFile(filepath.Join(part, name+spool.BodySuffix), body, 0o644)
+		write(name+spool.MetaSuffix, spool.InstanceMeta{Instance: name, Status: 200, Bytes: int64(len(body))})
+	}
+	ctor, err := newFormat(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := ctor()
+	out := 0
+	flush := func(bt *metric.Batch) error { out += len(bt.Data); metric.Recycle(bt); return nil }
+	b.SetBytes(int64(instances * len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.Process(part, 1700000000, flush); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -42,7 +42,7 @@ func serve(t *testing.T, ct, body string) string {
 	return ts.URL
 }
 
-func loadConfig(t *testing.T, text string, prog config.Program) *config.Config {
+func loadConfig(t testing.TB, text string, prog config.Program) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "c.conf")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
