@@ -227,16 +227,26 @@ type format struct {
 }
 
 func newFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, error) {
+	// httpsource makes one parser per worker Format; made hands this kind's wrapper the one
+	// its inner Format got (ctor is called under mu, so workers starting together do not mix
+	// them up).
+	var (
+		mu   sync.Mutex
+		made *Parser
+	)
+	half := httpsource.Kind{Name: Kind, DottedNames: true, NewParser: func() httpsource.Parser {
+		made = NewParser()
+		return &bodyParser{made}
+	}}
+	ctor, err := half.NewFormat(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	return func() process.Format {
-		p := NewParser()
-		half := httpsource.Kind{Name: Kind, DottedNames: true,
-			NewParser: func() httpsource.Parser { return &bodyParser{p} }}
-		ctor, err := half.NewFormat(cfg, log)
-		if err != nil {
-			// NewFormat of httpsource cannot fail; if it ever does, every snapshot says so.
-			return failedFormat{err}
-		}
-		return &format{cfg: cfg, inner: ctor(), parser: p}
+		mu.Lock()
+		defer mu.Unlock()
+		inner := ctor()
+		return &format{cfg: cfg, inner: inner, parser: made}
 	}, nil
 }
 
@@ -276,10 +286,4 @@ func electedOnly(cfg *config.Config, dir string) bool {
 		return st.electedOnly
 	}
 	return true
-}
-
-type failedFormat struct{ err error }
-
-func (f failedFormat) Process(string, int64, metric.FlushFunc) error {
-	return process.UnusableError(f.err)
 }

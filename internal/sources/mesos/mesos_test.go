@@ -333,3 +333,38 @@ func TestSampleConf(t *testing.T) {
 		}
 	}
 }
+
+// A key given twice, and two keys that meet in one name, keep the first value; workers'
+// Formats have parsers of their own (run with -race).
+func TestDuplicatesAndWorkers(t *testing.T) {
+	dir := t.TempDir()
+	u1 := serve(t, "application/json", `{"a/b.c":1,"a/b_c":2,"x":1,"x":5,"n":null}`)
+	conf := baseConf(dir) + "[source.m]\ntype = mesos\nurls = a=" + u1 + "\n"
+	snap, _ := pullOnce(t, loadConfig(t, conf, config.PullProgram))
+	part := filepath.Join(snap, "m")
+	ctor, err := newFormat(loadConfig(t, conf, config.ProcessProgram), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1, f2 := ctor().(*format), ctor().(*format)
+	if f1.parser == f2.parser || f1.parser == nil {
+		t.Fatal("two workers share a parser")
+	}
+	outs := make(chan string, 2)
+	for _, f := range []*format{f1, f2} {
+		go func() {
+			var out bytes.Buffer
+			err := f.Process(part, 1700000000, func(b *metric.Batch) error { out.Write(b.Data); metric.Recycle(b); return nil })
+			if err != nil {
+				out.WriteString(err.Error())
+			}
+			outs <- out.String()
+		}()
+	}
+	want := "loadbalancers.vm.m.a.b_c 1.0 1700000000\nloadbalancers.vm.m.x 1.0 1700000000\n"
+	for range 2 {
+		if got := <-outs; got != want {
+			t.Errorf("lines\n%s\nwant\n%s", got, want)
+		}
+	}
+}

@@ -149,7 +149,7 @@ func TestParseCases(t *testing.T) {
 		{"empty parts", `{"":1,"/x//":2}`, []kv{{"", 1}, {".x..", 2}}, ""},
 		{"numbers", `{"i":2,"f":2.77555756156289e-17,"n":-0.5,"z":0,"e":1E3,"big":1099789,"huge":1e400}`,
 			[]kv{{"i", 2}, {"f", 2.77555756156289e-17}, {"n", -0.5}, {"z", 0}, {"e", 1000}, {"big", 1099789}, {"huge", math.Inf(1)}}, ""},
-		{"null skipped", `{"a":null,"b":1}`, []kv{{"b", 1}}, ""},
+		{"null skipped", `{"a":null,"b":1,"c": null }`, []kv{{"b", 1}}, ""},
 		{"duplicate keys kept in order", `{"a":1,"a":2}`, []kv{{"a", 1}, {"a", 2}}, ""},
 		{"empty body", "", nil, "empty body"},
 		{"only space", "  \n", nil, "truncated"},
@@ -194,6 +194,9 @@ func TestParseCases(t *testing.T) {
 			}
 			if len(got) != len(c.want) {
 				t.Fatalf("samples %v, want %v", got, c.want)
+			}
+			if nulls := strings.Count(c.body, "null"); p.Nulls() != nulls {
+				t.Errorf("%d nulls counted, want %d", p.Nulls(), nulls)
 			}
 			for i := range got {
 				if got[i] != c.want[i] {
