@@ -16,7 +16,7 @@ func TestMainREADMEMirrorsEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds, err := KindREADMEs(sourcesDir)
-	if err != nil || len(kinds) < 3 {
+	if err != nil || len(kinds) < 4 {
 		t.Fatalf("kind READMEs %v %v", kinds, err)
 	}
 	for _, kind := range kinds {
