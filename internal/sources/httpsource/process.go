@@ -36,6 +36,13 @@ type MultiParser interface {
 	ParseMulti(meta spool.InstanceMeta, body io.Reader, in Instances) error
 }
 
+// Configurable is a Parser with options of its kind's own (Mesos' elected-only): before each
+// source directory, Configure gets what the kind's checks stored for that source, from the
+// configuration's section or the snapshot's recorded options, as the other processing options.
+type Configurable interface {
+	Configure(ProcessSettings)
+}
+
 // Instances receives the instances of a MultiParser's body.
 type Instances interface {
 	Begin(name string)
@@ -90,9 +97,13 @@ func (f *format) Process(dir string, ts int64, flush metric.FlushFunc) error {
 	if err != nil {
 		return process.UnusableError(err)
 	}
-	st, optsKey, err := f.settings(info)
+	kindSettings, optsKey, err := f.settings(info)
 	if err != nil {
 		return process.UnusableError(fmt.Errorf("source %s: %w", info.Source, err))
+	}
+	st := kindSettings.ProcessSettings()
+	if c, ok := f.parser.(Configurable); ok {
+		c.Configure(kindSettings)
 	}
 	instances, err := listInstances(dir)
 	if err != nil {
@@ -173,17 +184,17 @@ func (i aggInstances) Begin(name string)    { i.a.BeginInstance(name) }
 func (i aggInstances) Add(s *sample.Sample) { i.a.Add(s) }
 func (i aggInstances) End(keep bool)        { i.a.EndInstance(keep) }
 
-// settings returns the processing settings of the snapshot's source, and a key that changes
-// when they do.
-func (f *format) settings(info spool.SourceInfo) (Process, string, error) {
+// settings returns the settings of the snapshot's source (the kind's, with its processing
+// options), and a key that changes when they do.
+func (f *format) settings(info spool.SourceInfo) (ProcessSettings, string, error) {
 	for i := range f.cfg.Sources {
 		src := &f.cfg.Sources[i]
 		if src.Name == info.Source && src.Kind == info.Kind {
 			st, ok := src.Settings.(ProcessSettings)
 			if !ok {
-				return Process{}, "", errors.New("the configuration's source was not validated for stats-process")
+				return nil, "", errors.New("the configuration's source was not validated for stats-process")
 			}
-			return st.ProcessSettings(), "config", nil
+			return st, "config", nil
 		}
 	}
 	var opts []config.SourceValue
@@ -200,13 +211,13 @@ func (f *format) settings(info spool.SourceInfo) (Process, string, error) {
 		}
 	}
 	if err != nil {
-		return Process{}, "", fmt.Errorf("recorded options: %w", err)
+		return nil, "", fmt.Errorf("recorded options: %w", err)
 	}
 	st, ok := src.Settings.(ProcessSettings)
 	if !ok {
-		return Process{}, "", errors.New("the kind stored no processing settings")
+		return nil, "", errors.New("the kind stored no processing settings")
 	}
-	return st.ProcessSettings(), key.String(), nil
+	return st, key.String(), nil
 }
 
 func (f *format) aggregator(source, optsKey string, st Process) (*aggregate.Aggregator, error) {

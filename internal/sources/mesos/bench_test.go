@@ -93,7 +93,7 @@ func BenchmarkProcess(b *testing.B) {
 		os.WriteFile(filepath.Join(part, name+spool.BodySuffix), body, 0o644)
 		write(name+spool.MetaSuffix, spool.InstanceMeta{Instance: name, Status: 200, Bytes: int64(len(body))})
 	}
-	ctor, err := newFormat(cfg, slog.New(slog.DiscardHandler))
+	ctor, err := processHalf.NewFormat(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,8 +25,6 @@ import (
 	"github.com/statspipe/statspipe/internal/aggregate"
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/httpfetch"
-	"github.com/statspipe/statspipe/internal/metric"
-	"github.com/statspipe/statspipe/internal/process"
 	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sample"
 	"github.com/statspipe/statspipe/internal/sources"
@@ -95,7 +93,7 @@ func init() {
 			CheckProcess: checkProcess,
 		},
 		NewProvider: newProvider,
-		NewFormat:   newFormat,
+		NewFormat:   processHalf.NewFormat,
 	})
 }
 
@@ -211,8 +209,9 @@ func check(res httpfetch.Result) (func(io.Reader) error, error) {
 var parsers = sync.Pool{New: func() any { return NewParser() }}
 
 // The process half is httpsource's Format with this parser; elected-only, an option of this
-// kind, is read from the same place as the other processing options (the configuration's
-// [source.<name>] of this kind, else the snapshot's source.json) before each source directory.
+// kind, reaches the parser through httpsource.Configurable, from the same place as the other
+// processing options (the configuration's [source.<name>] of this kind, else the snapshot's
+// source.json).
 
 type bodyParser struct{ p *Parser }
 
@@ -220,70 +219,16 @@ func (b *bodyParser) Parse(_ spool.InstanceMeta, body io.Reader, fn sample.Func)
 	return b.p.Parse(body, fn)
 }
 
-type format struct {
-	cfg    *config.Config
-	inner  process.Format
-	parser *Parser
+// Configure implements httpsource.Configurable.
+func (b *bodyParser) Configure(st httpsource.ProcessSettings) {
+	b.p.ElectedOnly = true
+	switch st := st.(type) {
+	case processSettings:
+		b.p.ElectedOnly = st.electedOnly
+	case pullSettings:
+		b.p.ElectedOnly = st.electedOnly
+	}
 }
 
-func newFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, error) {
-	// httpsource makes one parser per worker Format; made hands this kind's wrapper the one
-	// its inner Format got (ctor is called under mu, so workers starting together do not mix
-	// them up).
-	var (
-		mu   sync.Mutex
-		made *Parser
-	)
-	half := httpsource.Kind{Name: Kind, DottedNames: true, NewParser: func() httpsource.Parser {
-		made = NewParser()
-		return &bodyParser{made}
-	}}
-	ctor, err := half.NewFormat(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	return func() process.Format {
-		mu.Lock()
-		defer mu.Unlock()
-		inner := ctor()
-		return &format{cfg: cfg, inner: inner, parser: made}
-	}, nil
-}
-
-func (f *format) Process(dir string, ts int64, flush metric.FlushFunc) error {
-	f.parser.ElectedOnly = electedOnly(f.cfg, dir)
-	return f.inner.Process(dir, ts, flush)
-}
-
-// electedOnly is the source's elected-only option; errors in source.json or its options are
-// the inner Format's to report, with the default meanwhile.
-func electedOnly(cfg *config.Config, dir string) bool {
-	info, err := spool.ReadSourceInfo(dir)
-	if err != nil {
-		return true
-	}
-	for i := range cfg.Sources {
-		src := &cfg.Sources[i]
-		if src.Name == info.Source && src.Kind == info.Kind {
-			if st, ok := src.Settings.(processSettings); ok {
-				return st.electedOnly
-			}
-			if st, ok := src.Settings.(pullSettings); ok {
-				return st.electedOnly
-			}
-			return true
-		}
-	}
-	opts := make([]config.SourceValue, 0, len(info.Options))
-	for _, o := range info.Options {
-		opts = append(opts, config.SourceValue{Key: o.Key, Value: o.Value})
-	}
-	src, _, err := config.RecordedSource(Kind, info.Source, opts)
-	if err != nil {
-		return true
-	}
-	if st, ok := src.Settings.(processSettings); ok {
-		return st.electedOnly
-	}
-	return true
-}
+var processHalf = httpsource.Kind{Name: Kind, DottedNames: true,
+	NewParser: func() httpsource.Parser { return &bodyParser{NewParser()} }}

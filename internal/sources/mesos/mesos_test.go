@@ -16,6 +16,7 @@ import (
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/process"
 	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sources"
 	"github.com/statspipe/statspipe/internal/spool"
@@ -85,7 +86,7 @@ func pullOnce(t *testing.T, cfg *config.Config) (string, *testrig.Buffer) {
 
 func processPart(t *testing.T, cfg *config.Config, dir string) (string, error) {
 	t.Helper()
-	ctor, err := newFormat(cfg, slog.New(slog.DiscardHandler))
+	ctor, err := processHalf.NewFormat(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,16 +343,12 @@ func TestDuplicatesAndWorkers(t *testing.T) {
 	conf := baseConf(dir) + "[source.m]\ntype = mesos\nurls = a=" + u1 + "\n"
 	snap, _ := pullOnce(t, loadConfig(t, conf, config.PullProgram))
 	part := filepath.Join(snap, "m")
-	ctor, err := newFormat(loadConfig(t, conf, config.ProcessProgram), slog.New(slog.DiscardHandler))
+	ctor, err := processHalf.NewFormat(loadConfig(t, conf, config.ProcessProgram), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f1, f2 := ctor().(*format), ctor().(*format)
-	if f1.parser == f2.parser || f1.parser == nil {
-		t.Fatal("two workers share a parser")
-	}
 	outs := make(chan string, 2)
-	for _, f := range []*format{f1, f2} {
+	for _, f := range []process.Format{ctor(), ctor()} { // each worker's Format, with its own parser
 		go func() {
 			var out bytes.Buffer
 			err := f.Process(part, 1700000000, func(b *metric.Batch) error { out.Write(b.Data); metric.Recycle(b); return nil })
