@@ -64,31 +64,41 @@ func (in *instance) Name() string { return in.target.Name }
 const bodyBuffer = 64 << 10
 
 func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
-	body, err := snap.Create(in.target.Name + spool.BodySuffix)
+	return PullBody(ctx, snap, in.p.client, in.target.Name, in.target.URL, in.p.check, nil)
+}
+
+// PullBody fetches url with client into snap as the instance name: <name>.body, streamed as
+// received (decompressed) and checked on the way by check, then <name>.meta.json, with the
+// Extra that extra (if not nil) returns once the body is in. An error leaves the files
+// uncommitted, for the pull loop to remove. Kinds with their own discovery (Scope) use it for
+// each instance they find.
+func PullBody(ctx context.Context, snap pull.SnapshotWriter, client *httpfetch.Client, name, url string,
+	check Check, extra func() map[string]string) error {
+	body, err := snap.Create(name + spool.BodySuffix)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(body, bodyBuffer)
-	tee := &teeWriter{file: bw, check: in.p.check}
-	res, err := in.p.client.Fetch(ctx, in.target.URL, tee)
+	tee := &teeWriter{file: bw, check: check}
+	res, err := client.Fetch(ctx, url, tee)
 	if err == nil {
 		err = bw.Flush()
 	}
 	if cerr := tee.finish(); err == nil && cerr != nil {
-		err = fmt.Errorf("GET %s: the body does not parse: %w", in.target.URL, cerr)
+		err = fmt.Errorf("GET %s: the body does not parse: %w", url, cerr)
 	}
 	if err != nil {
-		return err // the loop removes the uncommitted file
+		return err
 	}
 	if err := body.Commit(); err != nil {
 		return err
 	}
-	meta, err := snap.Create(in.target.Name + spool.MetaSuffix)
+	meta, err := snap.Create(name + spool.MetaSuffix)
 	if err != nil {
 		return err
 	}
-	if err := spool.WriteJSON(meta, spool.InstanceMeta{
-		Instance:        in.target.Name,
+	m := spool.InstanceMeta{
+		Instance:        name,
 		URL:             res.URL,
 		ContentType:     res.ContentType,
 		ContentEncoding: res.ContentEncoding,
@@ -96,7 +106,11 @@ func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 		DurationSeconds: res.Duration.Seconds(),
 		Bytes:           res.Bytes,
 		WireBytes:       res.WireBytes,
-	}); err != nil {
+	}
+	if extra != nil {
+		m.Extra = extra()
+	}
+	if err := spool.WriteJSON(meta, m); err != nil {
 		return err
 	}
 	return meta.Commit()

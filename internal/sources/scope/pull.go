@@ -1,7 +1,6 @@
 package scope
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/statspipe/statspipe/internal/httpfetch"
 	"github.com/statspipe/statspipe/internal/pull"
-	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/sources/httpsource"
 )
 
 // The pull half. Every round socket-dir is listed again (Scope rescans its plugins root every
@@ -188,56 +187,49 @@ type instance struct {
 
 func (in *instance) Name() string { return in.plugin.id }
 
-// bodyBuffer is the write buffer in front of the body file: the file's writes are not buffered.
-const bodyBuffer = 64 << 10
-
 func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
-	body, err := snap.Create(in.plugin.id + spool.BodySuffix)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(body, bodyBuffer)
-	tee := &teeWriter{file: bw, id: in.plugin.id, host: in.p.st.hostID}
-	res, err := in.client.Fetch(ctx, reportURL, tee)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := tee.finish(); err == nil && cerr != nil {
-		err = fmt.Errorf("plugin %s: the report does not parse: %w", in.plugin.socket, cerr)
-	}
-	if err != nil {
-		return err // the loop removes the uncommitted file
-	}
-	if err := body.Commit(); err != nil {
-		return err
-	}
-	extra := map[string]string{"socket": in.plugin.socket, "host": in.p.st.hostID}
-	for _, pid := range tee.pids {
-		if comm, ok := readComm(pid); ok {
-			extra["pid:"+pid] = comm
+	var pids []string // this host's PIDs the report names, filled by the check
+	morePIDs := 0
+	check := func(res httpfetch.Result) (func(io.Reader) error, error) {
+		// Scope: "any status other than 200 is an error"; httpfetch accepts every 2xx.
+		if res.Status != 200 {
+			return nil, fmt.Errorf("HTTP status %d, want 200", res.Status)
 		}
+		return func(body io.Reader) error {
+			seen := map[string]bool{}
+			return parseReport(body, in.plugin.id, func(topo, id string, _ []metricValue) error {
+				if topo != processTopology {
+					return nil
+				}
+				if host, pid, ok := processNode(id); ok && host == in.p.st.hostID && !seen[pid] {
+					if len(pids) < maxPIDs {
+						seen[pid] = true
+						pids = append(pids, pid)
+					} else {
+						morePIDs++
+					}
+				}
+				return nil
+			})
+		}, nil
 	}
-	if tee.morePIDs > 0 {
-		in.p.log.Warn("process names not recorded past the bound", "plugin", in.plugin.id, "max", maxPIDs, "left_out", tee.morePIDs)
+	extra := func() map[string]string {
+		m := map[string]string{"socket": in.plugin.socket, "host": in.p.st.hostID}
+		for _, pid := range pids {
+			if comm, ok := readComm(pid); ok {
+				m["pid:"+pid] = comm
+			}
+		}
+		if morePIDs > 0 {
+			in.p.log.Warn("process names not recorded past the bound", "plugin", in.plugin.id, "max", maxPIDs, "left_out", morePIDs)
+		}
+		return m
 	}
-	meta, err := snap.Create(in.plugin.id + spool.MetaSuffix)
+	err := httpsource.PullBody(ctx, snap, in.client, in.plugin.id, reportURL, check, extra)
 	if err != nil {
-		return err
+		return fmt.Errorf("plugin %s: %w", in.plugin.socket, err)
 	}
-	if err := spool.WriteJSON(meta, spool.InstanceMeta{
-		Instance:        in.plugin.id,
-		URL:             res.URL,
-		ContentType:     res.ContentType,
-		ContentEncoding: res.ContentEncoding,
-		Status:          res.Status,
-		DurationSeconds: res.Duration.Seconds(),
-		Bytes:           res.Bytes,
-		WireBytes:       res.WireBytes,
-		Extra:           extra,
-	}); err != nil {
-		return err
-	}
-	return meta.Commit()
+	return nil
 }
 
 // readComm returns a process's name, if the process still exists.
@@ -251,66 +243,4 @@ func readComm(pid string) (string, bool) {
 	n, _ := io.ReadFull(f, buf[:])
 	comm := strings.TrimSuffix(string(buf[:n]), "\n")
 	return comm, comm != ""
-}
-
-// teeWriter writes the body to the file and, through a pipe, to the report parser, started
-// from the response headers (before the first byte). After a failed parse the pipe is
-// drained, so the fetch never blocks on it.
-type teeWriter struct {
-	file     io.Writer
-	id, host string
-	pw       *io.PipeWriter
-	done     chan error
-	// Filled by the parser; read after finish.
-	pids     []string
-	morePIDs int
-}
-
-func (t *teeWriter) WriteHeader(res httpfetch.Result) error {
-	// Scope: "any status other than 200 is an error"; httpfetch accepts every 2xx.
-	if res.Status != 200 {
-		return fmt.Errorf("HTTP status %d, want 200", res.Status)
-	}
-	pr, pw := io.Pipe()
-	t.pw, t.done = pw, make(chan error, 1)
-	go func() {
-		seen := map[string]bool{}
-		err := parseReport(pr, t.id, func(topo, id string, _ []metricValue) error {
-			if topo != processTopology {
-				return nil
-			}
-			if host, pid, ok := processNode(id); ok && host == t.host && !seen[pid] {
-				if len(t.pids) < maxPIDs {
-					seen[pid] = true
-					t.pids = append(t.pids, pid)
-				} else {
-					t.morePIDs++
-				}
-			}
-			return nil
-		})
-		_, _ = io.Copy(io.Discard, pr)
-		t.done <- err
-	}()
-	return nil
-}
-
-func (t *teeWriter) Write(b []byte) (int, error) {
-	if _, err := t.file.Write(b); err != nil {
-		return 0, err
-	}
-	if t.pw != nil {
-		_, _ = t.pw.Write(b)
-	}
-	return len(b), nil
-}
-
-// finish ends the body and returns the parser's verdict (nil when no body was started: the
-// fetch error says why).
-func (t *teeWriter) finish() error {
-	if t.pw == nil {
-		return nil
-	}
-	t.pw.Close()
-	return <-t.done
 }
