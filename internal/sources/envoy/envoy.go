@@ -64,7 +64,7 @@ func init() {
 		Config: &config.SourceKind{
 			Options:      httpsource.Options(ownOptions...),
 			CheckPull:    checkPull,
-			CheckProcess: checkProcess,
+			CheckProcess: httpsource.CheckProcess(DefaultRules...),
 		},
 		NewProvider: newProvider,
 		NewFormat:   processHalf.NewFormat,
@@ -144,15 +144,6 @@ func checkPull(s *config.Source) error {
 		t.URL = u
 	}
 	if st.process, err = httpsource.ReadProcess(s, DefaultRules...); err != nil {
-		return err
-	}
-	s.Settings = st
-	return nil
-}
-
-func checkProcess(s *config.Source) error {
-	st, err := httpsource.ReadProcess(s, DefaultRules...)
-	if err != nil {
 		return err
 	}
 	s.Settings = st

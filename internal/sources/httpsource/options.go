@@ -204,3 +204,16 @@ func parsePercentile(w string) (int, bool) {
 	}
 	return fs[0].P, true
 }
+
+// CheckProcess returns the config.SourceKind.CheckProcess of a kind whose processing options
+// are ProcessOptions only, with its default rules.
+func CheckProcess(defaults ...aggregate.Rule) func(*config.Source) error {
+	return func(s *config.Source) error {
+		st, err := ReadProcess(s, defaults...)
+		if err != nil {
+			return err
+		}
+		s.Settings = st
+		return nil
+	}
+}

@@ -38,7 +38,7 @@ func init() {
 		Config: &config.SourceKind{
 			Options:      httpsource.Options(),
 			CheckPull:    checkPull,
-			CheckProcess: checkProcess,
+			CheckProcess: httpsource.CheckProcess(),
 		},
 		NewProvider: newProvider,
 		NewFormat:   processHalf.NewFormat,
@@ -60,15 +60,6 @@ func checkPull(s *config.Source) error {
 		return err
 	}
 	if st.process, err = httpsource.ReadProcess(s); err != nil {
-		return err
-	}
-	s.Settings = st
-	return nil
-}
-
-func checkProcess(s *config.Source) error {
-	st, err := httpsource.ReadProcess(s)
-	if err != nil {
 		return err
 	}
 	s.Settings = st

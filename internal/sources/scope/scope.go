@@ -52,7 +52,7 @@ func init() {
 		Config: &config.SourceKind{
 			Options:      append(append([]config.SourceOption(nil), ownOptions...), httpsource.ProcessOptions...),
 			CheckPull:    checkPull,
-			CheckProcess: checkProcess,
+			CheckProcess: httpsource.CheckProcess(),
 		},
 		NewProvider: newProvider,
 		NewFormat:   processHalf.NewFormat,
@@ -96,15 +96,6 @@ func checkPull(s *config.Source) error {
 		}
 	}
 	if st.process, err = httpsource.ReadProcess(s); err != nil {
-		return err
-	}
-	s.Settings = st
-	return nil
-}
-
-func checkProcess(s *config.Source) error {
-	st, err := httpsource.ReadProcess(s)
-	if err != nil {
 		return err
 	}
 	s.Settings = st
