@@ -135,6 +135,7 @@ func (r *Runner) Summary() Summary {
 // SrcDir cannot be watched; what was not delivered stays on disk (see Summary). ready is called once the
 // watch is in place and the backlog is listed (its settled part queued; see watcher).
 func (r *Runner) Run(ctx context.Context, ready func()) error {
+	r.removeLeftovers()
 	w, err := newWatcher(r.o.SrcDir, r.queue, r.log, r.o.RescanInterval)
 	if err != nil {
 		return err
@@ -160,6 +161,13 @@ func (r *Runner) Alive() bool {
 	return w == nil || time.Since(time.Unix(0, w.beat.Load())) < 10*time.Second
 }
 
+// removeLeftovers deletes what a removal cut short by a crash left (see spool.Remove).
+func (r *Runner) removeLeftovers() {
+	if err := spool.RemoveLeftovers(r.o.SrcDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.log.Warn("cannot delete what an earlier removal left in src-dir", "dir", r.o.SrcDir, "error", err)
+	}
+}
+
 // maxLeftNames bounds the snapshot names Once logs as left in the spool.
 const maxLeftNames = 20
 
@@ -171,6 +179,7 @@ const maxLeftNames = 20
 // when no dispatcher acknowledged anything for OnceTimeout (everything still held is given up
 // at once). It then logs which snapshots were left; Summary().Left counts them.
 func (r *Runner) Once(ctx context.Context) error {
+	r.removeLeftovers()
 	entries, err := spool.List(r.o.SrcDir)
 	if err != nil {
 		return fmt.Errorf("process: listing %s: %w", r.o.SrcDir, err)

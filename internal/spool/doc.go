@@ -137,6 +137,15 @@
 // without statspipe-partial is complete. Processors read the record with [PartialSources] or
 // [PartialRecord].
 //
+// # Removal (process side)
+//
+// A delivered snapshot is removed by [Remove]: renamed first, in one atomic and durable step,
+// to the dot name .removing.<epoch> in src-dir (out of the queue), then deleted. A crash in
+// the middle of deleting a directory's files must never leave a snapshot with some of its
+// files gone in the queue: processed again, it would overwrite a complete local-store file
+// with an incomplete one. What a crash leaves is a dot directory, which the processor deletes
+// at start ([RemoveLeftovers]).
+//
 // # Quarantine (process side)
 //
 // A snapshot the processor cannot use (a non-integer name, a malformed file, an entry that is

@@ -271,12 +271,52 @@ func openReason(dfd int, dir, name string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// Remove deletes a snapshot directory; a snapshot that is already gone is not an error.
+// removingPrefix starts the dot name a delivered snapshot is renamed to before it is deleted.
+const removingPrefix = ".removing."
+
+// Remove deletes a delivered snapshot directory; a snapshot that is already gone is not an
+// error. It first renames the snapshot to a dot name in its directory (out of the queue, in one
+// atomic step, made durable), then deletes it: a crash in the middle of the deletion must not
+// leave a snapshot with some of its files gone in the queue, to be processed again into an
+// incomplete local-store file or fewer Graphite lines. A leftover dot directory is deleted by
+// RemoveLeftovers.
 func Remove(snapshotPath string) error {
-	if err := os.RemoveAll(snapshotPath); err != nil {
+	dir, name := filepath.Split(filepath.Clean(snapshotPath))
+	gone := filepath.Join(dir, removingPrefix+name)
+	if err := os.RemoveAll(gone); err != nil { // a leftover of an earlier crash
 		return fmt.Errorf("removing snapshot %s: %w", snapshotPath, err)
 	}
+	if err := os.Rename(snapshotPath, gone); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("removing snapshot %s: %w", snapshotPath, err)
+	}
+	if err := syncDir(filepath.Clean(dir)); err != nil {
+		return fmt.Errorf("removing snapshot %s: %w", snapshotPath, err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("removing snapshot %s (renamed %s): %w", snapshotPath, gone, err)
+	}
 	return nil
+}
+
+// RemoveLeftovers deletes what Remove left in srcDir when the process died in the middle of a
+// removal (dot directories, not in the queue). The processor calls it at start.
+func RemoveLeftovers(srcDir string) error {
+	entries, err := os.ReadDir(srcDir)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), removingPrefix) && e.IsDir() {
+			if err := os.RemoveAll(filepath.Join(srcDir, e.Name())); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
 
 // FailedSource is one line of a partial snapshot's record.

@@ -396,3 +396,37 @@ func TestIsSnapshotFile(t *testing.T) {
 		}
 	}
 }
+
+// Remove takes the snapshot out of the queue in one step before deleting it: a removal cut
+// short leaves a dot directory (never a snapshot with some files gone), which RemoveLeftovers
+// deletes.
+func TestRemoveIsAtomicForTheQueue(t *testing.T) {
+	src := t.TempDir()
+	snap := filepath.Join(src, "1700000000")
+	os.Mkdir(snap, 0o755)
+	os.WriteFile(filepath.Join(snap, "a_stat"), []byte("x"), 0o644)
+	// A leftover of a crash in the middle of an earlier removal of the same name.
+	stale := filepath.Join(src, removingPrefix+"1700000000")
+	os.MkdirAll(stale, 0o755)
+	os.WriteFile(filepath.Join(stale, "b_stat"), []byte("y"), 0o644)
+	if err := Remove(snap); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(src); len(entries) != 0 {
+		t.Fatalf("left in src-dir: %v", entries)
+	}
+	if err := Remove(snap); err != nil {
+		t.Fatalf("a snapshot already gone: %v", err)
+	}
+	// What a crash between the rename and the deletion leaves is no queue entry, and goes.
+	os.MkdirAll(filepath.Join(src, removingPrefix+"1700000010"), 0o755)
+	if n, err := QueueLen(src); err != nil || n != 0 {
+		t.Fatalf("queue length %d %v", n, err)
+	}
+	if err := RemoveLeftovers(src); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(src); len(entries) != 0 {
+		t.Fatalf("left in src-dir: %v", entries)
+	}
+}
