@@ -15,10 +15,8 @@
 package envoy
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/url"
 	"strings"
@@ -28,7 +26,6 @@ import (
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/httpfetch"
 	"github.com/statspipe/statspipe/internal/promtext"
-	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sample"
 	"github.com/statspipe/statspipe/internal/sources"
 	"github.com/statspipe/statspipe/internal/sources/httpsource"
@@ -66,7 +63,7 @@ func init() {
 			CheckPull:    checkPull,
 			CheckProcess: httpsource.CheckProcess(DefaultRules...),
 		},
-		NewProvider: newProvider,
+		NewProvider: httpsource.Provider(check),
 		NewFormat:   processHalf.NewFormat,
 	})
 }
@@ -111,6 +108,9 @@ var DefaultRules = func() []aggregate.Rule {
 }()
 
 // pullSettings are the typed options of a source, for stats-pull.
+// FetchSettings implements httpsource.FetchSettings.
+func (p pullSettings) FetchSettings() httpsource.Fetch { return p.fetch }
+
 type pullSettings struct {
 	fetch   httpsource.Fetch
 	process httpsource.Process
@@ -220,14 +220,6 @@ func IsPrometheusURL(u *url.URL) bool {
 func isPrometheusBody(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err == nil && IsPrometheusURL(u)
-}
-
-func newProvider(cfg *config.Config, src *config.Source, log *slog.Logger) (pull.Provider, error) {
-	st, ok := src.Settings.(pullSettings)
-	if !ok {
-		return nil, errors.New("source was not validated for stats-pull")
-	}
-	return httpsource.NewProvider(src, st.fetch, check, log)
 }
 
 // check parses a body as it is pulled: a body that does not parse, or that ends inside a line

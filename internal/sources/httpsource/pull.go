@@ -3,6 +3,7 @@ package httpsource
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,26 @@ import (
 // returned function gets the body and returns the verdict. An error refuses the body at once
 // (an unknown media type). A nil Check accepts every 2xx body.
 type Check func(res httpfetch.Result) (func(body io.Reader) error, error)
+
+// FetchSettings is implemented by what a kind's CheckPull stores in config.Source.Settings.
+type FetchSettings interface {
+	FetchSettings() Fetch
+}
+
+// FetchSettings makes Fetch its own settings.
+func (f Fetch) FetchSettings() Fetch { return f }
+
+// Provider returns the sources.Kind.NewProvider of a kind whose pull half is this package's:
+// every target fetched and its body checked by check.
+func Provider(check Check) func(cfg *config.Config, src *config.Source, log *slog.Logger) (pull.Provider, error) {
+	return func(cfg *config.Config, src *config.Source, log *slog.Logger) (pull.Provider, error) {
+		st, ok := src.Settings.(FetchSettings)
+		if !ok {
+			return nil, errors.New("source was not validated for stats-pull")
+		}
+		return NewProvider(src, st.FetchSettings(), check, log)
+	}
+}
 
 type provider struct {
 	info    pull.ProviderInfo

@@ -13,10 +13,8 @@
 package mesos
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/url"
 	"strings"
@@ -25,7 +23,6 @@ import (
 	"github.com/statspipe/statspipe/internal/aggregate"
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/httpfetch"
-	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sample"
 	"github.com/statspipe/statspipe/internal/sources"
 	"github.com/statspipe/statspipe/internal/sources/httpsource"
@@ -92,7 +89,7 @@ func init() {
 			CheckPull:    checkPull,
 			CheckProcess: checkProcess,
 		},
-		NewProvider: newProvider,
+		NewProvider: httpsource.Provider(check),
 		NewFormat:   processHalf.NewFormat,
 	})
 }
@@ -106,6 +103,9 @@ type processSettings struct {
 func (p processSettings) ProcessSettings() httpsource.Process { return p.process }
 
 // pullSettings are the typed options of a source, for stats-pull.
+// FetchSettings implements httpsource.FetchSettings.
+func (p pullSettings) FetchSettings() httpsource.Fetch { return p.fetch }
+
 type pullSettings struct {
 	processSettings
 	fetch httpsource.Fetch
@@ -163,14 +163,6 @@ func WithDefaultPath(raw string) (string, error) {
 		u.Path, u.RawPath = DefaultPath, ""
 	}
 	return u.String(), nil
-}
-
-func newProvider(cfg *config.Config, src *config.Source, log *slog.Logger) (pull.Provider, error) {
-	st, ok := src.Settings.(pullSettings)
-	if !ok {
-		return nil, errors.New("source was not validated for stats-pull")
-	}
-	return httpsource.NewProvider(src, st.fetch, check, log)
 }
 
 // CheckMediaType accepts what Mesos and the proxies in front of it send: application/json

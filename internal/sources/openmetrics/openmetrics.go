@@ -11,16 +11,13 @@
 package openmetrics
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/httpfetch"
 	"github.com/statspipe/statspipe/internal/promtext"
-	"github.com/statspipe/statspipe/internal/pull"
 	"github.com/statspipe/statspipe/internal/sample"
 	"github.com/statspipe/statspipe/internal/sources"
 	"github.com/statspipe/statspipe/internal/sources/httpsource"
@@ -40,12 +37,15 @@ func init() {
 			CheckPull:    checkPull,
 			CheckProcess: httpsource.CheckProcess(),
 		},
-		NewProvider: newProvider,
+		NewProvider: httpsource.Provider(check),
 		NewFormat:   processHalf.NewFormat,
 	})
 }
 
 // pullSettings are the typed options of a source, for stats-pull.
+// FetchSettings implements httpsource.FetchSettings.
+func (p pullSettings) FetchSettings() httpsource.Fetch { return p.fetch }
+
 type pullSettings struct {
 	fetch   httpsource.Fetch
 	process httpsource.Process
@@ -64,14 +64,6 @@ func checkPull(s *config.Source) error {
 	}
 	s.Settings = st
 	return nil
-}
-
-func newProvider(cfg *config.Config, src *config.Source, log *slog.Logger) (pull.Provider, error) {
-	st, ok := src.Settings.(pullSettings)
-	if !ok {
-		return nil, errors.New("source was not validated for stats-pull")
-	}
-	return httpsource.NewProvider(src, st.fetch, check, log)
 }
 
 // check parses a body as it is pulled, in the format its media type names: a body that does
