@@ -1,5 +1,6 @@
-// Command stats-process aggregates the snapshots that stats-pull publishes into Graphite
-// plaintext lines and delivers them to Graphite and/or the local store.
+// Command stats-process aggregates the snapshots that stats-pull publishes (HAProxy and the
+// named sources) into Graphite plaintext lines and delivers them to Graphite and/or the local
+// store.
 package main
 
 import (
@@ -20,7 +21,8 @@ import (
 	_ "github.com/statspipe/statspipe/internal/sources/all" // registers every source kind
 )
 
-const usage = `Aggregate HAProxy statistics snapshots and send them to Graphite or a local store.
+const usage = `Aggregate the snapshots of stats-pull (HAProxy and named sources) and send the lines to
+Graphite or a local store.
 
 Usage:
     stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]
