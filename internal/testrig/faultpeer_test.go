@@ -188,8 +188,10 @@ func TestFaultPeerResetAfterBytes(t *testing.T) {
 // Reset after a time resets a connection at that age even when nothing is sent.
 func TestFaultPeerResetAfterTime(t *testing.T) {
 	p := StartFaultPeer(t, FaultPeerOptions{}, PeerBehaviour{Mode: PeerResetAfterTime, ResetAfter: 200 * time.Millisecond})
-	c := dialPeer(t, p)
+	// Taken before the dial: the peer's clock starts at its accept, which may come before the
+	// dial returns.
 	start := time.Now()
+	c := dialPeer(t, p)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.Read(make([]byte, 1))
 	if !errors.Is(err, syscall.ECONNRESET) {
