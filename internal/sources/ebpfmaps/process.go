@@ -31,7 +31,8 @@ import (
 // names is not a path part: its value (a PID) selects the instance <map>_<pid>, and the
 // program's name (/proc/<pid>/comm, recorded by stats-pull as extra "pid:<pid>"; "_unknown"
 // when the process had ended) is the part after <map>, so that the engine's sum and its
-// functions across instances are across the processes of one program.
+// functions across instances are across the processes of one program. Entries whose key has
+// no such field stay in the instance <map>, not grouped.
 
 const unknownComm = "_unknown"
 
@@ -103,21 +104,16 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 			j++
 		}
 		group := entries[i].group
-		comm := ""
-		if groupBy != "" {
+		comm := "" // entries without the group-by field (or all, without group-by) are not grouped
+		inst := mapName
+		if group != "" {
 			comm = unknownComm
-			if c := meta.Extra["pid:"+group]; c != "" && group != "" {
+			if c := meta.Extra["pid:"+group]; c != "" {
 				comm = c
 			}
+			inst += "_" + group
 		}
 		if in != nil {
-			inst := mapName
-			if groupBy != "" {
-				inst += "_" + group
-				if group == "" {
-					inst += unknownComm
-				}
-			}
 			in.Begin(inst)
 		}
 		for _, ge := range entries[i:j] {
@@ -152,8 +148,12 @@ func (p *parser) entry(mapName, comm, groupBy string, e *Entry, perCPU bool, emi
 			continue
 		}
 		p.name = append(p.name, '.')
-		if f.Name == "" {
+		if f.Name == "" || f.Name[0] >= '0' && f.Name[0] <= '9' { // a scalar or an array key
 			p.name = append(p.name, "key"...)
+			if f.Name != "" {
+				p.name = append(p.name, '.')
+				p.name = append(p.name, f.Name...)
+			}
 		} else {
 			p.name = append(p.name, f.Name...) // a dotted path of parts without dots
 		}
@@ -195,8 +195,12 @@ func (p *parser) values(base int, fs []Field, emit sample.Func) error {
 			continue
 		}
 		p.name = append(p.name[:base], '.')
-		if f.Name == "" {
+		if f.Name == "" || f.Name[0] >= '0' && f.Name[0] <= '9' { // a scalar or an array value
 			p.name = append(p.name, "value"...)
+			if f.Name != "" {
+				p.name = append(p.name, '.')
+				p.name = append(p.name, f.Name...)
+			}
 		} else {
 			p.name = append(p.name, f.Name...)
 		}
