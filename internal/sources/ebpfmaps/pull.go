@@ -153,7 +153,7 @@ func (p *provider) discover() ([]mapPin, error) {
 		}
 		slices.Sort(paths)
 		for _, path := range paths {
-			if !p.isMap(path) {
+			if !p.isMap(path) || !p.readable(path) {
 				continue
 			}
 			rel, _ := filepath.Rel(root, path)
@@ -163,6 +163,22 @@ func (p *provider) discover() ([]mapPin, error) {
 		}
 	}
 	return found, nil
+}
+
+// readable says whether a map found by a walk can be read entry by entry; one that cannot (a
+// ring buffer, a perf event array, a queue) is skipped with a warning, so that it does not fail
+// the source every round. A pin file named in pins is read whatever it is, and fails.
+func (p *provider) readable(path string) bool {
+	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return true // the instance reports why
+	}
+	defer m.Close()
+	if iterable(m.Type()) {
+		return true
+	}
+	p.once("unsupported:"+path, slog.LevelWarn, "map skipped: its type cannot be read entry by entry", "path", path, "map_type", m.Type().String())
+	return false
 }
 
 // isMap opens a pin to learn what it is; a pin that is no map is skipped with a debug line.
