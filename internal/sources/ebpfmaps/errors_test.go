@@ -62,3 +62,34 @@ func TestBoundsAndUnsupported(t *testing.T) {
 		t.Errorf("ring buffer named in pins not reported:\n%s", logs)
 	}
 }
+
+// sample.conf is a valid section for both programs (its bpffs need not exist to be checked).
+func TestSampleConf(t *testing.T) {
+	b, err := os.ReadFile("sample.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
+	for _, prog := range []config.Program{config.PullProgram, config.ProcessProgram} {
+		cfg := loadConfig(t, baseConf(dir)+string(b), prog)
+		if len(cfg.Sources) != 1 || cfg.Sources[0].Kind != Kind {
+			t.Fatalf("sources %+v", cfg.Sources)
+		}
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	dir := t.TempDir()
+	for _, bad := range []string{"pins = \n", "pins = /x\nlayout.m = key=u31\n", "pins = /x\nmax-entries = 0\n", "pins = /x\nper-cpu = maybe\n"} {
+		path := filepath.Join(t.TempDir(), "c.conf")
+		os.WriteFile(path, []byte(baseConf(dir)+"[source.m]\ntype = ebpf-maps\n"+bad), 0o644)
+		l, err := config.Load(path, true, "")
+		if err == nil {
+			_, err = l.Config(config.PullProgram)
+		}
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -261,7 +261,8 @@ func TestKernelPullAndProcess(t *testing.T) {
 	if got := strings.Join(names, " "); got != "cpu_stats http_counts raw_counts raw_hex sub_by_pid" {
 		t.Fatalf("instances %q\n%s", got, logs)
 	}
-	if !strings.Contains(logs.String(), "a_link") || !strings.Contains(logs.String(), "a_prog") {
+	if !strings.Contains(logs.String(), `"pin skipped: not a map" source=maps kind=ebpf-maps path=`+filepath.Join(f.dir, "a_prog")+" object=*ebpf.Program") ||
+		!strings.Contains(logs.String(), `"pin skipped: not a map" source=maps kind=ebpf-maps path=`+filepath.Join(f.dir, "sub", "a_link")+" object=*link.rawTracepoint") {
 		t.Errorf("skipped pins not logged:\n%s", logs)
 	}
 
