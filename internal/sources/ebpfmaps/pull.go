@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -300,6 +301,7 @@ func openError(path string, err error) error {
 
 func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 	p := in.p
+	start := time.Now()
 	m, err := ebpf.LoadPinnedMap(in.pin.path, &ebpf.LoadPinOptions{ReadOnly: true})
 	if err != nil {
 		return openError(in.pin.path, err)
@@ -344,7 +346,8 @@ func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(body, 64<<10)
+	counted := &countingWriter{w: body}
+	bw := bufio.NewWriterSize(counted, 64<<10)
 	var (
 		k      []byte
 		v      []byte
@@ -458,10 +461,22 @@ func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 	if err != nil {
 		return err
 	}
-	if err := spool.WriteJSON(meta, spool.InstanceMeta{Instance: in.pin.name, URL: "file://" + in.pin.path, Extra: extra}); err != nil {
+	if err := spool.WriteJSON(meta, spool.InstanceMeta{Instance: in.pin.name, URL: "file://" + in.pin.path,
+		DurationSeconds: time.Since(start).Seconds(), Bytes: counted.n, Extra: extra}); err != nil {
 		return err
 	}
 	return meta.Commit()
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // types returns the key and value types of a map and where they came from: "btf" (the map's
