@@ -358,6 +358,8 @@ func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 		pids   []string
 		seen   = map[string]bool{}
 		morePD int
+		dups   int
+		keys   = map[string]struct{}{}
 	)
 	it := m.Iterate()
 	for {
@@ -380,8 +382,16 @@ func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
+		rawKey := hex.EncodeToString(k)
+		// A hash iteration whose current key is deleted starts over: a key seen twice would
+		// count twice in every sum.
+		if _, dup := keys[rawKey]; dup {
+			dups++
+			continue
+		}
+		keys[rawKey] = struct{}{}
 		n++
-		e := Entry{RawKey: hex.EncodeToString(k)}
+		e := Entry{RawKey: rawKey}
 		if keyT != nil {
 			if e.Key, err = Decode(keyT, k); err != nil {
 				undec++
@@ -444,6 +454,9 @@ func (in *instance) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 	if left > 0 {
 		extra["entries_left_out"] = strconv.Itoa(left)
 		p.log.Warn("map entries over max-entries left out", "map", in.pin.name, "max_entries", p.st.maxEntries, "left_out", left)
+	}
+	if dups > 0 {
+		extra["duplicate_keys"] = strconv.Itoa(dups)
 	}
 	if undec > 0 {
 		extra["undecoded"] = strconv.Itoa(undec)
