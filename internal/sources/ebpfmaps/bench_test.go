@@ -2,9 +2,16 @@ package ebpfmaps
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/statspipe/statspipe/internal/sample"
 	"github.com/statspipe/statspipe/internal/spool"
@@ -56,3 +63,39 @@ type countInstances struct{ n *int }
 func (c countInstances) Begin(string)       {}
 func (c countInstances) Add(*sample.Sample) { *c.n++ }
 func (c countInstances) End(bool)           {}
+
+// BenchmarkPull10k reads a pinned hash of 10,000 http_key → http_val entries (root only).
+func BenchmarkPull10k(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	dir := b.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		b.Skip(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "http_counts", Type: ebpf.Hash, KeySize: 16, ValueSize: 32, MaxEntries: 10000,
+		Key: tHTTPKey, Value: tHTTPVal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for i := 0; i < 10000; i++ {
+		if err := m.Put(httpKey(uint32(i), 200, 1, 2, "x", false), httpVal(uint64(i), 1, 2, 3, 4, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pinPath := filepath.Join(dir, "http_counts")
+	if err := m.Pin(pinPath); err != nil {
+		b.Fatal(err)
+	}
+	p := &provider{st: pullSettings{pins: []string{pinPath}, maxEntries: 100000}, log: slog.New(slog.DiscardHandler)}
+	in := &instance{p: p, pin: mapPin{name: "http_counts", path: pinPath}}
+	b.ReportAllocs()
+	for b.Loop() {
+		var snap memSnap
+		if err := in.Pull(context.Background(), &snap); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
