@@ -94,3 +94,30 @@ func TestWorkedExample(t *testing.T) {
 		}
 	}
 }
+
+// A body spoiled in the spool leaves its map out (reported); the other maps' lines are written.
+func TestSpoiledBody(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
+	cfg := loadConfig(t, baseConf(dir)+"[source.ebpf]\ntype = ebpf-maps\npins = /sys/fs/bpf\n", config.ProcessProgram)
+	part := filepath.Join(dir, "1700000000", "ebpf")
+	os.MkdirAll(part, 0o755)
+	info, _ := os.Create(filepath.Join(part, spool.SourceInfoFile))
+	spool.WriteJSON(info, spool.NewSourceInfo(Kind, "ebpf", sources.Recorded(&cfg.Sources[0])))
+	info.Close()
+	write := func(name, body string) {
+		os.WriteFile(filepath.Join(part, name+spool.BodySuffix), []byte(body), 0o644)
+		f, _ := os.Create(filepath.Join(part, name+spool.MetaSuffix))
+		spool.WriteJSON(f, spool.InstanceMeta{Instance: name})
+		f.Close()
+	}
+	write("good", `{"key":[{"name":"","kind":"uint","num":1}],"value":[{"name":"","kind":"uint","num":5}],"raw_key":"01000000","raw_value":"0500000000000000"}`+"\n")
+	write("bad", `{"key":[{"name":"","kind":"uint","num":1}],"value":[{"name":"","kind":"uint","num":9}],"raw_key":"01000000","raw_value":"0900000000000000"}`+"\n{\"key\":\n")
+	out, err := processPart(t, cfg, part)
+	if err == nil || !strings.Contains(err.Error(), "bad.body: line 2") {
+		t.Errorf("error %v", err)
+	}
+	if out != "loadbalancers.vm.ebpf.good.key.1.value 5.0 1700000000\n" {
+		t.Errorf("lines\n%s", out)
+	}
+}

@@ -68,12 +68,49 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 	}
 	groupBy := meta.Extra["group_by"]
 	perCPU := meta.Extra["per_cpu"] == "true"
-	// Entries of one process are not adjacent in a hash map: read them all (max-entries bounds
-	// them), then feed each group as one instance.
-	var entries []groupEntry
+	emit := func(s *sample.Sample) error {
+		if in != nil {
+			in.Add(s)
+			return nil
+		}
+		return fn(s)
+	}
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	line := 0
+	if groupBy == "" {
+		// One instance: the entries stream through, none is kept.
+		if in != nil {
+			in.Begin(mapName)
+		}
+		for sc.Scan() {
+			line++
+			var e Entry
+			err := json.Unmarshal(sc.Bytes(), &e)
+			if err == nil {
+				err = p.entry(mapName, "", "", &e, perCPU, emit)
+			}
+			if err != nil {
+				if in != nil {
+					in.End(false)
+				}
+				return fmt.Errorf("line %d: %w", line, err)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			if in != nil {
+				in.End(false)
+			}
+			return fmt.Errorf("line %d: %w", line+1, err)
+		}
+		if in != nil {
+			in.End(true)
+		}
+		return nil
+	}
+	// Entries of one process are not adjacent in a hash map: read them all (max-entries bounds
+	// them), then feed each group as one instance.
+	var entries []groupEntry
 	for sc.Scan() {
 		line++
 		var ge groupEntry
@@ -91,13 +128,6 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 		return fmt.Errorf("line %d: %w", line+1, err)
 	}
 	slices.SortStableFunc(entries, func(a, b groupEntry) int { return strings.Compare(a.group, b.group) })
-	emit := func(s *sample.Sample) error {
-		if in != nil {
-			in.Add(s)
-			return nil
-		}
-		return fn(s)
-	}
 	for i := 0; i < len(entries); {
 		j := i
 		for j < len(entries) && entries[j].group == entries[i].group {
