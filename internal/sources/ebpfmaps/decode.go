@@ -43,13 +43,15 @@ const (
 const (
 	maxDepth  = 16
 	maxFields = 4096
+	maxSteps  = 1 << 16
 )
 
 var errTooManyFields = errors.New("more than 4096 fields in one key or value")
 
 // decoder flattens bytes through a BTF type into Fields.
 type decoder struct {
-	out []Field
+	out   []Field
+	steps int // types visited: arrays of empty structs add no field but still cost
 }
 
 // Decode flattens b, of type t, into fields. An error means b does not fit t (the caller
@@ -92,6 +94,9 @@ func (d *decoder) add(f Field) error {
 func (d *decoder) walk(name string, t btf.Type, b []byte, bitOff, bitSize uint32, depth int) error {
 	if depth > maxDepth {
 		return errors.New("types nested too deep")
+	}
+	if d.steps++; d.steps > maxSteps {
+		return errors.New("type too large to decode")
 	}
 	t = btf.UnderlyingType(t)
 	if bitSize == 0 && bitOff%8 != 0 {

@@ -127,6 +127,16 @@ func TestDecodeScalarsUnionsAndErrors(t *testing.T) {
 	if err != nil || fieldsJSON(t, f) != `[{"name":"","kind":"hex","str":"0102030405060708"}]` {
 		t.Errorf("pointer: %s %v", fieldsJSON(t, f), err)
 	}
+	// Arrays of empty structs: no field, but the walk is bounded.
+	empty := &btf.Struct{Name: "e", Size: 0}
+	var nested btf.Type = empty
+	for i := 0; i < 6; i++ {
+		nested = &btf.Array{Index: tU32, Type: nested, Nelems: 4096}
+	}
+	huge := &btf.Struct{Name: "h", Size: 4, Members: []btf.Member{{Name: "n", Type: nested}, {Name: "x", Type: tU32}}}
+	if _, err := Decode(huge, make([]byte, 4)); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("huge type: %v", err)
+	}
 	// A member name with a dot stays one path part.
 	dot := &btf.Struct{Name: "d", Size: 4, Members: []btf.Member{{Name: "a.b", Type: tU32}}}
 	f, _ = Decode(dot, make([]byte, 4))
