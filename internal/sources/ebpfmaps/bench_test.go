@@ -99,3 +99,22 @@ func BenchmarkPull10k(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseBody feeds arbitrary bodies to the process half: no panic.
+func FuzzParseBody(f *testing.F) {
+	f.Add([]byte(`{"key":[{"name":"pid","kind":"uint","num":1}],"value":[{"name":"","kind":"uint","num":5}],"per_cpu":[[{"name":"","kind":"uint","num":5}]],"raw_key":"01000000"}`+"\n"), true, true)
+	f.Add([]byte("{\"key\":\n"), false, false)
+	f.Fuzz(func(t *testing.T, body []byte, groupBy, perCPU bool) {
+		meta := spool.InstanceMeta{Instance: "m", Extra: map[string]string{"pid:1": "x"}}
+		if groupBy {
+			meta.Extra["group_by"] = "pid"
+		}
+		if perCPU {
+			meta.Extra["per_cpu"] = "true"
+		}
+		var p parser
+		n := 0
+		_ = p.ParseMulti(meta, bytes.NewReader(body), countInstances{&n})
+		_ = p.Parse(meta, bytes.NewReader(body), func(*sample.Sample) error { return nil })
+	})
+}
