@@ -2,7 +2,7 @@ package ebpfmaps
 
 import (
 	"bufio"
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +16,7 @@ import (
 )
 
 // The process half: a MultiParser over <map>.body's entries (no BTF needed: the entries are
-// self-describing). Each numeric value field of each entry is one sample named
+// self-describing), read by scan.go's allocation-free reader. Each numeric value field of each entry is one sample named
 //
 //	<map>[.<program>].<key field>.<key value>….<value field>
 //
@@ -42,6 +42,8 @@ const maxLine = 16 << 20
 type parser struct {
 	name []byte
 	s    sample.Sample
+	sc   scanner
+	e    rawEntry
 }
 
 // Parse feeds every entry as one instance.
@@ -56,9 +58,9 @@ func (p *parser) ParseMulti(meta spool.InstanceMeta, body io.Reader, in httpsour
 
 var errBadInstance = errors.New("the instance name is not a map pin name")
 
-type groupEntry struct {
-	group string // the group-by field's value ("" without group-by)
-	e     Entry
+type groupLine struct {
+	group string // the group-by field's value ("" when the key has no such field)
+	line  []byte
 }
 
 func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.Instances, fn sample.Func) error {
@@ -85,10 +87,9 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 		}
 		for sc.Scan() {
 			line++
-			var e Entry
-			err := json.Unmarshal(sc.Bytes(), &e)
+			err := p.sc.entry(sc.Bytes(), &p.e)
 			if err == nil {
-				err = p.entry(mapName, "", "", &e, perCPU, emit)
+				err = p.entry(mapName, "", "", perCPU, emit)
 			}
 			if err != nil {
 				if in != nil {
@@ -108,33 +109,31 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 		}
 		return nil
 	}
-	// Entries of one process are not adjacent in a hash map: read them all (max-entries bounds
+	// Entries of one process are not adjacent in a hash map: keep the lines (max-entries bounds
 	// them), then feed each group as one instance.
-	var entries []groupEntry
+	var lines []groupLine
 	for sc.Scan() {
 		line++
-		var ge groupEntry
-		if err := json.Unmarshal(sc.Bytes(), &ge.e); err != nil {
+		if err := p.sc.entry(sc.Bytes(), &p.e); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
-		if groupBy != "" {
-			if pid, ok := fieldNum(ge.e.Key, groupBy); ok {
-				ge.group = pid
-			}
+		gl := groupLine{line: bytes.Clone(sc.Bytes())}
+		if pid, ok := rawFieldNum(p.e.key, groupBy); ok {
+			gl.group = pid
 		}
-		entries = append(entries, ge)
+		lines = append(lines, gl)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("line %d: %w", line+1, err)
 	}
-	slices.SortStableFunc(entries, func(a, b groupEntry) int { return strings.Compare(a.group, b.group) })
-	for i := 0; i < len(entries); {
+	slices.SortStableFunc(lines, func(a, b groupLine) int { return strings.Compare(a.group, b.group) })
+	for i := 0; i < len(lines); {
 		j := i
-		for j < len(entries) && entries[j].group == entries[i].group {
+		for j < len(lines) && lines[j].group == lines[i].group {
 			j++
 		}
-		group := entries[i].group
-		comm := "" // entries without the group-by field (or all, without group-by) are not grouped
+		group := lines[i].group
+		comm := "" // entries without the group-by field are not grouped
 		inst := mapName
 		if group != "" {
 			comm = unknownComm
@@ -146,8 +145,12 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 		if in != nil {
 			in.Begin(inst)
 		}
-		for _, ge := range entries[i:j] {
-			if err := p.entry(mapName, comm, groupBy, &ge.e, perCPU, emit); err != nil {
+		for _, gl := range lines[i:j] {
+			err := p.sc.entry(gl.line, &p.e)
+			if err == nil {
+				err = p.entry(mapName, comm, groupBy, perCPU, emit)
+			}
+			if err != nil {
 				if in != nil {
 					in.End(false)
 				}
@@ -162,45 +165,60 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 	return nil
 }
 
-// entry emits the samples of one entry.
-func (p *parser) entry(mapName, comm, groupBy string, e *Entry, perCPU bool, emit sample.Func) error {
+func rawFieldNum(fs []rawField, name string) (string, bool) {
+	for _, f := range fs {
+		if string(f.name) == name {
+			switch string(f.kind) {
+			case KindUint, KindInt, KindEnum:
+				return string(f.num), true
+			}
+		}
+	}
+	return "", false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// entry emits the samples of the entry parsed last (p.e).
+func (p *parser) entry(mapName, comm, groupBy string, perCPU bool, emit sample.Func) error {
+	e := &p.e
 	p.name = appendPart(p.name[:0], mapName)
 	if comm != "" {
 		p.name = append(p.name, '.')
 		p.name = appendPart(p.name, comm)
 	}
-	if len(e.Key) == 0 {
+	if len(e.key) == 0 {
 		p.name = append(p.name, ".key."...)
-		p.name = append(p.name, e.RawKey...)
+		p.name = append(p.name, e.rawKey...)
 	}
-	for _, f := range e.Key {
-		if groupBy != "" && f.Name == groupBy {
+	for _, f := range e.key {
+		if groupBy != "" && string(f.name) == groupBy {
 			continue
 		}
 		p.name = append(p.name, '.')
-		if f.Name == "" || f.Name[0] >= '0' && f.Name[0] <= '9' { // a scalar or an array key
+		if len(f.name) == 0 || isDigit(f.name[0]) { // a scalar or an array key
 			p.name = append(p.name, "key"...)
-			if f.Name != "" {
+			if len(f.name) != 0 {
 				p.name = append(p.name, '.')
-				p.name = append(p.name, f.Name...)
+				p.name = append(p.name, f.name...)
 			}
 		} else {
-			p.name = append(p.name, f.Name...) // a dotted path of parts without dots
+			p.name = append(p.name, f.name...) // a dotted path of parts without dots
 		}
 		p.name = append(p.name, '.')
-		switch {
-		case f.Kind == KindEnum && f.Str != "", f.Kind == KindString, f.Kind == KindHex:
-			if f.Str == "" {
+		switch k := string(f.kind); {
+		case k == KindEnum && len(f.str) != 0, k == KindString, k == KindHex:
+			if len(f.str) == 0 {
 				p.name = append(p.name, '_')
 			}
-			p.name = appendPart(p.name, f.Str)
+			p.name = appendPartBytes(p.name, f.str)
 		default:
-			p.name = appendPart(p.name, string(f.Num))
+			p.name = appendPartBytes(p.name, f.num)
 		}
 	}
 	base := len(p.name)
-	if perCPU && len(e.PerCPU) > 0 {
-		for cpu, fs := range e.PerCPU {
+	if perCPU && e.nCPU > 0 {
+		for cpu, fs := range e.perCPU[:e.nCPU] {
 			p.name = append(p.name[:base], ".cpu."...)
 			p.name = strconv.AppendInt(p.name, int64(cpu), 10)
 			if err := p.values(len(p.name), fs, emit); err != nil {
@@ -209,30 +227,29 @@ func (p *parser) entry(mapName, comm, groupBy string, e *Entry, perCPU bool, emi
 		}
 		return nil
 	}
-	return p.values(base, e.Value, emit)
+	return p.values(base, e.value, emit)
 }
 
-func (p *parser) values(base int, fs []Field, emit sample.Func) error {
+func (p *parser) values(base int, fs []rawField, emit sample.Func) error {
 	for _, f := range fs {
-		var v float64
-		switch f.Kind {
+		switch string(f.kind) {
 		case KindUint, KindInt, KindBool, KindEnum, KindFloat:
-			var err error
-			if v, err = strconv.ParseFloat(string(f.Num), 64); err != nil {
-				continue
-			}
 		default:
 			continue
 		}
+		v, err := strconv.ParseFloat(string(f.num), 64)
+		if err != nil {
+			continue
+		}
 		p.name = append(p.name[:base], '.')
-		if f.Name == "" || f.Name[0] >= '0' && f.Name[0] <= '9' { // a scalar or an array value
+		if len(f.name) == 0 || isDigit(f.name[0]) { // a scalar or an array value
 			p.name = append(p.name, "value"...)
-			if f.Name != "" {
+			if len(f.name) != 0 {
 				p.name = append(p.name, '.')
-				p.name = append(p.name, f.Name...)
+				p.name = append(p.name, f.name...)
 			}
 		} else {
-			p.name = append(p.name, f.Name...)
+			p.name = append(p.name, f.name...)
 		}
 		p.s = sample.Sample{Family: p.name, Name: p.name, Kind: sample.Gauge, Value: v}
 		if err := emit(&p.s); err != nil {
@@ -240,6 +257,16 @@ func (p *parser) values(base int, fs []Field, emit sample.Func) error {
 		}
 	}
 	return nil
+}
+
+func appendPartBytes(dst, s []byte) []byte {
+	for _, c := range s {
+		if c == '.' {
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // appendPart appends one name part with its dots made '_', so that it stays one component.
