@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/statspipe/statspipe/internal/sources/ebpfmaps"    // [source.*] type = ebpf-maps
 	_ "github.com/statspipe/statspipe/internal/sources/envoy"       // [source.*] type = envoy
 	_ "github.com/statspipe/statspipe/internal/sources/haproxy"     // HAProxy stats sockets of [pull]
 	_ "github.com/statspipe/statspipe/internal/sources/mesos"       // [source.*] type = mesos
