@@ -40,7 +40,10 @@
 //     <instance>.body (the reply body exactly as received, decompressed) and one
 //     <instance>.meta.json ([InstanceMeta]) per instance that answered. Instance names are the
 //     names of the source's `urls` (host:port, or name=URL): [A-Za-z0-9_.:@[]-], not starting
-//     with '.'.
+//     with '.'. The ebpf-maps kind writes the same pair per map: <map>.meta.json with the map's
+//     facts, the origin of its types and its counts in Extra, and <map>.body with one JSON line
+//     per entry, decoded and raw (internal/sources/ebpfmaps/README.md has the form), so that
+//     no BTF is needed to process it.
 //
 // The files of every part are data; a processor ignores every other file at the top (REASON,
 // notes) and dot entries anywhere.
