@@ -2,7 +2,6 @@ package mesos
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,17 +10,27 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
-	"github.com/statspipe/statspipe/internal/pull"
-	"github.com/statspipe/statspipe/internal/sources"
+	"github.com/statspipe/statspipe/internal/sources/sourcetest"
 	"github.com/statspipe/statspipe/internal/spool"
-	"github.com/statspipe/statspipe/internal/testrig"
 )
+
+// The in-process harness shared by every kind's tests (package sourcetest).
+var (
+	loadConfig = sourcetest.LoadConfig
+	baseConf   = sourcetest.BaseConf
+	pullOnce   = sourcetest.PullOnce
+)
+
+// processPart runs this kind's Format on a snapshot's source directory and returns its lines.
+func processPart(t testing.TB, cfg *config.Config, dir string) (string, error) {
+	t.Helper()
+	return sourcetest.ProcessPart(t, processHalf.NewFormat, cfg, dir)
+}
 
 // serve answers requests for /metrics/snapshot with body and content type ct (none if ""),
 // and 404 elsewhere; it returns the base URL.
@@ -41,62 +50,6 @@ func serve(t *testing.T, ct, body string) string {
 	}))
 	t.Cleanup(ts.Close)
 	return ts.URL
-}
-
-func loadConfig(t testing.TB, text string, prog config.Program) *config.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "c.conf")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := config.Load(path, true, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := l.Config(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-func baseConf(dir string) string {
-	return "[pull]\ndst-dir = " + dir + "/incoming\ntmp-dst-dir = " + dir + "/incoming.tmp\n" +
-		"[process]\nsrc-dir = " + dir + "/incoming\n[graphite]\nenabled = false\nhostname = vm\n[local-store]\ndir = " + dir + "/store\n"
-}
-
-func pullOnce(t *testing.T, cfg *config.Config) (string, *testrig.Buffer) {
-	t.Helper()
-	log, logs := testrig.Logger()
-	ps, err := sources.Providers(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := spool.NewWriter(cfg.Pull.DstDir, cfg.Pull.TmpDstDir, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	loop, err := pull.NewLoop(w, ps, pull.Options{Interval: time.Hour, Timeout: 5 * time.Second}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loop.Once(context.Background()), logs
-}
-
-func processPart(t *testing.T, cfg *config.Config, dir string) (string, error) {
-	t.Helper()
-	ctor, err := processHalf.NewFormat(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	err = ctor().Process(dir, 1700000000, func(b *metric.Batch) error {
-		out.Write(b.Data)
-		metric.Recycle(b)
-		return nil
-	})
-	return out.String(), err
 }
 
 func lines(out string) map[string]string {

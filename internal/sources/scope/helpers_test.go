@@ -3,7 +3,6 @@ package scope
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,12 +12,21 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/config"
-	"github.com/statspipe/statspipe/internal/metric"
-	"github.com/statspipe/statspipe/internal/pull"
-	"github.com/statspipe/statspipe/internal/sources"
-	"github.com/statspipe/statspipe/internal/spool"
-	"github.com/statspipe/statspipe/internal/testrig"
+	"github.com/statspipe/statspipe/internal/sources/sourcetest"
 )
+
+// The in-process harness shared by every kind's tests (package sourcetest).
+var (
+	loadConfig = sourcetest.LoadConfig
+	baseConf   = sourcetest.BaseConf
+	pullOnce   = sourcetest.PullOnce
+)
+
+// processPart runs this kind's Format on a snapshot's source directory and returns its lines.
+func processPart(t testing.TB, cfg *config.Config, dir string) (string, error) {
+	t.Helper()
+	return sourcetest.ProcessPart(t, processHalf.NewFormat, cfg, dir)
+}
 
 // socketDir makes a plugins root whose socket paths stay under the 108 bytes of sun_path
 // (t.TempDir's names are long).
@@ -68,64 +76,6 @@ func late(body string) http.Handler {
 		case <-r.Context().Done():
 		}
 	})
-}
-
-func loadConfig(t *testing.T, text string, prog config.Program) *config.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "c.conf")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := config.Load(path, true, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := l.Config(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-func baseConf(dir string) string {
-	return "[pull]\ndst-dir = " + dir + "/incoming\ntmp-dst-dir = " + dir + "/incoming.tmp\n" +
-		"[process]\nsrc-dir = " + dir + "/incoming\n[graphite]\nenabled = false\nhostname = vm\n[local-store]\ndir = " + dir + "/store\n"
-}
-
-// pullOnce runs one round of the configured sources and returns the snapshot ("" if none).
-func pullOnce(t *testing.T, cfg *config.Config) (string, *testrig.Buffer) {
-	t.Helper()
-	log, logs := testrig.Logger()
-	ps, err := sources.Providers(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := spool.NewWriter(cfg.Pull.DstDir, cfg.Pull.TmpDstDir, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	loop, err := pull.NewLoop(w, ps, pull.Options{Interval: time.Hour, Timeout: 5 * time.Second}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loop.Once(context.Background()), logs
-}
-
-// processPart runs this kind's Format on a snapshot's source directory and returns its lines.
-func processPart(t *testing.T, cfg *config.Config, dir string) (string, error) {
-	t.Helper()
-	ctor, err := processHalf.NewFormat(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	err = ctor().Process(dir, 1700000000, func(b *metric.Batch) error {
-		out.Write(b.Data)
-		metric.Recycle(b)
-		return nil
-	})
-	return out.String(), err
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
