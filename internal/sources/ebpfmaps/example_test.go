@@ -13,6 +13,7 @@ import (
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/sources"
+	"github.com/statspipe/statspipe/internal/sources/sourcetest"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -25,10 +26,6 @@ var update = flag.Bool("update", false, "rewrite testdata/example/expected.txt")
 // testdata/example/expected.txt.
 func TestWorkedExample(t *testing.T) {
 	ex := filepath.Join("testdata", "example")
-	srcConf, err := os.ReadFile(filepath.Join(ex, "source.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	body, err := os.ReadFile(filepath.Join(ex, "http_requests.body"))
 	if err != nil {
 		t.Fatal(err)
@@ -49,19 +46,7 @@ func TestWorkedExample(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
-	cfg := loadConfig(t, baseConf(dir)+string(srcConf), config.ProcessProgram)
-	part := filepath.Join(dir, "1700000000", "ebpf")
-	os.MkdirAll(part, 0o755)
-	info, err := os.Create(filepath.Join(part, spool.SourceInfoFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := spool.WriteJSON(info, spool.NewSourceInfo(Kind, "ebpf", sources.Recorded(&cfg.Sources[0]))); err != nil {
-		t.Fatal(err)
-	}
-	info.Close()
+	cfg, part := sourcetest.ExamplePart(t, Kind)
 	for _, f := range []string{"http_requests.body", "http_requests.meta.json"} {
 		b, err := os.ReadFile(filepath.Join(ex, f))
 		if err != nil {
@@ -73,26 +58,7 @@ func TestWorkedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expPath := filepath.Join(ex, "expected.txt")
-	if *update {
-		os.WriteFile(expPath, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(expPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("lines\n%s\nwant (testdata/example/expected.txt)\n%s", got, want)
-	}
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(strings.TrimSuffix(string(want), "\n"), "\n") {
-		if !strings.Contains(string(readme), l) {
-			t.Errorf("README.md does not show %q", l)
-		}
-	}
+	sourcetest.CheckExample(t, got, *update)
 }
 
 // A body spoiled in the spool leaves its map out (reported); the other maps' lines are written.

@@ -88,3 +88,78 @@ func ProcessPart(t testing.TB, newFormat NewFormat, cfg *config.Config, dir stri
 	})
 	return out.String(), err
 }
+
+// The worked example of a kind's README.md is a test: testdata/example/ holds its source.conf
+// (one [source.*] section), its inputs and expected.txt, the lines the kind must write.
+
+// exampleDir is where a kind's worked example lives, relative to its package.
+var exampleDir = filepath.Join("testdata", "example")
+
+// ExamplePart validates testdata/example/source.conf for stats-process under a temporary
+// spool, and makes the snapshot's directory of that (first) source with its source.json. It
+// returns the configuration and the directory, for the test to put the instances' files in.
+func ExamplePart(t testing.TB, kind string) (*config.Config, string) {
+	t.Helper()
+	srcConf, err := os.ReadFile(filepath.Join(exampleDir, "source.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "incoming"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := LoadConfig(t, BaseConf(dir)+string(srcConf), config.ProcessProgram)
+	if len(cfg.Sources) == 0 {
+		t.Fatal("testdata/example/source.conf has no [source.*] section")
+	}
+	src := &cfg.Sources[0]
+	part := filepath.Join(dir, "1700000000", src.Name)
+	if err := os.MkdirAll(part, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	WriteJSON(t, filepath.Join(part, spool.SourceInfoFile), spool.NewSourceInfo(kind, src.Name, sources.Recorded(src)))
+	return cfg, part
+}
+
+// WriteJSON writes v as a JSON line to path.
+func WriteJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := spool.WriteJSON(f, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CheckExample compares got with testdata/example/expected.txt (rewriting it first when
+// update), and checks that README.md shows source.conf, expected.txt and every file of shown
+// (relative to testdata/example) as they are.
+func CheckExample(t testing.TB, got string, update bool, shown ...string) {
+	t.Helper()
+	expPath := filepath.Join(exampleDir, "expected.txt")
+	if update {
+		if err := os.WriteFile(expPath, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(expPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("lines\n%s\nwant (testdata/example/expected.txt)\n%s", got, want)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append([]string{"source.conf", "expected.txt"}, shown...) {
+		b, _ := os.ReadFile(filepath.Join(exampleDir, f))
+		if len(b) == 0 || !bytes.Contains(readme, b) {
+			t.Errorf("README.md does not show testdata/example/%s as it is", f)
+		}
+	}
+}
