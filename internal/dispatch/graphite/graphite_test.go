@@ -91,10 +91,19 @@ func TestDeliversEveryChunkWholeAndInOrderFromSeveralGoroutines(t *testing.T) {
 	got := s.received()
 	checkExactStream(t, bytes.Join(got, nil), snaps, false)
 	st := d.Stats()
+	// Every connection that carried lines but the first came from a reconnection after a drain,
+	// and a drain is followed by one reconnection at most. The one after the last drain races
+	// Close and the sink's bookkeeping: counted or not, recorded by the sink or not.
+	carried := 0
+	for _, c := range got {
+		if len(c) > 0 {
+			carried++
+		}
+	}
 	if st.Lines != uint64(lines) || st.Bytes != uint64(size) || st.ResentBytes != 0 || st.QueuedLines != 0 ||
-		st.Drains < 1 || int(st.Reconnects) != len(got)-1 {
-		t.Errorf("Stats = %+v, want %d lines, %d bytes, nothing re-sent, nothing queued, a reconnection per drain (%d connections)",
-			st, lines, size, len(got))
+		st.Drains < 1 || int(st.Reconnects) < carried-1 || st.Reconnects > st.Drains {
+		t.Errorf("Stats = %+v, want %d lines, %d bytes, nothing re-sent, nothing queued, a reconnection per drain (%d connections, %d with lines)",
+			st, lines, size, len(got), carried)
 	}
 	if n := logs.count("INFO graphite connected"); n != 1 {
 		t.Errorf("%d 'connected' log lines, want 1: %q", n, logs.messages())
