@@ -22,3 +22,5 @@ require (
 	github.com/prometheus/common v0.73.1
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go
