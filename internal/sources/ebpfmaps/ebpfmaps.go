@@ -62,7 +62,9 @@ type pullSettings struct {
 	perCPU     bool
 	groupBy    string
 	maxEntries int
-	layouts    map[string]Layout // by map (instance) name
+	layouts    map[string]Layout   // by map (instance) name
+	declared   map[string]Declared // by instance name (NewReader)
+	missing    string              // a hint for a pin that does not exist (NewReader)
 	process    httpsource.Process
 }
 

@@ -117,6 +117,9 @@ func (p *provider) discover() ([]mapPin, error) {
 	for _, root := range p.st.pins {
 		fi, err := os.Lstat(root)
 		if err != nil {
+			if p.st.missing != "" && errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w (%s)", err, p.st.missing)
+			}
 			return nil, err
 		}
 		if err := checkBPFFS(root); err != nil {
@@ -506,6 +509,13 @@ func (in *instance) types(info bpfMapInfo) (key, value btf.Type, source string) 
 		} else {
 			p.once("btf:"+in.pin.path, slog.LevelWarn, "map BTF unusable; falling back to the layout or hex", "map", in.pin.name, "error", err)
 		}
+	}
+	if d, ok := p.st.declared[in.pin.name]; ok {
+		if sizeOf(d.Key) == info.KeySize && sizeOf(d.Value) == info.ValueSize {
+			return d.Key, d.Value, "declared"
+		}
+		p.once("declared:"+in.pin.path, slog.LevelWarn, "the map's key or value size is not what its program declares; read as without BTF",
+			"map", in.pin.name, "key_size", info.KeySize, "value_size", info.ValueSize)
 	}
 	if l, ok := p.st.layouts[in.pin.name]; ok {
 		key, value = l.Key, l.Value

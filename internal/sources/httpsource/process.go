@@ -43,6 +43,13 @@ type Configurable interface {
 	Configure(ProcessSettings)
 }
 
+// SnapshotParser is a Parser that keeps state from one snapshot to the next (http-ebpf's
+// per-second rates): BeginSnapshot names the source and the snapshot's timestamp before its
+// instances are parsed.
+type SnapshotParser interface {
+	BeginSnapshot(source string, ts int64)
+}
+
 // Instances receives the instances of a MultiParser's body.
 type Instances interface {
 	Begin(name string)
@@ -104,6 +111,9 @@ func (f *format) Process(dir string, ts int64, flush metric.FlushFunc) error {
 	st := kindSettings.ProcessSettings()
 	if c, ok := f.parser.(Configurable); ok {
 		c.Configure(kindSettings)
+	}
+	if sp, ok := f.parser.(SnapshotParser); ok {
+		sp.BeginSnapshot(info.Source, ts)
 	}
 	instances, err := listInstances(dir)
 	if err != nil {

@@ -76,12 +76,18 @@ type NewFormat func(*config.Config, *slog.Logger) (func() process.Format, error)
 // ProcessPart runs a kind's Format on a snapshot's source directory and returns its lines.
 func ProcessPart(t testing.TB, newFormat NewFormat, cfg *config.Config, dir string) (string, error) {
 	t.Helper()
+	return ProcessPartAt(t, newFormat, cfg, dir, Timestamp)
+}
+
+// ProcessPartAt is ProcessPart for a snapshot of timestamp ts.
+func ProcessPartAt(t testing.TB, newFormat NewFormat, cfg *config.Config, dir string, ts int64) (string, error) {
+	t.Helper()
 	ctor, err := newFormat(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err = ctor().Process(dir, Timestamp, func(b *metric.Batch) error {
+	err = ctor().Process(dir, ts, func(b *metric.Batch) error {
 		out.Write(b.Data)
 		metric.Recycle(b)
 		return nil

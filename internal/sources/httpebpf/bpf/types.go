@@ -3,6 +3,7 @@ package bpf
 import (
 	"fmt"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 )
 
@@ -37,3 +38,7 @@ func MapTypes() (map[string]KeyValue, error) {
 	}
 	return out, nil
 }
+
+// CollectionSpec returns the embedded program's specification (for tests that make its maps
+// without loading it).
+func CollectionSpec() (*ebpf.CollectionSpec, error) { return loadHttpStats() }
