@@ -51,6 +51,11 @@ type parser struct {
 	st     processSettings
 	source string
 	ts     int64
+	buf    []byte // the line scanner's
+	slab   []counters
+	pids   []uint64
+	prefix []byte // "<program>."
+	inst   []byte
 	name   []byte
 	s      sample.Sample
 }
@@ -67,11 +72,149 @@ func (p *parser) BeginSnapshot(source string, ts int64) { p.source, p.ts = sourc
 
 func (p *parser) Parse(spool.InstanceMeta, io.Reader, sample.Func) error { return errMulti }
 
-// counters are one PID's (or the map's, for http_drops) counters by sample name suffix.
-type counters map[string]float64
+// methods are the request methods the program counts (http_stats.bpf.c's list).
+var methods = [...]string{"GET", "POST", "PUT", "HEAD", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+
+func methodIndex(m []byte) int {
+	for i, name := range methods {
+		if string(m) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// codeCount is one response code's count.
+type codeCount struct {
+	code   uint32
+	listed bool // enum http_status names it
+	n      float64
+}
+
+// counters are one PID's counters (or, for http_drops, the map's). A zero field with its
+// has* flag unset has no sample: a map's keys appear at their first event.
+type counters struct {
+	requests, responses, other     float64
+	hasRequests, hasResp, hasOther bool
+	methods                        [len(methods)]float64
+	hasMethod                      [len(methods)]bool
+	class                          [5]float64
+	hasClass                       [5]bool
+	codes                          []codeCount // few per process: searched linearly
+	codeBuf                        [8]codeCount
+	drops                          [2]float64
+	hasDrop                        [2]bool
+}
+
+func (c *counters) code(code uint32, listed bool) *codeCount {
+	for i := range c.codes {
+		if c.codes[i].code == code {
+			return &c.codes[i]
+		}
+	}
+	c.codes = append(c.codes, codeCount{code: code, listed: listed})
+	return &c.codes[len(c.codes)-1]
+}
+
+// A field of counters, for rates: which counter, and its index or code.
+type fieldKind uint8
+
+const (
+	fRequests fieldKind = iota
+	fMethod
+	fResponses
+	fCode
+	fOther
+	fClass
+	fDrop
+)
+
+type fieldID struct {
+	kind fieldKind
+	i    uint32
+}
+
+// each calls fn for every counter that has a sample, in name order within its group.
+func (c *counters) each(fn func(id fieldID, v float64)) {
+	if c.hasRequests {
+		fn(fieldID{fRequests, 0}, c.requests)
+	}
+	for i := range c.methods {
+		if c.hasMethod[i] {
+			fn(fieldID{fMethod, uint32(i)}, c.methods[i])
+		}
+	}
+	if c.hasResp {
+		fn(fieldID{fResponses, 0}, c.responses)
+	}
+	for i := range c.class {
+		if c.hasClass[i] {
+			fn(fieldID{fClass, uint32(i)}, c.class[i])
+		}
+	}
+	for _, cc := range c.codes {
+		if cc.listed {
+			fn(fieldID{fCode, cc.code}, cc.n)
+		}
+	}
+	if c.hasOther {
+		fn(fieldID{fOther, 0}, c.other)
+	}
+	for i := range c.drops {
+		if c.hasDrop[i] {
+			fn(fieldID{fDrop, uint32(i)}, c.drops[i])
+		}
+	}
+}
+
+// get returns a counter's value (0 when it has none).
+func (c *counters) get(id fieldID) float64 {
+	switch id.kind {
+	case fRequests:
+		return c.requests
+	case fMethod:
+		return c.methods[id.i]
+	case fResponses:
+		return c.responses
+	case fOther:
+		return c.other
+	case fClass:
+		return c.class[id.i]
+	case fDrop:
+		return c.drops[id.i]
+	case fCode:
+		for _, cc := range c.codes {
+			if cc.code == id.i && cc.listed {
+				return cc.n
+			}
+		}
+	}
+	return 0
+}
+
+// appendName appends a counter's sample name (without the program).
+func appendName(dst []byte, id fieldID) []byte {
+	switch id.kind {
+	case fRequests:
+		return append(dst, "requests"...)
+	case fMethod:
+		return append(append(dst, "requests.method."...), methods[id.i]...)
+	case fResponses:
+		return append(dst, "responses"...)
+	case fCode:
+		return strconv.AppendUint(append(dst, "responses.code."...), uint64(id.i), 10)
+	case fOther:
+		return append(dst, "responses.code.other"...)
+	case fClass:
+		return append(strconv.AppendUint(append(dst, "responses.class."...), uint64(id.i)+1, 10), "xx"...)
+	case fDrop:
+		return append(dst, [2]string{"not_counted.requests_map_full", "not_counted.responses_map_full"}[id.i]...)
+	}
+	return dst
+}
 
 func (p *parser) ParseMulti(meta spool.InstanceMeta, body io.Reader, in httpsource.Instances) error {
-	var entry func(byPID map[uint64]counters) error
+	var entry func(byPID map[uint64]*counters) error
 	switch meta.Instance {
 	case bpf.RequestsMap:
 		entry = p.request
@@ -85,9 +228,13 @@ func (p *parser) ParseMulti(meta spool.InstanceMeta, body io.Reader, in httpsour
 	if t := meta.Extra["types"]; t == "default" {
 		return fmt.Errorf("the map's entries were not decoded (types %q): the snapshot does not come from the http-ebpf pull half", t)
 	}
-	byPID := map[uint64]counters{}
+	byPID := map[uint64]*counters{}
+	p.slab = nil
+	if p.buf == nil {
+		p.buf = make([]byte, 0, 4096)
+	}
 	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	sc.Buffer(p.buf, maxLine)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -101,51 +248,55 @@ func (p *parser) ParseMulti(meta spool.InstanceMeta, body io.Reader, in httpsour
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("line %d: %w", line+1, err)
 	}
-	var rates map[string]float64
+	var prev map[uint64]*counters
+	var prevTS int64
 	if p.st.rate {
-		rates = book.rates(p.source+"\x00"+meta.Instance, p.ts, byPID)
+		prev, prevTS = book.swap(p.source+"\x00"+meta.Instance, p.ts, byPID)
 	}
-	pids := make([]uint64, 0, len(byPID))
+	p.pids = p.pids[:0]
 	for pid := range byPID {
-		pids = append(pids, pid)
+		p.pids = append(p.pids, pid)
 	}
-	slices.Sort(pids)
-	var names []string
-	for _, pid := range pids {
-		prefix := ""
-		inst := meta.Instance // http_drops: one instance, its names not per program
-		if meta.Instance != bpf.DropsMap {
-			id := strconv.FormatUint(pid, 10)
-			inst = id
-			prefix = meta.Extra["pid:"+id]
-			if prefix == "" {
-				prefix = unknownComm
+	slices.Sort(p.pids)
+	for _, pid := range p.pids {
+		p.prefix = p.prefix[:0]
+		p.inst = p.inst[:0]
+		if meta.Instance == bpf.DropsMap { // one instance, its names not per program
+			p.inst = append(p.inst, meta.Instance...)
+		} else {
+			p.inst = strconv.AppendUint(p.inst, pid, 10)
+			comm := meta.Extra["pid:"+string(p.inst)]
+			if comm == "" {
+				comm = unknownComm
+			}
+			p.prefix = appendPart(p.prefix, comm)
+			p.prefix = append(p.prefix, '.')
+		}
+		c := byPID[pid]
+		in.Begin(string(p.inst))
+		var pc *counters
+		if prev != nil {
+			pc = prev[pid]
+			if pc == nil {
+				pc = &counters{} // new since the previous snapshot: from 0
 			}
 		}
-		names = names[:0]
-		for n := range byPID[pid] {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		in.Begin(inst)
-		for _, n := range names {
-			p.emit(in, prefix, n, "", byPID[pid][n])
-			if r, ok := rates[rateKey(pid, n)]; ok {
-				p.emit(in, prefix, n, ".rate", r)
+		c.each(func(id fieldID, v float64) {
+			p.emit(in, id, "", v)
+			if pc != nil {
+				if pv := pc.get(id); v >= pv {
+					p.emit(in, id, ".rate", (v-pv)/float64(p.ts-prevTS))
+				}
 			}
-		}
+		})
 		in.End(true)
 	}
 	return nil
 }
 
-func (p *parser) emit(in httpsource.Instances, prefix, name, suffix string, v float64) {
-	p.name = p.name[:0]
-	if prefix != "" {
-		p.name = appendPart(p.name, prefix)
-		p.name = append(p.name, '.')
-	}
-	p.name = append(p.name, name...)
+func (p *parser) emit(in httpsource.Instances, id fieldID, suffix string, v float64) {
+	p.name = append(p.name[:0], p.prefix...)
+	p.name = appendName(p.name, id)
 	p.name = append(p.name, suffix...)
 	p.s = sample.Sample{Family: p.name, Name: p.name, Kind: sample.Counter, Value: v}
 	in.Add(&p.s)
@@ -181,25 +332,33 @@ func (p *parser) value() (float64, error) {
 	return strconv.ParseFloat(string(num), 64)
 }
 
-func (p *parser) counters(byPID map[uint64]counters, pid uint64) (counters, error) {
+func (p *parser) counters(byPID map[uint64]*counters, pid uint64) (*counters, error) {
 	c := byPID[pid]
 	if c == nil {
 		if len(byPID) >= maxPIDs {
 			return nil, fmt.Errorf("more than %d processes", maxPIDs)
 		}
-		c = counters{}
+		// From a slab: one allocation per 256 processes. A new slab per body, since the
+		// rates keep the previous body's counters.
+		if len(p.slab) == cap(p.slab) {
+			p.slab = make([]counters, 0, 256)
+		}
+		p.slab = p.slab[:len(p.slab)+1]
+		c = &p.slab[len(p.slab)-1]
+		c.codes = c.codeBuf[:0]
 		byPID[pid] = c
 	}
 	return c, nil
 }
 
-func (p *parser) request(byPID map[uint64]counters) error {
+func (p *parser) request(byPID map[uint64]*counters) error {
 	pid, err := p.pidOf()
 	if err != nil {
 		return err
 	}
 	_, _, method, ok := p.r.KeyField("method")
-	if !ok || !validMethod(method) {
+	i := methodIndex(method)
+	if !ok || i < 0 {
 		return fmt.Errorf("method %q is not one the program counts", method)
 	}
 	v, err := p.value()
@@ -210,26 +369,13 @@ func (p *parser) request(byPID map[uint64]counters) error {
 	if err != nil {
 		return err
 	}
-	c["requests"] += v
-	c["requests.method."+string(method)] += v
+	c.requests += v
+	c.methods[i] += v
+	c.hasRequests, c.hasMethod[i] = true, true
 	return nil
 }
 
-// validMethod: the program's methods are upper-case letters; anything else in a body is a
-// spoiled file, not a path component.
-func validMethod(m []byte) bool {
-	if len(m) == 0 || len(m) > 8 {
-		return false
-	}
-	for _, c := range m {
-		if c < 'A' || c > 'Z' {
-			return false
-		}
-	}
-	return true
-}
-
-func (p *parser) response(byPID map[uint64]counters) error {
+func (p *parser) response(byPID map[uint64]*counters) error {
 	pid, err := p.pidOf()
 	if err != nil {
 		return err
@@ -250,32 +396,30 @@ func (p *parser) response(byPID map[uint64]counters) error {
 	if err != nil {
 		return err
 	}
-	c["responses"] += v
+	c.responses += v
+	c.hasResp = true
 	// A code the C enum names has its own path; the program's list is the one place that
 	// says which codes those are (the snapshot carries the names, decoded from its BTF).
 	if len(name) > 0 {
-		c["responses.code."+string(num)] += v
+		c.code(uint32(code), true).n += v
 	} else {
-		c["responses.code.other"] += v
+		c.other += v
+		c.hasOther = true
 	}
 	if code >= 100 && code <= 599 {
-		c["responses.class."+strconv.FormatUint(code/100, 10)+"xx"] += v
+		c.class[code/100-1] += v
+		c.hasClass[code/100-1] = true
 	}
 	return nil
 }
 
-func (p *parser) drop(byPID map[uint64]counters) error {
+func (p *parser) drop(byPID map[uint64]*counters) error {
 	kind, num, _, ok := p.r.KeyField("")
 	if !ok || string(kind) != ebpfmaps.KindEnum {
 		return errors.New("the key is not a decoded drop_reason")
 	}
-	var name string
-	switch string(num) {
-	case "0":
-		name = "not_counted.requests_map_full"
-	case "1":
-		name = "not_counted.responses_map_full"
-	default:
+	i, err := strconv.ParseUint(string(num), 10, 32)
+	if err != nil || i >= 2 {
 		return nil // DROP_REASONS and beyond count nothing
 	}
 	v, err := p.value()
@@ -286,11 +430,10 @@ func (p *parser) drop(byPID map[uint64]counters) error {
 	if err != nil {
 		return err
 	}
-	c[name] += v
+	c.drops[i] += v
+	c.hasDrop[i] = true
 	return nil
 }
-
-func rateKey(pid uint64, name string) string { return strconv.FormatUint(pid, 10) + "\x00" + name }
 
 // rateBook keeps, per source and map, the counters of the newest snapshot processed, for
 // the rates of the next. Shared by the workers; snapshots processed out of order get rates
@@ -301,8 +444,8 @@ type rateBook struct {
 }
 
 type rateState struct {
-	ts     int64
-	values map[string]float64
+	ts    int64
+	byPID map[uint64]*counters
 }
 
 var book = &rateBook{m: map[string]*rateState{}}
@@ -310,35 +453,23 @@ var book = &rateBook{m: map[string]*rateState{}}
 // maxRateStates bounds the sources×maps kept.
 const maxRateStates = 1024
 
-// rates returns the per-second rates of byPID's counters against the previous snapshot of
-// key, by rateKey, and keeps byPID when ts is the newest. A counter that went down (its
+// swap returns the counters of the previous snapshot of key when it is older than ts (nil
+// otherwise: no rates), and keeps byPID when ts is the newest. A counter that went down (its
 // process's entries pruned, a PID reused, the loader's maps recreated) has no rate; one that
-// is new counts from 0, since a key appears in the maps at its first event.
-func (b *rateBook) rates(key string, ts int64, byPID map[uint64]counters) map[string]float64 {
-	cur := make(map[string]float64)
-	for pid, c := range byPID {
-		for n, v := range c {
-			cur[rateKey(pid, n)] = v
-		}
-	}
+// is new counts from 0, since a key appears in the maps at its first event. It returns the
+// previous counters and their timestamp.
+func (b *rateBook) swap(key string, ts int64, byPID map[uint64]*counters) (map[uint64]*counters, int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	prev := b.m[key]
-	var out map[string]float64
-	if prev != nil && prev.ts < ts {
-		dt := float64(ts - prev.ts)
-		out = make(map[string]float64, len(cur))
-		for k, v := range cur {
-			if pv := prev.values[k]; v >= pv {
-				out[k] = (v - pv) / dt
-			}
-		}
-	}
 	if prev == nil || ts > prev.ts {
 		if prev == nil && len(b.m) >= maxRateStates {
 			clear(b.m)
 		}
-		b.m[key] = &rateState{ts: ts, values: cur}
+		b.m[key] = &rateState{ts: ts, byPID: byPID}
 	}
-	return out
+	if prev != nil && prev.ts < ts {
+		return prev.byPID, prev.ts
+	}
+	return nil, 0
 }
