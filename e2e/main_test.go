@@ -56,8 +56,22 @@ func start(t *testing.T, program string, args ...string) *daemon {
 // startFrom is start for a program built into dir.
 func startFrom(t *testing.T, dir, program string, args ...string) *daemon {
 	t.Helper()
+	return startIn(t, dir, nil, program, args...)
+}
+
+// startWithEnv is start with env added to the environment.
+func startWithEnv(t *testing.T, env []string, program string, args ...string) *daemon {
+	t.Helper()
+	return startIn(t, binDir, env, program, args...)
+}
+
+func startIn(t *testing.T, dir string, env []string, program string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{name: program, out: &testrig.Buffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(filepath.Join(dir, program), args...)
+	if env != nil {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

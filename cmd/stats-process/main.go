@@ -4,10 +4,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/statspipe/statspipe/internal/cli"
@@ -19,6 +22,7 @@ import (
 	"github.com/statspipe/statspipe/internal/process"
 	"github.com/statspipe/statspipe/internal/sources"
 	_ "github.com/statspipe/statspipe/internal/sources/all" // registers every source kind
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 const usage = `Aggregate the snapshots of stats-pull (HAProxy and named sources) and send the lines to
@@ -60,52 +64,24 @@ func run(argv []string) int {
 		fmt.Fprintln(os.Stderr, "stats-process:", err)
 		return 1
 	}
-	cfg, loaded, code := cli.LoadConfig(args.ConfigRequest(config.ProcessProgram), os.Stdout, os.Stderr)
+	req := args.ConfigRequest(config.ProcessProgram)
+	cfg, loaded, code := cli.LoadConfig(req, os.Stdout, os.Stderr)
 	if cfg == nil {
 		return code
 	}
-	log := cli.Logger(cfg.Process.Loglevel, "stats-process", loaded)
+	level := new(slog.LevelVar)
+	level.Set(cfg.Process.Loglevel)
+	log := cli.Logger(level, "stats-process", loaded)
 
-	var dispatchers []dispatch.Dispatcher
-	if cfg.Graphite.Enabled {
-		// The Graphite dispatcher holds up to queue-bytes unproven plus a quarter of it in its
-		// replay hold, and each worker one chunk in the making and one waiting to be accepted.
-		metric.SetFreeChunks((cfg.Graphite.QueueBytes*5/4)/metric.DefaultChunkSize + 2*cfg.Process.Workers + 2)
-		newGraphite := graphite.New
-		if once {
-			// Fails the queued chunks after one failed connect round (or a stall-timeout), so
-			// that --once gives up then rather than at --once-timeout.
-			newGraphite = graphite.NewOnce
-		}
-		dispatchers = append(dispatchers, newGraphite(cfg.Graphite, log.With("dispatcher", "graphite")))
-	}
-	if cfg.LocalStore != nil {
-		dispatchers = append(dispatchers, localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store")))
-	}
-	formats, err := sources.Formats(cfg, log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stats-process:", err)
-		return 1
-	}
-	runner, err := process.New(process.Options{
-		SrcDir:         cfg.Process.SrcDir,
-		Workers:        cfg.Process.Workers,
-		NewFormats:     formats,
-		Dispatchers:    dispatchers,
-		Log:            log,
-		RescanInterval: cfg.Process.LivenessCheckInterval,
-		OnceTimeout:    onceTimeout,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stats-process:", err)
-		return 1
-	}
-
-	ctx, stop := cli.SignalContext(log)
-	defer stop()
-	log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir,
-		"workers", cfg.Process.Workers, "once", once)
 	if once {
+		runner, err := newRunner(cfg, true, onceTimeout, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stats-process:", err)
+			return 1
+		}
+		ctx, stop := cli.SignalContext(log)
+		defer stop()
+		log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir, "workers", cfg.Process.Workers, "once", once)
 		err = runner.Once(ctx)
 		sum := runner.Summary()
 		log.Info("done", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed,
@@ -120,21 +96,143 @@ func run(argv []string) int {
 		return 0
 	}
 
-	sd := cli.NewSystemd(log)
-	err = runner.Run(ctx, func() {
-		sd.Ready(ctx, "watching "+cfg.Process.SrcDir, runner.Alive)
-	})
-	sd.Stopping()
-	sum := runner.Summary()
-	log.Info("stopped", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed)
+	runner, err := newRunner(cfg, false, 0, log)
 	if err != nil {
-		log.Error("stopping", "error", err)
+		fmt.Fprintln(os.Stderr, "stats-process:", err)
 		return 1
 	}
-	return 0
+	ctx, stop, reload := cli.Signals(log)
+	defer stop()
+	log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir, "workers", cfg.Process.Workers, "once", once)
+	sd := cli.NewSystemd(log)
+	type running struct {
+		runner *process.Runner
+		srcDir string
+	}
+	var cur atomic.Pointer[running]
+	cur.Store(&running{runner, cfg.Process.SrcDir})
+	status := func() string { c := cur.Load(); return processStatus(c.srcDir, c.runner) }
+	var total process.Summary
+	started := false
+	for {
+		// One runner per configuration. A reload stops it the way SIGTERM does — no new
+		// snapshot taken, those in flight delivered (or kept in the spool) — and starts the
+		// next, which finds the queue where it was.
+		runCtx, stopRun := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func(r *process.Runner, first bool) {
+			done <- r.Run(runCtx, func() {
+				if first {
+					sd.Ready(ctx, status(), func() bool { return cur.Load().runner.Alive() })
+					sd.StatusUpdates(ctx, status)
+				} else {
+					sd.Reloaded(status())
+				}
+			})
+		}(runner, !started)
+		started = true
+		var next *process.Runner
+		for next == nil {
+			select {
+			case err := <-done:
+				stopRun()
+				sd.Stopping()
+				add(&total, runner.Summary())
+				log.Info("stopped", "delivered", total.Delivered, "quarantined", total.Quarantined, "kept", total.Failed)
+				if err != nil {
+					log.Error("stopping", "error", err)
+					return 1
+				}
+				return 0
+			case <-reload:
+				sd.Reloading()
+				ncfg, nloaded, err := cli.Reload(req)
+				if err == nil {
+					next, err = newRunner(ncfg, false, 0, log)
+				}
+				if err != nil {
+					log.Error("reload rejected: the running configuration stays", "error", err)
+					sd.Reloaded("reload rejected, running the previous configuration: " + err.Error())
+					continue
+				}
+				for _, w := range nloaded.Warnings {
+					log.Warn(w)
+				}
+				stopRun()
+				if err := <-done; err != nil {
+					log.Error("the previous configuration's runner stopped with an error", "error", err)
+				}
+				add(&total, runner.Summary())
+				level.Set(ncfg.Process.Loglevel)
+				runner = next
+				cur.Store(&running{runner, ncfg.Process.SrcDir})
+				log.Info("reloaded", "src-dir", ncfg.Process.SrcDir, "workers", ncfg.Process.Workers, "sources", len(ncfg.Sources))
+			}
+		}
+	}
 }
 
-// maxOnceTimeout bounds --once-timeout (a week) so that the duration cannot overflow.
+// newRunner sets up the dispatchers, the sources' formats and the runner of cfg.
+func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *slog.Logger) (*process.Runner, error) {
+	formats, err := sources.Formats(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	var dispatchers []dispatch.Dispatcher
+	if cfg.Graphite.Enabled {
+		metric.SetFreeChunks((cfg.Graphite.QueueBytes*5/4)/metric.DefaultChunkSize + 2*cfg.Process.Workers + 2)
+		newGraphite := graphite.New
+		if once {
+			newGraphite = graphite.NewOnce
+		}
+		dispatchers = append(dispatchers, newGraphite(cfg.Graphite, log.With("dispatcher", "graphite")))
+	}
+	if cfg.LocalStore != nil {
+		dispatchers = append(dispatchers, localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store")))
+	}
+	runner, err := process.New(process.Options{
+		SrcDir:         cfg.Process.SrcDir,
+		Workers:        cfg.Process.Workers,
+		NewFormats:     formats,
+		Dispatchers:    dispatchers,
+		Log:            log,
+		RescanInterval: cfg.Process.LivenessCheckInterval,
+		OnceTimeout:    onceTimeout,
+	})
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for _, d := range dispatchers {
+			d.Close(ctx) // nothing was submitted
+		}
+		return nil, err
+	}
+	return runner, nil
+}
+
+func add(total *process.Summary, s process.Summary) {
+	total.Delivered += s.Delivered
+	total.Quarantined += s.Quarantined
+	total.Failed += s.Failed
+}
+
+// processStatus is the unit's STATUS=: the queue and what was delivered.
+func processStatus(srcDir string, r *process.Runner) string {
+	s := "watching " + srcDir
+	if entries, err := spool.List(srcDir); err == nil {
+		s += fmt.Sprintf("; queue %d", len(entries))
+		if len(entries) > 0 {
+			s += " (oldest " + entries[0].Name + ")"
+		}
+	}
+	sum := r.Summary()
+	s += fmt.Sprintf("; delivered %d, quarantined %d", sum.Delivered, sum.Quarantined)
+	if last := r.LastDelivered(); last != "" {
+		s += "; last snapshot " + last
+	}
+	return s
+}
+
 const maxOnceTimeout = 7 * 24 * time.Hour
 
 // parseOnceTimeout reads --once-timeout: seconds, fractions allowed, more than 0.

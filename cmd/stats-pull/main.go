@@ -5,8 +5,11 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/statspipe/statspipe/internal/cli"
 	"github.com/statspipe/statspipe/internal/config"
@@ -42,34 +45,26 @@ func run(argv []string) int {
 	if !ok {
 		return code
 	}
-	cfg, loaded, code := cli.LoadConfig(args.ConfigRequest(config.PullProgram), os.Stdout, os.Stderr)
+	req := args.ConfigRequest(config.PullProgram)
+	cfg, loaded, code := cli.LoadConfig(req, os.Stdout, os.Stderr)
 	if cfg == nil {
 		return code
 	}
-	log := cli.Logger(cfg.Pull.Loglevel, "stats-pull", loaded)
-	// Signals are caught from here on, so one that arrives during start-up still exits 0.
-	ctx, stop := cli.SignalContext(log)
-	defer stop()
-
-	w, err := spool.NewWriter(cfg.Pull.DstDir, cfg.Pull.TmpDstDir, log)
-	if err != nil {
-		log.Error("cannot use the spool", "error", err)
-		return 1
-	}
-	defer w.Close()
-	providers, err := sources.Providers(cfg, log)
-	if err != nil {
-		log.Error("cannot set up the sources", "error", err)
-		return 1
-	}
-	loop, err := pull.NewLoop(w, providers, pull.OptionsFrom(cfg.Pull), log)
-	if err != nil {
-		log.Error("invalid settings", "error", err)
-		return 1
-	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Pull.Loglevel)
+	log := cli.Logger(level, "stats-pull", loaded)
 
 	if args.Bool("--once") {
-		path := loop.Once(ctx)
+		// Signals are caught from here on, so one that arrives during start-up still exits 0.
+		ctx, stop := cli.SignalContext(log)
+		defer stop()
+		p, err := newPuller(cfg, nil, log)
+		if err != nil {
+			log.Error(err.Error())
+			return 1
+		}
+		defer p.w.Close()
+		path := p.loop.Once(ctx)
 		if path == "" {
 			return 1
 		}
@@ -77,21 +72,122 @@ func run(argv []string) int {
 		return 0
 	}
 
-	var names []string
-	for _, p := range providers {
-		names = append(names, p.Info().Source)
-	}
-	log.Info("started", "version", cli.Version, "sources", strings.Join(names, ","), "dst-dir", w.DstDir(), "tmp-dst-dir", w.TmpDir(),
-		"pull-interval", cfg.Pull.PullInterval, "pull-timeout", cfg.Pull.PullTimeout,
-		"queue-size", cfg.Pull.QueueSize, "allow-partial", cfg.Pull.AllowPartial)
-	sd := cli.NewSystemd(log)
-	sd.Ready(ctx, "pulling into "+w.DstDir(), loop.Alive)
-	err = loop.Run(ctx)
-	sd.Stopping()
+	ctx, stop, reload := cli.Signals(log)
+	defer stop()
+	p, err := newPuller(cfg, nil, log)
 	if err != nil {
-		log.Error("stopping", "error", err)
+		log.Error(err.Error())
 		return 1
 	}
+	defer func() { p.w.Close() }()
+	log.Info("started", "version", cli.Version, "sources", p.names(), "dst-dir", p.w.DstDir(), "tmp-dst-dir", p.w.TmpDir(),
+		"pull-interval", cfg.Pull.PullInterval, "pull-timeout", cfg.Pull.PullTimeout,
+		"queue-size", cfg.Pull.QueueSize, "allow-partial", cfg.Pull.AllowPartial)
+	var cur atomic.Pointer[puller]
+	cur.Store(p)
+	sd := cli.NewSystemd(log)
+	sd.Ready(ctx, p.status(), func() bool { return cur.Load().loop.Alive() })
+	stopStatus := sd.StatusUpdates(ctx, func() string { return cur.Load().status() })
+	defer stopStatus()
+	for {
+		reloading, err := p.loop.RunUntil(ctx, reload)
+		if err != nil {
+			sd.Stopping()
+			log.Error("stopping", "error", err)
+			return 1
+		}
+		if !reloading {
+			break
+		}
+		// Between rounds: the last one is published, the next starts with the new settings.
+		sd.Reloading()
+		next, nextLoaded, err := cli.Reload(req)
+		var np *puller
+		if err == nil {
+			np, err = newPuller(next, p, log)
+		}
+		if err != nil {
+			log.Error("reload rejected: the running configuration stays", "error", err)
+			sd.Reloaded("reload rejected, running the previous configuration: " + err.Error())
+			continue
+		}
+		for _, w := range nextLoaded.Warnings {
+			log.Warn(w)
+		}
+		level.Set(next.Pull.Loglevel)
+		p = np
+		cur.Store(p)
+		log.Info("reloaded", "sources", p.names(), "dst-dir", p.w.DstDir(), "pull-interval", next.Pull.PullInterval,
+			"pull-timeout", next.Pull.PullTimeout, "queue-size", next.Pull.QueueSize)
+		sd.Reloaded(p.status())
+	}
+	sd.Stopping()
 	log.Info("stopped")
 	return 0
+}
+
+// puller is what one configuration runs: the spool writer, the sources and the loop.
+type puller struct {
+	w         *spool.Writer
+	providers []pull.Provider
+	loop      *pull.Loop
+}
+
+// newPuller sets up cfg. On a reload, old is the running puller: its spool writer is kept
+// when the spool directories are the same (its lock cannot be taken twice), else released
+// for the new one, and taken back when the new configuration fails.
+func newPuller(cfg *config.Config, old *puller, log *slog.Logger) (*puller, error) {
+	p := &puller{}
+	var err error
+	switch {
+	case old != nil && old.w.DstDir() == filepath.Clean(cfg.Pull.DstDir) && old.w.TmpDir() == filepath.Clean(cfg.Pull.TmpDstDir):
+		p.w = old.w
+	case old != nil:
+		old.w.Close()
+		if p.w, err = spool.NewWriter(cfg.Pull.DstDir, cfg.Pull.TmpDstDir, log); err != nil {
+			w, rerr := spool.NewWriter(old.w.DstDir(), old.w.TmpDir(), log)
+			if rerr != nil {
+				return nil, fmt.Errorf("cannot use the new spool (%v) nor the old one again: %w", err, rerr)
+			}
+			*old.w = *w // the running loop holds old.w: it gets the lock back
+			return nil, fmt.Errorf("cannot use the spool: %w", err)
+		}
+	default:
+		if p.w, err = spool.NewWriter(cfg.Pull.DstDir, cfg.Pull.TmpDstDir, log); err != nil {
+			return nil, fmt.Errorf("cannot use the spool: %w", err)
+		}
+	}
+	fail := func(err error) (*puller, error) {
+		if p.w != nil && (old == nil || p.w != old.w) {
+			p.w.Close()
+		}
+		return nil, err
+	}
+	if p.providers, err = sources.Providers(cfg, log); err != nil {
+		return fail(fmt.Errorf("cannot set up the sources: %w", err))
+	}
+	if p.loop, err = pull.NewLoop(p.w, p.providers, pull.OptionsFrom(cfg.Pull), log); err != nil {
+		return fail(fmt.Errorf("invalid settings: %w", err))
+	}
+	return p, nil
+}
+
+func (p *puller) names() string {
+	var names []string
+	for _, pr := range p.providers {
+		names = append(names, pr.Info().Source)
+	}
+	return strings.Join(names, ",")
+}
+
+// status is the unit's STATUS=: where it pulls to, the queue and the last snapshot.
+func (p *puller) status() string {
+	s := "pulling " + p.names() + " into " + p.w.DstDir()
+	if entries, err := spool.List(p.w.DstDir()); err == nil {
+		s += fmt.Sprintf("; queue %d", len(entries))
+	}
+	if last := p.loop.LastPublished(); last != "" {
+		s += "; last snapshot " + filepath.Base(last)
+	}
+	return s
 }

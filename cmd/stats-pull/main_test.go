@@ -512,7 +512,6 @@ func TestSignalsStopPromptlyInEveryState(t *testing.T) {
 		{name: "suspended", sig: syscall.SIGTERM, replies: smallReplies, lines: []string{"pull-interval = 30", "queue-size = 1"},
 			prep:  func(t *testing.T, d spoolDirs) { os.MkdirAll(filepath.Join(d.dst, "1"), 0o755) },
 			ready: "pulling statistics is suspended"},
-		{name: "sighup-mid-pull", sig: syscall.SIGHUP, hang: true, lines: []string{"pull-timeout = 30"}},
 		{name: "sigint-sleeping", sig: syscall.SIGINT, replies: smallReplies, lines: []string{"pull-interval = 30"}, ready: "statistics are stored in"},
 	}
 	for _, c := range cases {
@@ -623,6 +622,98 @@ func TestSystemdNotify(t *testing.T) {
 	p := startPull(t, cfg, notify.Env()...)
 	notify.ExpectLifecycle(t, func() { p.cmd.Process.Signal(syscall.SIGTERM) })
 	if code := p.exitCode(t, time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out)
+	}
+}
+
+// SIGHUP re-reads the configuration (haproxystats stopped): between rounds, with RELOADING=1
+// and READY=1 with the status; a new server is pulled from the next round on. An invalid file
+// is rejected with the error, and the running configuration keeps pulling.
+func TestReloadOnSIGHUP(t *testing.T) {
+	sockDir := shortDir(t)
+	notify := testrig.ListenNotify(t)
+	one := "unix://" + filepath.Join(sockDir, "admin1.sock")
+	two := "unix://" + filepath.Join(sockDir, "admin2.sock")
+	testrig.ServeFakeStats(t, "unix", filepath.Join(sockDir, "admin1.sock"), smallReplies, false)
+	testrig.ServeFakeStats(t, "unix", filepath.Join(sockDir, "admin2.sock"), smallReplies, false)
+	cfg, d := writeConfig(t, "servers = "+one, "pull-interval = 1")
+	p := startPull(t, cfg, "NOTIFY_SOCKET="+notify.Path)
+	next := func(prefix string) string {
+		t.Helper()
+		for i := 0; i < 50; i++ {
+			if m := notify.Next(t, 10*time.Second); strings.HasPrefix(m, prefix) {
+				return m
+			} else if !strings.HasPrefix(m, "STATUS=") {
+				t.Fatalf("notification %q, want %s", m, prefix)
+			}
+		}
+		t.Fatalf("no %s", prefix)
+		return ""
+	}
+	if m := next("READY=1"); !strings.Contains(m, "STATUS=pulling haproxy into "+d.dst) {
+		t.Fatalf("READY %q", m)
+	}
+	// hasServer says whether the newest snapshot has the server's files.
+	hasServer := func(name string) bool {
+		es := snapshots(t, d.dst)
+		if len(es) == 0 {
+			return false
+		}
+		_, err := os.Stat(filepath.Join(es[len(es)-1].Path, name+"_stat"))
+		return err == nil
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s:\n%s", what, p.out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("a snapshot of admin1", func() bool { return hasServer("admin1.sock") })
+
+	writeFile := func(text string) {
+		t.Helper()
+		b, _ := os.ReadFile(cfg)
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "servers = ") || strings.HasPrefix(l, "pull-interval = ") {
+				lines[i] = ""
+			}
+		}
+		if err := os.WriteFile(cfg+".new", []byte(strings.Join(lines, "\n")+text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cfg+".new", cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("servers = " + one + "," + two + "\npull-interval = 1\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	if m := next("RELOADING=1"); !strings.Contains(m, "MONOTONIC_USEC=") {
+		t.Fatalf("RELOADING %q", m)
+	}
+	if m := next("READY=1"); !strings.Contains(m, "STATUS=pulling haproxy into") {
+		t.Fatalf("READY after the reload %q", m)
+	}
+	p.waitLog(t, "msg=reloaded", 5*time.Second)
+	waitFor("a snapshot of admin2", func() bool { return hasServer("admin2.sock") && hasServer("admin1.sock") })
+
+	// An invalid file: rejected, the running configuration goes on (both servers).
+	writeFile("servers = " + one + "\npull-interval = zero\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	next("RELOADING=1")
+	if m := next("READY=1"); !strings.Contains(m, "reload rejected") || !strings.Contains(m, "pull-interval") {
+		t.Fatalf("READY after a rejected reload %q", m)
+	}
+	p.waitLog(t, "reload rejected: the running configuration stays", 5*time.Second)
+	before := len(snapshots(t, d.dst))
+	waitFor("the old configuration to publish on", func() bool { return len(snapshots(t, d.dst)) > before+1 && hasServer("admin2.sock") })
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(t, 5*time.Second); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, p.out)
 	}
 }

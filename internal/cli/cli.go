@@ -62,7 +62,7 @@ func LoadConfig(req ConfigRequest, stdout, stderr io.Writer) (*config.Config, *c
 }
 
 // Logger returns a text logger on stderr at level, and logs the loader's notices and warnings.
-func Logger(level slog.Level, program string, loaded *config.Loaded) *slog.Logger {
+func Logger(level slog.Leveler, program string, loaded *config.Loaded) *slog.Logger {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	log = log.With("program", program)
 	if loaded != nil {
@@ -76,8 +76,8 @@ func Logger(level slog.Level, program string, loaded *config.Loaded) *slog.Logge
 	return log
 }
 
-// SignalContext ends when SIGTERM, SIGINT or SIGHUP arrives. SIGHUP stops the program, as it
-// did haproxystats; configuration is re-read by restarting.
+// SignalContext ends when SIGTERM, SIGINT or SIGHUP arrives: for --once runs, where there is
+// nothing to reload (the daemons use Signals).
 func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)

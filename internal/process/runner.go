@@ -87,6 +87,8 @@ type Runner struct {
 	watcher  atomic.Pointer[watcher]
 	inflight sync.WaitGroup // snapshots whose delivery is not settled yet
 	sum      struct{ delivered, quarantined, failed, left atomic.Int64 }
+	// lastDelivered is the name of the snapshot delivered last.
+	lastDelivered atomic.Pointer[string]
 
 	// lastProgress (unix nanoseconds) is when a dispatcher last acknowledged a chunk or a
 	// snapshot was settled; Once gives up when it is older than OnceTimeout.
@@ -118,6 +120,14 @@ func New(o Options) (*Runner, error) {
 	r := &Runner{o: o, log: o.Log, queue: newQueue(), limit: newLogLimiter(o.Log, o.LogEvery, time.Now)}
 	r.records.byName = map[string]*record{}
 	return r, nil
+}
+
+// LastDelivered is the name of the snapshot delivered last ("" none yet).
+func (r *Runner) LastDelivered() string {
+	if p := r.lastDelivered.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Summary returns the counts so far.
@@ -562,6 +572,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	r.records.forget(s.Name)
 	r.sum.delivered.Add(1)
+	r.lastDelivered.Store(&s.Name)
 	log.Debug("snapshot delivered and removed", "seconds", time.Since(started).Seconds())
 }
 

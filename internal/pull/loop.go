@@ -51,6 +51,7 @@ type Loop struct {
 
 	suspended bool         // queue full; logged once when it starts and once when it ends
 	heartbeat atomic.Int64 // UnixNano of the last sign of progress, for Alive
+	published atomic.Pointer[string]
 	// snapshotName turns a tick into the snapshot name; tests shrink seconds to milliseconds.
 	snapshotName func(tick time.Time) int64
 }
@@ -78,14 +79,23 @@ func NewLoop(w *spool.Writer, providers []Provider, opt Options, log *slog.Logge
 // its tick's epoch second, so consecutive snapshots are exactly pull-interval apart even when a
 // timer wake-up jitters across a second boundary.
 func (l *Loop) Run(ctx context.Context) error {
+	_, err := l.RunUntil(ctx, nil)
+	return err
+}
+
+// RunUntil is Run that also returns, with reloading true, when reload receives: between
+// rounds, so that a round in progress is finished and published first.
+func (l *Loop) RunUntil(ctx context.Context, reload <-chan struct{}) (reloading bool, err error) {
 	interval := l.opt.Interval
 	tick := time.Now()
 	offset := tick.UnixNano() % int64(interval)
 	for {
 		l.heartbeat.Store(time.Now().UnixNano())
-		l.round(ctx, tick)
+		if path := l.round(ctx, tick); path != "" {
+			l.published.Store(&path)
+		}
 		if ctx.Err() != nil {
-			return nil
+			return false, nil
 		}
 		now := time.Now()
 		l.heartbeat.Store(now.UnixNano())
@@ -98,7 +108,10 @@ func (l *Loop) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil
+			return false, nil
+		case <-reload:
+			timer.Stop()
+			return true, nil
 		case <-timer.C:
 		}
 		tick = next
@@ -109,6 +122,14 @@ func (l *Loop) Run(ctx context.Context) error {
 // snapshot's path ("" when nothing was published; the reason is logged).
 func (l *Loop) Once(ctx context.Context) string {
 	return l.round(ctx, time.Now())
+}
+
+// LastPublished is the path of the last snapshot Run published ("" none yet).
+func (l *Loop) LastPublished() string {
+	if p := l.published.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Alive reports whether Run is making progress, for a watchdog: it has passed a round boundary
