@@ -90,9 +90,17 @@ func TestProcessReload(t *testing.T) {
 	const feMain = "lb.vm.haproxy.frontend.fe_main."
 	const perPID = "lb.vm.http.instance.1001.nginx.requests "
 	const respMax = "lb.vm.http.nginx.responses.max "
-	if out := lines(snapshot()); !strings.Contains(out, feMain) || !strings.Contains(out, perPID) || strings.Contains(out, respMax) {
+	first := snapshot()
+	out := lines(first)
+	if !strings.Contains(out, feMain) || !strings.Contains(out, perPID) || strings.Contains(out, respMax) {
 		t.Fatalf("before the reload: fe_main or the per-PID lines missing, or a max of responses:\n%s", out)
 	}
+	// One info line per delivered snapshot, with its lines and each dispatcher's time.
+	wantLog := fmt.Sprintf(`level=INFO msg="snapshot delivered" program=stats-process snapshot=%d lines=%d bytes=%d seconds=`,
+		first, strings.Count(out, "\n"), len(out))
+	waitUntil(t, 10*time.Second, "the delivery log line", func() bool {
+		return strings.Contains(p.out.String(), wantLog) && strings.Contains(p.out.String(), "local-store_seconds=")
+	})
 
 	// Queue several snapshots, then reload at once with fe_main excluded.
 	var queued []int64

@@ -82,10 +82,18 @@ func run(argv []string) int {
 		ctx, stop := cli.SignalContext(log)
 		defer stop()
 		log.Info("started", "version", cli.Version, "src-dir", cfg.Process.SrcDir, "workers", cfg.Process.Workers, "once", once)
+		start := time.Now()
+		stopProgress := func() {}
+		if isTerminal(os.Stderr) {
+			stopProgress = showProgress(os.Stderr, runner.Summary, time.Second)
+		}
 		err = runner.Once(ctx)
+		stopProgress()
 		sum := runner.Summary()
-		log.Info("done", "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed,
-			"left", sum.Left)
+		elapsed := time.Since(start)
+		log.Info("done", "listed", sum.Listed, "delivered", sum.Delivered, "quarantined", sum.Quarantined, "kept", sum.Failed,
+			"left", sum.Left, "lines", sum.Lines, "bytes", sum.Bytes, "seconds", elapsed.Round(time.Millisecond).Seconds(),
+			"lines_per_second", int64(float64(sum.Lines)/max(elapsed.Seconds(), 1e-3)))
 		if err != nil {
 			log.Error("stopping", "error", err)
 			return 1
@@ -198,6 +206,7 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		Log:            log,
 		RescanInterval: cfg.Process.LivenessCheckInterval,
 		OnceTimeout:    onceTimeout,
+		DeliveryLog:    deliveryLog(cfg.Process.LogDeliveries),
 	})
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -208,6 +217,14 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		return nil, err
 	}
 	return runner, nil
+}
+
+// deliveryLog is the level of the line per delivered snapshot.
+func deliveryLog(on bool) slog.Level {
+	if on {
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }
 
 func add(total *process.Summary, s process.Summary) {

@@ -67,6 +67,7 @@ var schema = []sectionSchema{
 		unset("exclude-backends"),
 		{name: "max-component-length", def: "255", hasDefault: true, extension: true},
 		{name: "max-line-length", def: "16000", hasDefault: true, extension: true},
+		{name: "log-deliveries", def: "true", hasDefault: true, extension: true},
 	}},
 	{"graphite", []option{
 		def("server", "127.0.0.1"),

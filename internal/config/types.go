@@ -93,6 +93,8 @@ type Process struct {
 	// below carbon's 16 KiB line limit (statspipe extensions).
 	MaxComponentLength int
 	MaxLineLength      int
+	// LogDeliveries logs each delivered snapshot at info (else at debug).
+	LogDeliveries bool
 }
 
 // Graphite is section [graphite].

@@ -316,6 +316,7 @@ func (v *validator) readProcess(lvl slog.Level) {
 	p.AggrServerMetrics = v.boolean("process", "aggr-server-metrics")
 	p.PerProcessMetrics = v.boolean("process", "per-process-metrics")
 	p.CalculatePercentages = v.boolean("process", "calculate-percentages")
+	p.LogDeliveries = v.boolean("process", "log-deliveries")
 	p.LivenessCheckInterval = v.duration("process", "liveness-check-interval", minLoopInterval,
 		"rescanning src-dir more often would only spin")
 	for _, o := range []string{"frontend-metrics", "backend-metrics", "server-metrics"} {

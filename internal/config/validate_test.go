@@ -55,6 +55,7 @@ func TestConfigDefaults(t *testing.T) {
 			LivenessCheckInterval: 10 * time.Second,
 			MaxComponentLength:    255,
 			MaxLineLength:         16000,
+			LogDeliveries:         true,
 		},
 		Graphite: Graphite{
 			Loglevel:       slog.LevelInfo,

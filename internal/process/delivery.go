@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
@@ -20,17 +21,20 @@ type delivery struct {
 	pending  int
 	finished bool
 	fired    bool
-	produce  error              // the producer's (Format's) error
-	refused  bool               // a Submit refused a chunk: the producer could not hand over everything
-	results  []dispatchResult   // by index into the dispatchers given to submit
+	produce  error            // the producer's (Format's) error
+	refused  bool             // a Submit refused a chunk: the producer could not hand over everything
+	results  []dispatchResult // by index into the dispatchers given to submit
+	lines    int              // handed over (counted once, not per dispatcher)
+	bytes    int
 	onDone   func(deliveryDone) // called once, when everything is settled
 	progress func()             // called for every chunk a dispatcher acknowledged
 }
 
 // dispatchResult is what one dispatcher answered for the chunks of one attempt at a snapshot.
 type dispatchResult struct {
-	err      error    // the first failure that is not a rejection; nil if none
-	rejected []string // Rejected() reasons of the chunks it refused (bounded, see addReason)
+	err      error     // the first failure that is not a rejection; nil if none
+	rejected []string  // Rejected() reasons of the chunks it refused (bounded, see addReason)
+	last     time.Time // when it answered for its last chunk
 }
 
 // deliveryDone is the settled outcome of one attempt at a snapshot.
@@ -40,6 +44,8 @@ type deliveryDone struct {
 	// snapshot, whatever the Format returned.
 	refused bool
 	results []dispatchResult
+	// lines and bytes handed over to the dispatchers (each got them all unless refused).
+	lines, bytes int
 }
 
 // maxReasons bounds the rejection reasons kept per snapshot; maxReasonBytes bounds one of
@@ -64,6 +70,10 @@ func (d *delivery) submit(ctx context.Context, dispatchers []dispatch.Dispatcher
 			metric.Recycle(b)
 		}
 	}
+	d.mu.Lock()
+	d.lines += b.Lines
+	d.bytes += len(b.Data)
+	d.mu.Unlock()
 	for i, disp := range dispatchers {
 		d.mu.Lock()
 		d.pending++
@@ -99,6 +109,7 @@ func (d *delivery) ack(i int, err error) {
 	var rejected dispatch.Rejected
 	d.mu.Lock()
 	d.pending--
+	d.results[i].last = time.Now()
 	switch {
 	case err == nil:
 	case errors.As(err, &rejected):
@@ -115,7 +126,7 @@ func (d *delivery) ack(i int, err error) {
 		d.progress()
 	}
 	if fire {
-		d.onDone(deliveryDone{produce: d.produce, refused: d.refused, results: d.results})
+		d.onDone(deliveryDone{produce: d.produce, refused: d.refused, results: d.results, lines: d.lines, bytes: d.bytes})
 	}
 }
 
@@ -130,7 +141,7 @@ func (d *delivery) finish(err error) {
 	}
 	d.mu.Unlock()
 	if fire {
-		d.onDone(deliveryDone{produce: d.produce, refused: d.refused, results: d.results})
+		d.onDone(deliveryDone{produce: d.produce, refused: d.refused, results: d.results, lines: d.lines, bytes: d.bytes})
 	}
 }
 

@@ -65,6 +65,9 @@ type Options struct {
 	// dispatcher failing snapshot after snapshot); the ones in between are counted and the
 	// count is logged with the next one. Default 30 s.
 	LogEvery time.Duration
+	// DeliveryLog is the level of the line logged for each delivered snapshot (its lines,
+	// bytes and time, and each dispatcher's time); the zero value is Info.
+	DeliveryLog slog.Level
 }
 
 // Summary counts what a run did.
@@ -75,6 +78,10 @@ type Summary struct {
 	// Left is, after Once, the number of the snapshots it listed that are still in src-dir
 	// (not delivered, whether tried or not).
 	Left int64
+	// Listed is, during and after Once, the number of snapshots it found.
+	Listed int64
+	// Lines and Bytes are those of the snapshots delivered.
+	Lines, Bytes int64
 }
 
 // Runner processes snapshots until stopped.
@@ -86,7 +93,7 @@ type Runner struct {
 
 	watcher  atomic.Pointer[watcher]
 	inflight sync.WaitGroup // snapshots whose delivery is not settled yet
-	sum      struct{ delivered, quarantined, failed, left atomic.Int64 }
+	sum      struct{ delivered, quarantined, failed, left, listed, lines, bytes atomic.Int64 }
 	// lastDelivered is the name of the snapshot delivered last.
 	lastDelivered atomic.Pointer[string]
 
@@ -137,6 +144,9 @@ func (r *Runner) Summary() Summary {
 		Quarantined: r.sum.quarantined.Load(),
 		Failed:      r.sum.failed.Load(),
 		Left:        r.sum.left.Load(),
+		Listed:      r.sum.listed.Load(),
+		Lines:       r.sum.lines.Load(),
+		Bytes:       r.sum.bytes.Load(),
 	}
 }
 
@@ -197,6 +207,7 @@ func (r *Runner) Once(ctx context.Context) error {
 	for _, e := range entries {
 		r.queue.push(e)
 	}
+	r.sum.listed.Store(int64(len(entries)))
 	r.queue.close()
 
 	intake, stopIntake := context.WithCancel(ctx)
@@ -572,9 +583,27 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	r.records.forget(s.Name)
 	r.sum.delivered.Add(1)
+	r.sum.lines.Add(int64(res.lines))
+	r.sum.bytes.Add(int64(res.bytes))
 	r.lastDelivered.Store(&s.Name)
-	log.Debug("snapshot delivered and removed", "seconds", time.Since(started).Seconds())
+	if r.log.Enabled(context.Background(), r.o.DeliveryLog) {
+		args := []any{"snapshot", s.Name, "lines", res.lines, "bytes", res.bytes,
+			"seconds", roundSeconds(time.Since(started))}
+		for k, result := range res.results {
+			i := k
+			if indexes != nil {
+				i = indexes[k]
+			}
+			if !result.last.IsZero() {
+				args = append(args, r.o.Dispatchers[i].Name()+"_seconds", roundSeconds(result.last.Sub(started)))
+			}
+		}
+		r.log.Log(context.Background(), r.o.DeliveryLog, "snapshot delivered", args...)
+	}
 }
+
+// roundSeconds is d in seconds, to the millisecond, for log lines.
+func roundSeconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
 
 func (r *Runner) quarantine(s snapshot, reason string) {
 	dest, err := spool.Quarantine(r.o.SrcDir, s.Path, reason)
