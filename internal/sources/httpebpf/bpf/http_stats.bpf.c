@@ -82,14 +82,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } http_drops SEC(".maps");
 
-// The user buffer of a read(2)/recvfrom(2) on an accepted socket, from enter to exit, by
-// thread. LRU: a syscall whose exit was never seen cannot fill it.
+// A read(2)/recvfrom(2) on an accepted socket, from enter to exit, by thread. LRU: a syscall
+// whose exit was never seen cannot fill it.
+struct read_args {
+	__u64 buf;
+	__u32 fd;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct read_args);
 } pending_reads SEC(".maps");
+
+// The first bytes of a request that came in a read of fewer than 8 bytes, by tgid<<32|fd,
+// until the next read on that socket. Go's net/http reads 1 byte in the background while a
+// handler runs: when the next request arrives then, that byte is its first.
+struct partial {
+	__u64 bytes; // little-endian: the first byte lowest
+	__u32 n;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct partial);
+} partial_reads SEC(".maps");
 
 // Sockets returned by accept(2)/accept4(2) since the program was attached, by tgid<<32|fd,
 // until close(2); an inet address (or none) at accept. Only these are looked at: without
@@ -179,35 +199,76 @@ static __always_inline int is_method(const char *b, const char *m, int n)
 	return 1;
 }
 
-static __always_inline void request(__u32 tgid, __u64 buf)
+// method_is says whether the first bytes of w (little-endian) are m, n bytes long.
+static __always_inline int method_is(__u64 w, const char *m, int n)
 {
-	char b[8] = {};
-	if (bpf_probe_read_user(b, sizeof(b), (void *)buf))
-		return;
+	__u64 want = 0;
+	for (int i = n - 1; i >= 0; i--)
+		want = want << 8 | (__u8)m[i];
+	__u64 mask = n == 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+	return (w & mask) == want;
+}
+
+// request counts the request whose first 8 bytes are w (little-endian), when it starts with
+// a method and a space: a known method only, so that the keys per process stay few.
+static __always_inline void request(__u32 tgid, __u64 w)
+{
 	struct req_key k = {.pid = tgid};
-	// The method and the space after it; a known method only, so that the keys per process
-	// stay few.
-	if (is_method(b, "GET ", 4))
+	if (method_is(w, "GET ", 4))
 		__builtin_memcpy(k.method, "GET", 3);
-	else if (is_method(b, "POST ", 5))
+	else if (method_is(w, "POST ", 5))
 		__builtin_memcpy(k.method, "POST", 4);
-	else if (is_method(b, "PUT ", 4))
+	else if (method_is(w, "PUT ", 4))
 		__builtin_memcpy(k.method, "PUT", 3);
-	else if (is_method(b, "HEAD ", 5))
+	else if (method_is(w, "HEAD ", 5))
 		__builtin_memcpy(k.method, "HEAD", 4);
-	else if (is_method(b, "DELETE ", 7))
+	else if (method_is(w, "DELETE ", 7))
 		__builtin_memcpy(k.method, "DELETE", 6);
-	else if (is_method(b, "PATCH ", 6))
+	else if (method_is(w, "PATCH ", 6))
 		__builtin_memcpy(k.method, "PATCH", 5);
-	else if (is_method(b, "OPTIONS ", 8))
+	else if (method_is(w, "OPTIONS ", 8))
 		__builtin_memcpy(k.method, "OPTIONS", 7);
-	else if (is_method(b, "CONNECT ", 8))
+	else if (method_is(w, "CONNECT ", 8))
 		__builtin_memcpy(k.method, "CONNECT", 7);
-	else if (is_method(b, "TRACE ", 6))
+	else if (method_is(w, "TRACE ", 6))
 		__builtin_memcpy(k.method, "TRACE", 5);
 	else
 		return;
 	count(&http_requests, &k, REQUESTS_MAP_FULL);
+}
+
+// received looks at what a read returned: ret bytes at buf, after the bytes an earlier short
+// read on the socket kept.
+static __always_inline void received(__u32 tgid, __u32 fd, __u64 buf, long ret)
+{
+	__u64 k = ((__u64)tgid << 32) | fd;
+	__u64 w = 0;
+	if (bpf_probe_read_user(&w, sizeof(w), (void *)buf)) {
+		// A short read at the end of a page: read just what it returned.
+		if (ret >= 8 || bpf_probe_read_user(&w, ret & 7, (void *)buf))
+			return;
+	}
+	struct partial *p = bpf_map_lookup_elem(&partial_reads, &k);
+	if (p) {
+		__u32 n = p->n & 7;
+		__u64 head = p->bytes;
+		bpf_map_delete_elem(&partial_reads, &k);
+		if (n > 0 && n + ret >= 8) {
+			request(tgid, head | w << (8 * n));
+			return;
+		}
+		if (n + ret < 8) { // still short: keep both
+			struct partial np = {.bytes = head | (w & ((1ULL << (8 * ret)) - 1)) << (8 * n), .n = n + ret};
+			bpf_map_update_elem(&partial_reads, &k, &np, BPF_ANY);
+			return;
+		}
+	}
+	if (ret >= 8) {
+		request(tgid, w);
+		return;
+	}
+	struct partial np = {.bytes = w & ((1ULL << (8 * ret)) - 1), .n = ret};
+	bpf_map_update_elem(&partial_reads, &k, &np, BPF_ANY);
 }
 
 // response counts a buffer of at least 12 bytes that starts with "HTTP/1.x NNN".
@@ -242,10 +303,10 @@ int sys_enter(unsigned long long *ctx)
 	switch (id) {
 	case SYS_READ:
 	case SYS_RECVFROM: {
-		if (regs->dx < 8 || !tracked(tgid, regs->di))
+		if (regs->dx < 1 || !tracked(tgid, regs->di))
 			return 0;
-		__u64 buf = regs->si;
-		bpf_map_update_elem(&pending_reads, &pid_tgid, &buf, BPF_ANY);
+		struct read_args a = {.buf = regs->si, .fd = regs->di};
+		bpf_map_update_elem(&pending_reads, &pid_tgid, &a, BPF_ANY);
 		return 0;
 	}
 	case SYS_WRITE:
@@ -282,6 +343,7 @@ int sys_enter(unsigned long long *ctx)
 	case SYS_CLOSE: {
 		__u64 k = ((__u64)tgid << 32) | (regs->di & 0xffffffff);
 		bpf_map_delete_elem(&accepted_fds, &k);
+		bpf_map_delete_elem(&partial_reads, &k);
 		return 0;
 	}
 	}
@@ -300,13 +362,13 @@ int sys_exit(unsigned long long *ctx)
 	switch (id) {
 	case SYS_READ:
 	case SYS_RECVFROM: {
-		__u64 *buf = bpf_map_lookup_elem(&pending_reads, &pid_tgid);
-		if (!buf)
+		struct read_args *a = bpf_map_lookup_elem(&pending_reads, &pid_tgid);
+		if (!a)
 			return 0;
-		__u64 b = *buf;
+		struct read_args args = *a;
 		bpf_map_delete_elem(&pending_reads, &pid_tgid);
-		if (ret >= 8)
-			request(tgid, b);
+		if (ret > 0)
+			received(tgid, args.fd, args.buf, ret);
 		return 0;
 	}
 	case SYS_ACCEPT:

@@ -42,6 +42,20 @@ const (
 	httpStatsHttpStatusHTTP_503 httpStatsHttpStatus = 503
 )
 
+type httpStatsPartial struct {
+	_     structs.HostLayout
+	Bytes uint64
+	N     uint32
+	_     [4]byte
+}
+
+type httpStatsReadArgs struct {
+	_   structs.HostLayout
+	Buf uint64
+	Fd  uint32
+	_   [4]byte
+}
+
 type httpStatsReqKey struct {
 	_      structs.HostLayout
 	Pid    uint32
@@ -62,6 +76,7 @@ const (
 	httpStatsMapHttpDrops      = "http_drops"
 	httpStatsMapHttpRequests   = "http_requests"
 	httpStatsMapHttpResponses  = "http_responses"
+	httpStatsMapPartialReads   = "partial_reads"
 	httpStatsMapPendingAccepts = "pending_accepts"
 	httpStatsMapPendingReads   = "pending_reads"
 	httpStatsProgSysEnter      = "sys_enter"
@@ -123,6 +138,7 @@ type httpStatsMapSpecs struct {
 	HttpDrops      *ebpf.MapSpec `ebpf:"http_drops"`
 	HttpRequests   *ebpf.MapSpec `ebpf:"http_requests"`
 	HttpResponses  *ebpf.MapSpec `ebpf:"http_responses"`
+	PartialReads   *ebpf.MapSpec `ebpf:"partial_reads"`
 	PendingAccepts *ebpf.MapSpec `ebpf:"pending_accepts"`
 	PendingReads   *ebpf.MapSpec `ebpf:"pending_reads"`
 }
@@ -158,6 +174,7 @@ type httpStatsMaps struct {
 	HttpDrops      *ebpf.Map `ebpf:"http_drops"`
 	HttpRequests   *ebpf.Map `ebpf:"http_requests"`
 	HttpResponses  *ebpf.Map `ebpf:"http_responses"`
+	PartialReads   *ebpf.Map `ebpf:"partial_reads"`
 	PendingAccepts *ebpf.Map `ebpf:"pending_accepts"`
 	PendingReads   *ebpf.Map `ebpf:"pending_reads"`
 }
@@ -168,6 +185,7 @@ func (m *httpStatsMaps) Close() error {
 		m.HttpDrops,
 		m.HttpRequests,
 		m.HttpResponses,
+		m.PartialReads,
 		m.PendingAccepts,
 		m.PendingReads,
 	)
