@@ -189,7 +189,7 @@ func creatableDir(dir string) string {
 				"or group-writable for, the user the program runs as)", q(dir), userName(), errText(err))
 		}
 		return ""
-	case !errors.Is(err, fs.ErrNotExist):
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 		return fmt.Sprintf("cannot use %s: %s", q(dir), errText(err))
 	}
 	parent := nearestExisting(dir)
