@@ -225,24 +225,24 @@ func nearestExisting(dir string) string {
 func (c *envCheck) spoolPair(dst, tmp string) {
 	dst, tmp = filepath.Clean(dst), filepath.Clean(tmp)
 	if dst == tmp {
-		c.fail("pull", "tmp-dst-dir", tmp, "tmp-dst-dir and dst-dir are the same directory: snapshots must be "+
+		c.fail("pull", "tmp-dst-dir", "", "tmp-dst-dir and dst-dir are the same directory: snapshots must be "+
 			"built outside the queue (use a sibling directory such as "+q(dst+".tmp")+")")
 		return
 	}
 	di, derr := os.Stat(dst)
 	ti, terr := os.Stat(tmp)
 	if derr == nil && terr == nil && os.SameFile(di, ti) {
-		c.fail("pull", "tmp-dst-dir", tmp, "tmp-dst-dir and dst-dir are the same directory (a link): snapshots must be built outside the queue")
+		c.fail("pull", "tmp-dst-dir", "", "tmp-dst-dir and dst-dir are the same directory (a link): snapshots must be built outside the queue")
 		return
 	}
 	if filepath.Dir(tmp) == dst && !strings.HasPrefix(filepath.Base(tmp), ".") {
-		c.fail("pull", "tmp-dst-dir", tmp, "tmp-dst-dir is inside dst-dir and would be taken for a snapshot; use a sibling directory or a dot name")
+		c.fail("pull", "tmp-dst-dir", "", "tmp-dst-dir is inside dst-dir and would be taken for a snapshot; use a sibling directory or a dot name")
 		return
 	}
 	dd, dok := device(dst)
 	td, tok := device(tmp)
 	if dok && tok && dd != td {
-		c.fail("pull", "tmp-dst-dir", tmp, fmt.Sprintf("tmp-dst-dir and dst-dir %s are on different filesystems "+
+		c.fail("pull", "tmp-dst-dir", "", fmt.Sprintf("tmp-dst-dir and dst-dir %s are on different filesystems "+
 			"(device %d vs %d): publishing a snapshot by rename would not be atomic; put both on the same filesystem",
 			q(dst), td, dd))
 	}
