@@ -40,11 +40,17 @@ func TestProcessCommandLine(t *testing.T) {
 		{[]string{"-h"}, 0, "stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]"},
 		{[]string{"-h"}, 0, "give up when no dispatcher delivered anything for this\n                       long, e.g. while Graphite is unreachable [default: 60]"},
 		{[]string{"-f", bad, "--once", "--once-timeout", "0"}, 1, `--once-timeout "0": want a number of seconds`},
-		{[]string{"--bogus"}, 1, "Usage:"},
+		{[]string{"--bogus"}, 2, "stats-process: unknown option --bogus\nUsage:\n"},
+		{[]string{"--once", "--once-timout", "5"}, 2, "stats-process: unknown option --once-timout (did you mean --once-timeout?)\nUsage:\n"},
+		{[]string{"-h"}, 0, "    stats-process [-f <file>] [-d <dir>] --check\n"},
 		{[]string{"-p"}, 0, "[graphite]\n"},
 		{[]string{"-f", filepath.Join(dir, "missing.conf")}, 1, "missing.conf"},
 		{[]string{"-f", bad}, 1, "option:'workers' value:'two'"},
-		{[]string{"-f", bad, "-P"}, 0, "workers = two"}, // -P prints before validating, as haproxystats
+		// -P prints even an invalid configuration, as haproxystats did, but says what is wrong
+		// (on stderr) and exits 1.
+		{[]string{"-f", bad, "-P"}, 1, "workers = two"},
+		{[]string{"-f", bad, "-P"}, 1, "option:'workers' value:'two'"},
+		{[]string{"-f", bad, "--check"}, 1, "option:'workers' value:'two'"},
 	}
 	for _, c := range cases {
 		out, code := runProcess(t, nil, c.args...)
@@ -404,4 +410,96 @@ func countTimestamps(lines, names []string) int {
 		}
 	}
 	return n
+}
+
+// checkLines runs stats-process --check and compares its output (stderr, then stdout), with
+// base replaced by B, line by line.
+func checkLines(t *testing.T, base string, wantCode int, args []string, want ...string) {
+	t.Helper()
+	out, code := runProcess(t, nil, append(args, "--check")...)
+	got := strings.ReplaceAll(strings.TrimSuffix(out, "\n"), base, "B")
+	if code != wantCode || got != strings.Join(want, "\n") {
+		t.Fatalf("stats-process %v --check: exit %d, output:\n%s\nwant exit %d and:\n%s", args, code, got, wantCode, strings.Join(want, "\n"))
+	}
+}
+
+func TestProcessCheck(t *testing.T) {
+	t.Run("valid with -d, nothing created", func(t *testing.T) {
+		base := t.TempDir()
+		src := filepath.Join(base, "incoming")
+		os.Mkdir(src, 0o755)
+		conf := writeConfig(t, base, "[process]\nsrc-dir = "+src+"\n[graphite]\nenabled = false\n")
+		dir := filepath.Join(base, "conf.d")
+		os.Mkdir(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "10-local.conf"), []byte("[local-store]\ndir = "+base+"/ls\n"), 0o644)
+		checkLines(t, base, 0, []string{"-f", conf, "-d", dir}, "configuration OK: B/statspipe.conf, B/conf.d/10-local.conf")
+		if _, err := os.Stat(filepath.Join(base, "ls")); !os.IsNotExist(err) {
+			t.Fatalf("--check created the local store: %v", err)
+		}
+		if names, _ := os.ReadDir(src); len(names) != 0 {
+			t.Fatalf("--check left %v in src-dir", names)
+		}
+		// Without the -d file Graphite is disabled with nowhere else to go.
+		checkLines(t, base, 1, []string{"-f", conf},
+			"invalid configuration, file:'B/statspipe.conf' line:4 section:'graphite' option:'enabled' value:'false' "+
+				"error: Graphite is disabled and there is no [local-store] section, so processed statistics would go nowhere",
+			"configuration invalid: B/statspipe.conf (1 problem)")
+	})
+	t.Run("every problem, one line each", func(t *testing.T) {
+		base := t.TempDir()
+		os.WriteFile(filepath.Join(base, "exclude"), []byte("# frontends\nfe_www\n^api-.*$\n"), 0o644)
+		conf := writeConfig(t, base, `
+[process]
+src-dir = `+base+`/incoming
+workers = two
+exclude-frontends = `+base+`/exclude
+exclude-backends = `+base+`/missing
+[graphite]
+prot = 2003
+group-namespace = groups
+group-namespace-double-writes = false
+[frontend-groups]
+www = ^www
+api = (?!api)
+`)
+		const p = "invalid configuration, file:'B/statspipe.conf' "
+		checkLines(t, base, 1, []string{"-f", conf},
+			p+"line:2 section:'process' option:'src-dir' value:'B/incoming' error: directory 'B/incoming' does not exist yet "+
+				"(start stats-pull first; but note that [pull] dst-dir is '/var/lib/haproxystats/incoming', not this directory)",
+			p+"line:3 section:'process' option:'workers' value:'two' error: invalid literal for int() with base 10: 'two'",
+			p+"line:4 section:'process' option:'exclude-frontends' value:'B/exclude' error: line 3 '^api-.*$' is not a HAProxy proxy name "+
+				"(names have only letters, digits, '-', '_', '.' and ':'): an exclude file lists exact names, one per line, not patterns, so this line excludes nothing",
+			p+"line:5 section:'process' option:'exclude-backends' value:'B/missing' error: cannot use the exclude file, so nothing would be excluded: "+
+				"cannot stat it: no such file or directory",
+			p+"line:7 section:'graphite' option:'prot' value:'2003' error: unknown option, ignored (did you mean 'port'?)",
+			p+"line:12 section:'frontend-groups' option:'api' value:'(?!api)' error: group 'api' has an invalid pattern: "+
+				"error parsing regexp: invalid or unsupported Perl syntax: `(?!` (Go's RE2 syntax has no look-around or backreferences)",
+			"configuration invalid: B/statspipe.conf (6 problems)")
+	})
+	t.Run("a problem in a -d file names that file", func(t *testing.T) {
+		base := t.TempDir()
+		os.Mkdir(filepath.Join(base, "incoming"), 0o755)
+		conf := writeConfig(t, base, "[process]\nsrc-dir = "+base+"/incoming\n")
+		dir := filepath.Join(base, "conf.d")
+		os.Mkdir(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "20-graphite.conf"), []byte("[graphite]\nport = 2003x\n"), 0o644)
+		checkLines(t, base, 1, []string{"-f", conf, "-d", dir},
+			"invalid configuration, file:'B/conf.d/20-graphite.conf' line:2 section:'graphite' option:'port' value:'2003x' "+
+				"error: invalid literal for int() with base 10: '2003x'",
+			"configuration invalid: B/statspipe.conf, B/conf.d/20-graphite.conf (1 problem)")
+	})
+	t.Run("the sample configuration", func(t *testing.T) {
+		sample, err := os.ReadFile("../contrib/haproxystats.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := t.TempDir()
+		os.Mkdir(filepath.Join(base, "incoming"), 0o755) // stats-pull's dst-dir, created by its first start
+		text := strings.ReplaceAll(string(sample), "/var/lib/haproxystats", base)
+		conf := writeConfig(t, base, text)
+		checkLines(t, base, 0, []string{"-f", conf}, "configuration OK: B/statspipe.conf")
+		if _, err := os.Stat(filepath.Join(base, "local-store")); !os.IsNotExist(err) {
+			t.Fatalf("--check created the local store: %v", err)
+		}
+	})
 }

@@ -30,6 +30,7 @@ Graphite or a local store.
 
 Usage:
     stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]
+    stats-process [-f <file>] [-d <dir>] --check
     stats-process (-h | --help)
     stats-process (-v | --version)
 
@@ -39,7 +40,11 @@ Options:
     -d, --dir <dir>    directory with additional configuration files (*.conf, read in
                        sorted order after the main file; later files win)
     -p, --print        show default settings
-    -P, --print-conf   show the effective configuration
+    -P, --print-conf   show the effective configuration, even when invalid: what
+                       the check below finds goes to stderr, and the exit status is then 1
+    --check            check the configuration as a start would, and the directories and
+                       files it names, without changing anything; print every problem, or
+                       "configuration OK: <file>"; exit status 1 when there is a problem
     --once             process every snapshot present in src-dir, oldest first, then exit
                        (exit status 1 if any snapshot was quarantined or not delivered; those
                        not delivered stay in src-dir and are listed in the log). Graphite gets

@@ -24,6 +24,7 @@ stats-process.
 
 Usage:
     stats-pull [-f <file>] [-p | -P] [--once]
+    stats-pull [-f <file>] --check
     stats-pull (-h | --help)
     stats-pull (-v | --version)
 
@@ -31,7 +32,11 @@ Options:
     -f, --file <file>  configuration file with settings (default: /etc/haproxystats.conf;
                        when that default is missing the built-in defaults apply)
     -p, --print        show default settings
-    -P, --print-conf   show the effective configuration
+    -P, --print-conf   show the effective configuration, even when invalid: what
+                       the check below finds goes to stderr, and the exit status is then 1
+    --check            check the configuration as a start would, and the directories and
+                       sockets it names, without changing anything; print every problem,
+                       or "configuration OK: <file>"; exit status 1 when there is a problem
     --once             pull one round now, publish it, print its path and exit (exit
                        status 1 when nothing was published; the log says why)
     -h, --help         show this screen

@@ -575,6 +575,17 @@ func TestStartupRefusals(t *testing.T) {
 			t.Fatalf("want one line naming pull-interval, got:\n%s", out)
 		}
 	})
+	t.Run("dst-dir cannot be created", func(t *testing.T) {
+		cfg, d := writeConfig(t)
+		os.WriteFile(d.dst, nil, 0o644)
+		os.WriteFile(cfg, []byte("[pull]\ndst-dir = "+d.dst+"/q\ntmp-dst-dir = "+d.tmp+"\nservers = tcp://127.0.0.1:1\n"), 0o644)
+		p := startPull(t, cfg)
+		want := "dst-dir " + d.dst + "/q does not exist and cannot be created: mkdir " + d.dst + ": not a directory " +
+			"(create it beforehand, writable by the user stats-pull runs as, or set dst-dir to another directory)"
+		if code := p.exitCode(t, 5*time.Second); code != 1 || !strings.Contains(p.out.String(), want) {
+			t.Fatalf("exit %d, want a log containing %q:\n%s", code, want, p.out)
+		}
+	})
 	t.Run("explicit file missing", func(t *testing.T) {
 		p := startPull(t, filepath.Join(t.TempDir(), "missing.conf"))
 		if code := p.exitCode(t, 5*time.Second); code != 1 || !strings.Contains(p.out.String(), "missing.conf") {
@@ -602,8 +613,14 @@ func TestVersionAndUsage(t *testing.T) {
 		{[]string{"-v"}, 0, "statspipe dev\n"},
 		{[]string{"--version"}, 0, "statspipe dev\n"},
 		{[]string{"-h"}, 0, "stats-pull [-f <file>] [-p | -P]"},
-		{[]string{"-p", "-P"}, 1, "Usage:"},
+		{[]string{"-h"}, 0, "    stats-pull [-f <file>] --check\n"},
+		{[]string{"-p", "-P"}, 2, "stats-pull: these arguments do not fit any usage line: -p -P\nUsage:\n"},
 		{[]string{"-p"}, 0, "[pull]\n"},
+		// A typo'd option is named, with the closest one, before the usage lines.
+		{[]string{"--onse"}, 2, "stats-pull: unknown option --onse (did you mean --once?)\nUsage:\n    stats-pull [-f <file>] [-p | -P] [--once]\n"},
+		{[]string{"-f", "x.conf", "--chek"}, 2, "stats-pull: unknown option --chek (did you mean --check?)\nUsage:\n"},
+		{[]string{"-x"}, 2, "stats-pull: unknown option -x\nUsage:\n"},
+		{[]string{"-f"}, 2, "stats-pull: -f requires argument\nUsage:\n"},
 	} {
 		cmd := exec.Command(binary, c.args...)
 		cmd.Env = append(os.Environ(), childEnv...)
@@ -716,4 +733,131 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if code := p.exitCode(t, 5*time.Second); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, p.out)
 	}
+}
+
+// runPull runs stats-pull to its end and returns its stdout, stderr and exit status.
+func runPull(t testing.TB, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), childEnv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("stats-pull %v did not exit within 10 s", args)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// wantLines compares text, with the configuration file's path replaced by F, line by line.
+func wantLines(t testing.TB, what, text, cfg string, want ...string) {
+	t.Helper()
+	got := strings.ReplaceAll(strings.TrimSuffix(text, "\n"), cfg, "F")
+	if got != strings.Join(want, "\n") {
+		t.Fatalf("%s:\n%s\nwant:\n%s", what, got, strings.Join(want, "\n"))
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Run("valid configuration, nothing created", func(t *testing.T) {
+		sockets := t.TempDir()
+		testrig.ServeFakeStats(t, "unix", filepath.Join(sockets, "admin1.sock"), smallReplies, false)
+		cfg, d := writeConfig(t, "socket-dir = "+sockets, "servers = tcp://127.0.0.1:1")
+		stdout, stderr, code := runPull(t, "-f", cfg, "--check")
+		if code != 0 || stdout != "configuration OK: "+cfg+"\n" || stderr != "" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+		for _, dir := range []string{d.dst, d.tmp} {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("--check created %s: %v", dir, err)
+			}
+		}
+	})
+	t.Run("every problem, one line each", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "sockets")
+		cfg, _ := writeConfig(t, "workers = two", "pull-intervall = 5", "socket-dir = "+missing, "[grahpite]", "port = 1")
+		stdout, stderr, code := runPull(t, "-f", cfg, "--check")
+		if code != 1 || stdout != "" {
+			t.Fatalf("exit %d, stdout %q", code, stdout)
+		}
+		const p = "invalid configuration, file:'F' "
+		wantLines(t, "stderr", stderr, cfg,
+			p+"line:6 section:'pull' option:'workers' value:'two' error: invalid literal for int() with base 10: 'two'",
+			p+"line:7 section:'pull' option:'pull-intervall' value:'5' error: unknown option, ignored (did you mean 'pull-interval'?)",
+			p+"line:8 section:'pull' option:'socket-dir' value:'"+missing+"' error: directory '"+missing+"' does not exist "+
+				"(it should hold HAProxy's stats sockets: 'stats socket "+missing+"/admin.sock' in HAProxy's global section; or fix socket-dir)",
+			p+"line:9 section:'grahpite' error: unknown section, ignored (did you mean 'graphite'?)",
+			"configuration invalid: F (4 problems)")
+	})
+	t.Run("dst-dir that cannot be created", func(t *testing.T) {
+		cfg, d := writeConfig(t)
+		if err := os.WriteFile(d.dst, nil, 0o644); err != nil { // a file where the directory should be
+			t.Fatal(err)
+		}
+		os.WriteFile(cfg, []byte("[pull]\ndst-dir = "+d.dst+"/q\ntmp-dst-dir = "+d.tmp+"\n"), 0o644)
+		_, stderr, code := runPull(t, "-f", cfg, "--check")
+		wantLines(t, "stderr", stderr, cfg,
+			"invalid configuration, file:'F' line:2 section:'pull' option:'dst-dir' value:'"+d.dst+"/q' error: '"+d.dst+
+				"/q' does not exist and cannot be created: '"+d.dst+"' is not a directory",
+			"configuration invalid: F (1 problem)")
+		if code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		if _, err := os.Stat(d.tmp); !os.IsNotExist(err) {
+			t.Fatalf("--check created tmp-dst-dir: %v", err)
+		}
+	})
+	t.Run("-P prints an invalid configuration and exits 1", func(t *testing.T) {
+		cfg, _ := writeConfig(t, "workers = two")
+		stdout, stderr, code := runPull(t, "-f", cfg, "-P")
+		if code != 1 || !strings.Contains(stdout, "\nworkers = two\n") || strings.Contains(stdout, "error:") {
+			t.Fatalf("exit %d, stdout:\n%s", code, stdout)
+		}
+		wantLines(t, "stderr", stderr, cfg,
+			"invalid configuration, file:'F' line:6 section:'pull' option:'workers' value:'two' error: invalid literal for int() with base 10: 'two'",
+			"configuration invalid: F (1 problem)")
+		// A valid one: only the configuration, exit 0.
+		cfg, _ = writeConfig(t, "servers = tcp://127.0.0.1:1")
+		if stdout, stderr, code := runPull(t, "-f", cfg, "-P"); code != 0 || stderr != "" || !strings.HasPrefix(stdout, "[DEFAULT]\n") {
+			t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
+		}
+	})
+	t.Run("while stats-pull runs (a pre-reload hook)", func(t *testing.T) {
+		cfg, _ := writeConfig(t, "servers = tcp://"+testrig.FreePort(t), "pull-interval = 30", "retries = 0")
+		p := startPull(t, cfg)
+		p.waitLog(t, "msg=started", 5*time.Second)
+		if stdout, stderr, code := runPull(t, "-f", cfg, "--check"); code != 0 || stdout != "configuration OK: "+cfg+"\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+		p.stopWithin(t, syscall.SIGTERM, time.Second)
+	})
+	t.Run("the sample configuration", func(t *testing.T) {
+		sample, err := os.ReadFile("../../contrib/haproxystats.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, sockets := t.TempDir(), t.TempDir()
+		text := strings.NewReplacer("/var/lib/haproxystats", base, "/run/haproxy-extra", sockets, "/run/haproxy\n", sockets+"\n").Replace(string(sample))
+		if strings.Contains(text, "/var/lib") || strings.Contains(text, "/run/") {
+			t.Fatalf("a directory of the sample is not replaced:\n%s", text)
+		}
+		cfg := filepath.Join(base, "haproxystats.conf")
+		os.WriteFile(cfg, []byte(text), 0o644)
+		stdout, stderr, code := runPull(t, "-f", cfg, "--check")
+		if code != 0 || stdout != "configuration OK: "+cfg+"\n" {
+			t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+		}
+		// Without HAProxy running, the sockets are missing: warnings, not problems.
+		wantLines(t, "stderr", stderr, cfg,
+			"warning: [pull] socket-dir '"+sockets+"' has no UNIX socket now (is HAProxy running?)",
+			"warning: [pull] servers: UNIX socket '"+sockets+"/admin.sock' does not exist now (is HAProxy running?)")
+	})
 }

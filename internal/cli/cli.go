@@ -27,11 +27,17 @@ type ConfigRequest struct {
 	Dir           string // -d, "" = none
 	PrintDefaults bool   // -p
 	PrintConfig   bool   // -P
+	Check         bool   // --check
 }
 
-// LoadConfig loads and validates the configuration, or prints it for -p / -P. It returns a nil
-// Config when the program should exit with the returned code (0 after printing, 1 on an error,
-// which has been written to stderr as one line).
+// LoadConfig loads and validates the configuration, or prints it for -p / -P, or checks it for
+// --check. It returns a nil Config when the program should exit with the returned code (0 after
+// printing, 1 on an error, which has been written to stderr as one line).
+//
+// --check writes every problem to stderr, one line each, then "configuration invalid: …" and
+// returns 1, or writes "configuration OK: <files>" to stdout and returns 0. -P prints the
+// configuration even when it is invalid, then writes what --check finds to stderr and returns 1
+// when it found a problem: the output stays usable, and a script sees that it would not start.
 func LoadConfig(req ConfigRequest, stdout, stderr io.Writer) (*config.Config, *config.Loaded, int) {
 	if req.PrintDefaults {
 		config.PrintDefaults(stdout, req.Program)
@@ -46,12 +52,15 @@ func LoadConfig(req ConfigRequest, stdout, stderr io.Writer) (*config.Config, *c
 		fmt.Fprintln(stderr, err)
 		return nil, nil, 1
 	}
+	if req.Check {
+		return nil, nil, check(loaded, req.Program).report(loaded, stdout, stderr, false)
+	}
 	if req.PrintConfig {
 		if err := loaded.Print(stdout, req.Program); err != nil {
 			fmt.Fprintln(stderr, err)
 			return nil, nil, 1
 		}
-		return nil, nil, 0
+		return nil, nil, check(loaded, req.Program).report(loaded, stdout, stderr, true)
 	}
 	cfg, err := loaded.Config(req.Program)
 	if err != nil {

@@ -33,6 +33,9 @@ type Error struct {
 // value that broke a bound may be a megabyte long.
 const maxQuotedValue = 256
 
+// Quote quotes s as the messages quote values: Python's repr ('x'), shortened when long.
+func Quote(s string) string { return quoteValue(s) }
+
 // quoteValue is pyRepr(s), shortened to its first bytes and its length when s is long.
 func quoteValue(s string) string {
 	if len(s) <= maxQuotedValue {

@@ -57,7 +57,7 @@ func FuzzLoad(f *testing.F) {
 			asConfigError(t, err)
 			return
 		}
-		l.loadWarnings = l.unknownWarnings()
+		l.loadWarnings, l.unknown = l.unknownWarnings()
 		for _, prog := range []Program{PullProgram, ProcessProgram} {
 			if _, err := l.Config(prog); err != nil {
 				asConfigError(t, err)

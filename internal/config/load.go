@@ -24,7 +24,11 @@ type Loaded struct {
 	// Files are the configuration files read, in the order they were applied.
 	Files []string
 
-	mainFile     string
+	mainFile string
+	// unknown are the unknown options and sections of loadWarnings as errors, for Check, and
+	// unknownText the texts of those warnings.
+	unknown      []*Error
+	unknownText  map[string]bool
 	defaults     *section
 	sections     map[string]*section
 	order        []string // section names in first-appearance order, DEFAULT excluded
@@ -136,7 +140,13 @@ func Load(file string, explicitFile bool, dir string) (*Loaded, error) {
 			return nil, err
 		}
 	}
-	l.loadWarnings = append(l.loadWarnings, l.unknownWarnings()...)
+	warnings, unknown := l.unknownWarnings()
+	l.loadWarnings = append(l.loadWarnings, warnings...)
+	l.unknown = unknown
+	l.unknownText = map[string]bool{}
+	for _, w := range warnings {
+		l.unknownText[w] = strings.HasPrefix(w, "unknown ")
+	}
 	l.Warnings = append([]string(nil), l.loadWarnings...)
 	return l, nil
 }
@@ -210,23 +220,29 @@ func osReason(err error) string {
 	return err.Error()
 }
 
-// unknownWarnings flags options and sections statspipe does not read. Options and sections
-// that some ${...} reference uses are variables, not typos, and are not flagged.
-func (l *Loaded) unknownWarnings() []string {
+// unknownWarnings flags options and sections statspipe does not read, as warnings (logged at
+// start) and as the errors Check reports. Options and sections that some ${...} reference uses
+// are variables, not typos, and are not flagged.
+func (l *Loaded) unknownWarnings() ([]string, []*Error) {
 	var warnings []string
+	var unknown []*Error
 	refs := l.references()
 	for _, name := range append([]string{defaultSection}, l.order...) {
 		s := l.sectionNamed(name)
 		if strings.HasPrefix(name, SourcePrefix) {
-			warnings = append(warnings, l.sourceOptionWarnings(name)...)
+			w, u := l.sourceOptionWarnings(name)
+			warnings, unknown = append(warnings, w...), append(unknown, u...)
 			continue
 		}
 		if schemaOf(name) == nil {
 			if isGroupSection(name) || refs.sections[name] {
 				continue
 			}
+			hint := suggestion(name, knownSectionNames())
 			warnings = append(warnings, fmt.Sprintf("unknown section %s in %s line %d%s; ignored",
-				quoteValue(name), s.file, s.line, suggestion(name, knownSectionNames())))
+				quoteValue(name), s.file, s.line, hint))
+			unknown = append(unknown, &Error{File: s.file, Line: s.line, Section: name,
+				Reason: "unknown section, ignored" + hint})
 			continue
 		}
 		for _, key := range s.keys {
@@ -246,11 +262,19 @@ func (l *Loaded) unknownWarnings() []string {
 			if isKnownOption(name, key) || refs.options[[2]string{name, key}] || refs.options[[2]string{anySection, key}] {
 				continue
 			}
+			hint := suggestion(key, knownOptions(name))
 			warnings = append(warnings, fmt.Sprintf("unknown option %s %s%s; ignored",
-				quoteValue(key), where, suggestion(key, knownOptions(name))))
+				quoteValue(key), where, hint))
+			unknown = append(unknown, unknownOption(name, key, v, hint))
 		}
 	}
-	return warnings
+	return warnings, unknown
+}
+
+// unknownOption is the error Check reports for an option nothing reads.
+func unknownOption(sect, key string, v *value, hint string) *Error {
+	return &Error{File: v.file, Line: v.line, Section: sect, Option: key, Value: v.raw,
+		Reason: "unknown option, ignored" + hint}
 }
 
 // sameAsInherited reports an option that repeats its DEFAULT value, as -P output does for

@@ -448,23 +448,27 @@ func RecordedSource(kind, name string, opts []SourceValue) (*Source, []string, e
 	return src, warnings, nil
 }
 
-// sourceOptionWarnings flags unknown options of a source section, with the closest name.
-func (l *Loaded) sourceOptionWarnings(sect string) []string {
+// sourceOptionWarnings flags unknown options of a source section, with the closest name, as
+// warnings and as the errors Check reports.
+func (l *Loaded) sourceOptionWarnings(sect string) ([]string, []*Error) {
 	k := l.sectionKind(sect)
 	if k == nil {
-		return nil // a missing or unknown type is an error of Config
+		return nil, nil // a missing or unknown type is an error of Config
 	}
 	var warnings []string
+	var unknown []*Error
 	s := l.sections[sect]
 	for _, key := range s.keys {
 		if _, ok := k.option(key); ok {
 			continue
 		}
 		v := s.values[key]
+		hint := suggestion(key, k.optionNames())
 		warnings = append(warnings, fmt.Sprintf("unknown option %s in section %s of %s line %d%s; ignored",
-			quoteValue(key), quoteValue(sect), v.file, v.line, suggestion(key, k.optionNames())))
+			quoteValue(key), quoteValue(sect), v.file, v.line, hint))
+		unknown = append(unknown, unknownOption(sect, key, v, hint))
 	}
-	return warnings
+	return warnings, unknown
 }
 
 // printSourceDefaults writes, for -p, every kind's options as comments: feeding -p back as a

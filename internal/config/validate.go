@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -11,7 +13,10 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config validates the loaded configuration for prog and returns the typed configuration.
@@ -533,7 +538,8 @@ func (v *validator) checkGroupNamespace() {
 	}
 }
 
-// checkSrcDir is §1.5 item 7.
+// checkSrcDir is §1.5 item 7. The reason says what is wrong and what to do; haproxystats'
+// "read and write access is not granted" stays for the cases it described.
 func (v *validator) checkSrcDir() {
 	if v.failed() {
 		return
@@ -541,9 +547,45 @@ func (v *validator) checkSrcDir() {
 	dir := v.cfg.Process.SrcDir
 	if err := v.l.checkWritable(dir); err != nil {
 		_, val, _ := v.str("process", "src-dir")
-		v.fail("process", "src-dir", val, dir, fmt.Sprintf(
-			"read and write access is not granted for %s directory, error:%v", pyRepr(dir), err))
+		v.fail("process", "src-dir", val, dir, v.srcDirReason(dir, err))
 	}
+}
+
+func (v *validator) srcDirReason(dir string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		hint := "start stats-pull first: it creates its dst-dir, which stats-process reads as src-dir"
+		if dst, _, ok, derr := v.l.get("pull", "dst-dir"); ok && derr == nil && filepath.Clean(dst) != filepath.Clean(dir) {
+			hint = fmt.Sprintf("start stats-pull first; but note that [pull] dst-dir is %s, not this directory", pyRepr(dst))
+		}
+		return fmt.Sprintf("directory %s does not exist yet (%s)", pyRepr(dir), hint)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Sprintf("%s is not a directory (src-dir is the directory stats-pull publishes snapshots into: its dst-dir)", pyRepr(dir))
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("read and write access is not granted for %s directory: permission denied "+
+			"(stats-process reads and removes snapshots there: run it as stats-pull's user or group, "+
+			"or give its user rwx on the directory)", pyRepr(dir))
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Sprintf("read and write access is not granted for %s directory: it is on a read-only filesystem "+
+			"(stats-process removes the snapshots it delivered)", pyRepr(dir))
+	}
+	return fmt.Sprintf("read and write access is not granted for %s directory, error:%v", pyRepr(dir), err)
+}
+
+// accessCheck is readWriteCheck without a side effect, for Check: the directory must exist and
+// the effective user must be allowed to read, write and search it.
+func accessCheck(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &fs.PathError{Op: "stat", Path: dir, Err: syscall.ENOTDIR}
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.R_OK|unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		return &fs.PathError{Op: "access", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // readWriteCheck creates and deletes <dir>/.read_write_check, as haproxystats did.

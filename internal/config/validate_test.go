@@ -432,8 +432,27 @@ func TestSrcDirWritable(t *testing.T) {
 	l.checkWritable = readWriteCheck
 	_, err := l.Config(ProcessProgram)
 	want := fmt.Sprintf("invalid configuration, file:'%s' line:4 section:'process' option:'src-dir' value:'%s' raw:'${paths:base-dir}/missing' "+
-		"error: read and write access is not granted for '%s' directory, error:open %s/.read_write_check: no such file or directory",
-		path, missing, missing, missing)
+		"error: directory '%s' does not exist yet (start stats-pull first; but note that [pull] dst-dir is '/var/lib/haproxystats/incoming', not this directory)",
+		path, missing, missing)
+	if err == nil || asConfigError(t, err).Error() != want {
+		t.Fatalf("error\n got %v\nwant %s", err, want)
+	}
+	// The usual set-up: src-dir is stats-pull's dst-dir, which does not exist before its start.
+	l, path = loadText(t, "[pull]\ndst-dir = "+missing+"\n[process]\nsrc-dir = "+missing+"\n")
+	l.checkWritable = readWriteCheck
+	_, err = l.Config(ProcessProgram)
+	want = fmt.Sprintf("invalid configuration, file:'%s' line:4 section:'process' option:'src-dir' value:'%s' "+
+		"error: directory '%s' does not exist yet (start stats-pull first: it creates its dst-dir, which stats-process reads as src-dir)",
+		path, missing, missing)
+	if err == nil || asConfigError(t, err).Error() != want {
+		t.Fatalf("error\n got %v\nwant %s", err, want)
+	}
+	file := writeFile(t, dir, "file", "")
+	l, path = loadText(t, "[process]\nsrc-dir = "+file+"\n")
+	l.checkWritable = readWriteCheck
+	_, err = l.Config(ProcessProgram)
+	want = fmt.Sprintf("invalid configuration, file:'%s' line:2 section:'process' option:'src-dir' value:'%s' "+
+		"error: '%s' is not a directory (src-dir is the directory stats-pull publishes snapshots into: its dst-dir)", path, file, file)
 	if err == nil || asConfigError(t, err).Error() != want {
 		t.Fatalf("error\n got %v\nwant %s", err, want)
 	}
@@ -448,7 +467,8 @@ func TestSrcDirWritable(t *testing.T) {
 	}
 	l, _ = loadText(t, "[process]\nsrc-dir = "+ro+"\n")
 	l.checkWritable = readWriteCheck
-	if _, err := l.Config(ProcessProgram); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := l.Config(ProcessProgram); err == nil || !strings.Contains(err.Error(), "error: read and write access is not granted for '"+ro+
+		"' directory: permission denied (stats-process reads and removes snapshots there: run it as stats-pull's user or group, or give its user rwx on the directory)") {
 		t.Fatalf("read-only src-dir: error %v", err)
 	}
 }

@@ -39,9 +39,10 @@ func NewWriter(dst, tmp string, log *slog.Logger) (*Writer, error) {
 		return nil, errors.New("spool: dst-dir and tmp-dst-dir must both be set")
 	}
 	dst, tmp = filepath.Clean(dst), filepath.Clean(tmp)
-	for _, d := range []string{dst, tmp} {
-		if err := os.MkdirAll(d, dirMode); err != nil {
-			return nil, fmt.Errorf("failed to make directory %s: %w", d, err)
+	for _, d := range []struct{ option, dir string }{{"dst-dir", dst}, {"tmp-dst-dir", tmp}} {
+		if err := os.MkdirAll(d.dir, dirMode); err != nil {
+			return nil, fmt.Errorf("%s %s does not exist and cannot be created: %w (create it beforehand, "+
+				"writable by the user stats-pull runs as, or set %s to another directory)", d.option, d.dir, err, d.option)
 		}
 	}
 	if err := checkSeparateSameFS(dst, tmp); err != nil {
@@ -116,7 +117,7 @@ func (w *Writer) probeRename() error {
 	_ = os.RemoveAll(src)
 	_ = os.RemoveAll(dst)
 	if err := os.Mkdir(src, dirMode); err != nil {
-		return fmt.Errorf("tmp-dst-dir %s is not writable: %w", w.tmp, err)
+		return fmt.Errorf("tmp-dst-dir %s is not writable: %w (make it writable by the user stats-pull runs as)", w.tmp, err)
 	}
 	err := renameNoReplace(src, dst)
 	_ = os.Remove(src)

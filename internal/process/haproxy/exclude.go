@@ -165,3 +165,37 @@ func (p *Processor) readExcludes(path string, set map[string]struct{}) {
 	}
 	p.excludeReports.report(p.log, path, err, len(set))
 }
+
+// CheckExcludeFile reads the exclude file path as every snapshot does and returns why it
+// cannot be used (nil when it can), and the lines that can never match a name: HAProxy proxy
+// names have only letters, digits, '-', '_', '.' and ':', so a line with anything else (a
+// regular expression or glob, which exclude files do not support) excludes nothing. For
+// stats-process --check; it changes nothing.
+func CheckExcludeFile(path string) (unmatchable []ExcludeLine, err error) {
+	data, err := readExcludeFile(path, MaxExcludeFileSize, nil)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for line := range bytes.Lines(data) {
+		n++
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if i := bytes.IndexFunc(line, func(r rune) bool { return !proxyNameRune(r) }); i >= 0 {
+			unmatchable = append(unmatchable, ExcludeLine{Line: n, Text: string(line)})
+		}
+	}
+	return unmatchable, nil
+}
+
+// ExcludeLine is one line of an exclude file.
+type ExcludeLine struct {
+	Line int
+	Text string
+}
+
+func proxyNameRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
+}

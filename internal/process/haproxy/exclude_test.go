@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"syscall"
@@ -181,4 +182,22 @@ func TestExcludeFileCostAtTheLimit(t *testing.T) {
 	}
 	t.Logf("a %d-byte exclude file of %d names: read and set in %v, %.1f MB held per worker",
 		sb.Len(), len(p.exclBe), elapsed, float64(after.HeapAlloc-before.HeapAlloc)/1e6)
+}
+
+// CheckExcludeFile reads like a snapshot does and names the lines that can never match.
+func TestCheckExcludeFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "exclude")
+	os.WriteFile(path, []byte("# comment: anything goes *\nfe_www\n  fe-api.v2:1  \n\n^api-.*$\nfe www\n"), 0o644)
+	lines, err := CheckExcludeFile(path)
+	want := []ExcludeLine{{Line: 5, Text: "^api-.*$"}, {Line: 6, Text: "fe www"}}
+	if err != nil || !reflect.DeepEqual(lines, want) {
+		t.Fatalf("lines %+v, error %v; want %+v", lines, err, want)
+	}
+	if _, err := CheckExcludeFile(dir); err == nil || err.Error() != dir+": it is a directory, not a regular file; it was not opened" {
+		t.Fatalf("a directory: %v", err)
+	}
+	if _, err := CheckExcludeFile(filepath.Join(dir, "missing")); err == nil || !strings.HasSuffix(err.Error(), ": cannot stat it: no such file or directory") {
+		t.Fatalf("a missing file: %v", err)
+	}
 }
