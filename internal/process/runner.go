@@ -19,6 +19,7 @@ import (
 	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/status"
 )
 
 // Format parses and aggregates one part of a snapshot into lines stamped ts, handing them to
@@ -96,6 +97,8 @@ type Runner struct {
 	keptHook func()
 
 	records records
+
+	status *status.ProcessRecorder // stats-process's status file, for the freshness check
 }
 
 // New checks o and returns a Runner.
@@ -117,6 +120,7 @@ func New(o Options) (*Runner, error) {
 	}
 	r := &Runner{o: o, log: o.Log, queue: newQueue(), limit: newLogLimiter(o.Log, o.LogEvery, time.Now)}
 	r.records.byName = map[string]*record{}
+	r.status = status.NewProcessRecorder(o.SrcDir, o.Log) // status hook: see settle
 	return r, nil
 }
 
@@ -562,6 +566,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	r.records.forget(s.Name)
 	r.sum.delivered.Add(1)
+	r.status.Delivered(s.Name, time.Since(started)) // status hook (internal/status)
 	log.Debug("snapshot delivered and removed", "seconds", time.Since(started).Seconds())
 }
 
