@@ -207,13 +207,13 @@ func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
 			text += fmt.Sprintf(", %d round(s) without one", pull.RoundsWithoutPublish)
 		}
 		if e := pull.LastError; e != nil {
-			text += fmt.Sprintf("; last error %s: %s", ago(e.Time), e.Error)
+			text += fmt.Sprintf(", last error %s: %s", ago(e.Time), e.Error)
 		}
 		problems = append(problems, text+")")
 	} else {
 		summary = append(summary, pullText)
 	}
-	r.Long = append(r.Long, fmt.Sprintf("pull: %s; last round ended %s (pid %d, status %s)", pullText, ago(pull.Updated), pull.PID, pullPath))
+	r.Long = append(r.Long, fmt.Sprintf("pull: %s, last round ended %s (pid %d, status %s)", pullText, ago(pull.Updated), pull.PID, pullPath))
 	if e := pull.LastError; e != nil {
 		r.Long = append(r.Long, fmt.Sprintf("pull: last error %s: %s", ago(e.Time), e.Error))
 	}
@@ -221,7 +221,7 @@ func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
 
 	// Stuck processing: only while snapshots wait, since an empty spool is what a healthy
 	// stats-process leaves behind, however long ago it last had something to do.
-	deliveryPerf := "U"
+	deliveryPerf := ""
 	switch {
 	case proc == nil:
 		r.Long = append(r.Long, "process: no status file "+procPath+" (stats-process has not run yet), nothing waits")
@@ -241,9 +241,11 @@ func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
 		} else {
 			summary = append(summary, what)
 		}
-		r.Long = append(r.Long, fmt.Sprintf("process: %s; %d delivered by pid %d since it started %s (status %s)", what, proc.Delivered, proc.PID, ago(proc.Started), procPath))
+		r.Long = append(r.Long, fmt.Sprintf("process: %s, %d delivered by pid %d since it started %s (status %s)", what, proc.Delivered, proc.PID, ago(proc.Started), procPath))
 	}
-	perf = append(perf, fmt.Sprintf("delivery_age=%s;%s;%s;0;", deliveryPerf, th.DeliveryWarn.Text, th.DeliveryCrit.Text))
+	if deliveryPerf != "" { // left out while unknown: Monitoring::Plugin does not parse "U"
+		perf = append(perf, fmt.Sprintf("delivery_age=%s;%s;%s;0;", deliveryPerf, th.DeliveryWarn.Text, th.DeliveryCrit.Text))
+	}
 
 	// Oldest queued snapshot (names are epochs; a stray's name is not).
 	var oldestAge int64
@@ -277,7 +279,8 @@ func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
 	perf = append(perf, fmt.Sprintf("quarantined=%d;%s;%s;0;", held, th.QuarantineWarn.Text, th.QuarantineCrit.Text))
 
 	if len(problems) > 0 {
-		r.Text = strings.Join(problems, "; ")
+		// Not "; ": Nagios turns semicolons of the output into colons (nagios.log's separator).
+		r.Text = strings.Join(problems, ", ")
 	} else {
 		r.Text = strings.Join(summary, ", ")
 	}

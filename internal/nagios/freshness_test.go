@@ -81,8 +81,8 @@ func TestFreshnessOK(t *testing.T) {
 		t.Fatalf("rc %d\n%s\nwant\n%s", rc, out, want)
 	}
 	for _, l := range []string{
-		"\npull: stats-pull published 2s ago (snapshot 1796191198); last round ended 1s ago (pid 42, status " + filepath.Join(r.dir, status.PullFile) + ")\n",
-		"\nprocess: stats-process delivered 1s ago (snapshot 1796191190); 7 delivered by pid 43 since it started 3600s ago (status " + filepath.Join(r.dir, status.ProcessFile) + ")\n",
+		"\npull: stats-pull published 2s ago (snapshot 1796191198), last round ended 1s ago (pid 42, status " + filepath.Join(r.dir, status.PullFile) + ")\n",
+		"\nprocess: stats-process delivered 1s ago (snapshot 1796191190), 7 delivered by pid 43 since it started 3600s ago (status " + filepath.Join(r.dir, status.ProcessFile) + ")\n",
 		"\nqueue: 0 queued in " + r.dir + "\n",
 		"\nquarantine: 0 snapshot(s) in " + r.dir + ".quarantine (",
 	} {
@@ -103,7 +103,7 @@ func TestFreshnessStalePull(t *testing.T) {
 		rc   int
 	}{
 		{3 * time.Second, "OK: stats-pull published 3s ago", 0},
-		{4 * time.Second, "WARNING: stats-pull published nothing for 4s (last snapshot 1796191196, 3 round(s) without one; last error 1s ago: found zero sources to pull from; nothing published this round)|pull_age=4s;3;6;0; ", 1},
+		{4 * time.Second, "WARNING: stats-pull published nothing for 4s (last snapshot 1796191196, 3 round(s) without one, last error 1s ago: found zero sources to pull from; nothing published this round)|pull_age=4s;3;6;0; ", 1},
 		{6 * time.Second, "WARNING: stats-pull published nothing for 6s", 1},
 		{7 * time.Second, "CRITICAL: stats-pull published nothing for 7s", 2},
 	} {
@@ -116,7 +116,7 @@ func TestFreshnessStalePull(t *testing.T) {
 	// Never published: the age runs from the start of stats-pull.
 	r.pull(t, -1, time.Second, 3600)
 	out, rc := runFresh(t, "-f", r.conf)
-	if rc != 2 || !strings.HasPrefix(out, "CRITICAL: stats-pull published nothing for 3600s (none since it started, 3600 round(s) without one; last error 1s ago: ") ||
+	if rc != 2 || !strings.HasPrefix(out, "CRITICAL: stats-pull published nothing for 3600s (none since it started, 3600 round(s) without one, last error 1s ago: ") ||
 		!strings.Contains(out, "|pull_age=3600s;") {
 		t.Errorf("never published: rc %d %s", rc, out)
 	}
@@ -143,7 +143,7 @@ func TestFreshnessStuckProcessing(t *testing.T) {
 	}
 	// Two problems: both named, the worst state wins.
 	out, rc = runFresh(t, "-f", r.conf, "--oldest-warning", "10", "--oldest-critical", "20")
-	if rc != 2 || !strings.HasPrefix(out, "CRITICAL: stats-process delivered nothing for 200s while 2 snapshot(s) wait; oldest queued snapshot ") {
+	if rc != 2 || !strings.HasPrefix(out, "CRITICAL: stats-process delivered nothing for 200s while 2 snapshot(s) wait, oldest queued snapshot ") {
 		t.Errorf("both: rc %d %s", rc, out)
 	}
 }
@@ -173,7 +173,7 @@ func TestFreshnessUnknown(t *testing.T) {
 	r.pull(t, time.Second, -1, 0)
 	// No stats-process yet and nothing waits: fine.
 	out, rc = runFresh(t, "-f", r.conf)
-	if rc != 0 || !strings.Contains(out, "delivery_age=U;120;600;0;") || !strings.Contains(out, "\nprocess: no status file ") {
+	if rc != 0 || !strings.Contains(out, "|pull_age=1s;60;300;0; oldest_age=0s;") || !strings.Contains(out, "\nprocess: no status file ") {
 		t.Errorf("no process status, empty queue: rc %d %s", rc, out)
 	}
 	r.queue(t, time.Second)
@@ -223,7 +223,7 @@ func TestFreshnessCleansErrorTexts(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ := runFresh(t, "-f", r.conf, "-w", "@0:0", "-c", "10")
-	if first := firstLine(out); strings.Count(first, "|") != 1 || !strings.Contains(first, "last error 0s ago: a/b c)|pull_age=0s;@0:0;10;0;") {
+	if first := firstLine(out); strings.Count(first, "|") != 1 || !strings.Contains(first, ", last error 0s ago: a/b c)|pull_age=0s;@0:0;10;0;") {
 		t.Errorf("%q", out)
 	}
 }
