@@ -228,3 +228,90 @@ dir = `+filepath.Join(base, "local-store")+`
 	pull.stop(t)
 	proc.stop(t)
 }
+
+// contrib/nagios/statspipe.cfg, the sample command and service definitions, passes Nagios'
+// own configuration check (nagios4 -v) with the templates it expects.
+func TestNagiosSampleDefinitionsVerify(t *testing.T) {
+	bin, err := exec.LookPath("nagios4")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/nagios4"); err != nil {
+			t.Skip("nagios4 is not installed (Debian: nagios4-core; scripts/test installs it)")
+		}
+		bin = "/usr/sbin/nagios4"
+	}
+	sample, err := filepath.Abs("../contrib/nagios/statspipe.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := t.TempDir()
+	for _, d := range []string{"var", "spool"} {
+		os.Mkdir(filepath.Join(b, d), 0o755)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(b, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("nagios.cfg", strings.Join([]string{
+		"log_file=" + b + "/var/nagios.log", "cfg_file=" + b + "/base.cfg", "cfg_file=" + sample,
+		"resource_file=" + b + "/resource.cfg", "status_file=" + b + "/var/status.dat",
+		"temp_file=" + b + "/var/nagios.tmp", "temp_path=" + b + "/var", "lock_file=" + b + "/var/nagios.lock",
+		"check_result_path=" + b + "/spool", "nagios_user=" + me.Username, "illegal_macro_output_chars=`~$&|'\"<>",
+	}, "\n")+"\n")
+	write("resource.cfg", "$USER1$="+testrig.NagiosPlugins+"\n")
+	write("base.cfg", `define timeperiod {
+    timeperiod_name always
+    alias always
+    monday 00:00-24:00
+}
+define command {
+    command_name dummy
+    command_line $USER1$/check_dummy 0
+}
+define contact {
+    contact_name nobody
+    service_notification_period always
+    host_notification_period always
+    service_notification_options n
+    host_notification_options n
+    service_notification_commands dummy
+    host_notification_commands dummy
+}
+define service {
+    name generic-service
+    register 0
+    check_interval 1
+    retry_interval 1
+    max_check_attempts 1
+    check_period always
+    contacts nobody
+    notification_period always
+}
+define hostgroup {
+    hostgroup_name haproxy
+}
+define host {
+    host_name lb1
+    address 127.0.0.1
+    check_command dummy
+    max_check_attempts 1
+    check_period always
+    contacts nobody
+    notification_period always
+    hostgroups haproxy
+}
+`)
+	out, err := exec.Command(bin, "-v", filepath.Join(b, "nagios.cfg")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Total Warnings: 0") || !strings.Contains(string(out), "Total Errors:   0") {
+		t.Fatalf("nagios4 -v: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Checked 4 services.", "Checked 4 commands."} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("nagios4 -v does not say %q:\n%s", want, out)
+		}
+	}
+}
