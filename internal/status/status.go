@@ -18,7 +18,7 @@
 // # How
 //
 // A file is replaced in one step ([Write]): the new content goes to a temporary dot file in
-// the same directory, which is then renamed over the old one, so a reader sees either the old
+// the same directory (<name>.tmp), which is then renamed over the old one, so a reader sees either the old
 // or the new record, never a torn one. It is not fsynced: the record describes the running
 // process, and after a crash or a power loss the next round rewrites it (a lost update only
 // makes it look older, which errs on the side of alerting). Flushing it every pull-interval
@@ -39,6 +39,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -121,7 +123,8 @@ func Write(path string, v any) error {
 		return err
 	}
 	data = append(data, '\n')
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	tmp := tempName(path)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o666)
 	if err != nil {
 		return err
 	}
@@ -130,17 +133,24 @@ func Write(path string, v any) error {
 		err = cerr
 	}
 	if err == nil {
-		// CreateTemp makes the file 0600; the check may run as another user (nagios).
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		os.Remove(tmp)
 		return err
 	}
 	return nil
+}
+
+// tempName is the temporary file of path: a dot name, fixed, so that a program killed between
+// the write and the rename leaves at most one, which its next write replaces. (One writer per
+// file: the recorders serialise their writes.)
+func tempName(path string) string {
+	name := filepath.Base(path)
+	if !strings.HasPrefix(name, ".") {
+		name = "." + name
+	}
+	return filepath.Join(filepath.Dir(path), name+".tmp")
 }
 
 // ErrFormat is returned (wrapped) by the readers for a file that is not a record of this

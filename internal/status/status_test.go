@@ -32,6 +32,17 @@ func TestWriteReplacesAtomicallyAndLeavesNoTemporary(t *testing.T) {
 	if fi.Mode().Perm()&0o044 != 0o044 {
 		t.Fatalf("mode %v: the check's user must be able to read it", fi.Mode())
 	}
+	// What a kill between the write and the rename leaves is replaced by the next write.
+	os.WriteFile(tempName(path), []byte("half"), 0o644)
+	if err := Write(path, &Pull{Format: Format}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("a leftover temporary stayed: %v", entries)
+	}
+	if tempName(path) != filepath.Join(dir, PullFile+".tmp") || tempName("/x/y") != "/x/.y.tmp" {
+		t.Fatalf("temporary names %s %s", tempName(path), tempName("/x/y"))
+	}
 	if err := Write(filepath.Join(dir, "missing", PullFile), &Pull{}); err == nil {
 		t.Fatal("writing into a missing directory succeeded")
 	}
