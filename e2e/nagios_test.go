@@ -163,8 +163,8 @@ func TestNagiosPluginConventions(t *testing.T) {
 
 // The stale pull of issue 11, with real Nagios checking every second: HAProxy → stats-pull →
 // stats-process runs; the socket-dir is emptied (the socket moved away, HAProxy still
-// running), so stats-pull publishes nothing while systemd, the queue check and the process
-// check would all stay OK. The freshness check goes WARNING, then CRITICAL as the last publish
+// running), so stats-pull publishes nothing while the queue check and the process check stay
+// OK (checked here too). The freshness check goes WARNING, then CRITICAL as the last publish
 // ages past -w 3 and -c 6 seconds, naming stats-pull's error; once the socket is back it is OK.
 func TestNagiosSeesAStalePull(t *testing.T) {
 	h := testrig.StartHAProxy(t, testrig.HAProxyOptions{Instances: 1})
@@ -175,8 +175,15 @@ enabled = false
 [local-store]
 dir = `+filepath.Join(base, "local-store")+`
 `)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs, _ := filepath.Abs(procsCheck)
 	n := testrig.StartNagios(t, []testrig.NagiosService{
 		{Name: "freshness", Command: filepath.Join(binDir, "check_statspipe_freshness") + " -f " + conf + " -w 3 -c 6"},
+		{Name: "queue", Command: filepath.Join(binDir, "check_statspipe_queue_size") + " -f " + conf + " -o 1 -w 3 -q"},
+		{Name: "pull", Command: strings.Join([]string{procs, "-f", conf, "-u", me.Username, "-b", binDir, "pull"}, " ")},
 	})
 	pull := start(t, "stats-pull", "-f", conf)
 	proc := start(t, "stats-process", "-f", conf)
@@ -218,6 +225,11 @@ dir = `+filepath.Join(base, "local-store")+`
 		t.Errorf("no WARNING and CRITICAL alerts in nagios.log")
 	}
 	t.Logf("stale pull: %s|%s\n%s", st.Output, st.Perfdata, strings.ReplaceAll(st.LongOutput, `\n`, "\n"))
+	// What the issue found: the other checks see nothing wrong.
+	services := n.Services(t)
+	if q, ok := services["queue"]; !ok || q.State != 0 || services["pull"].State != 0 || !strings.HasPrefix(services["pull"].Output, "PROCS OK: 1 process") {
+		t.Errorf("queue and process checks during the stale pull (both should stay OK): %+v %+v", services["queue"], services["pull"])
+	}
 
 	// Recovery.
 	if err := os.Rename(moved, sock); err != nil {
