@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/status"
 	"github.com/statspipe/statspipe/internal/testrig"
 )
 
@@ -491,9 +492,12 @@ func TestKill9NeverPublishesPartialSnapshots(t *testing.T) {
 		t.Fatalf("tmp-dst-dir after a clean run: %v", left)
 	}
 	for _, n := range fileNames(t, d.dst) {
-		if strings.HasPrefix(n, ".") {
+		if strings.HasPrefix(n, ".") && n != status.PullFile { // the status file stays, by design
 			t.Fatalf("dst-dir holds %s after a clean run", n)
 		}
+	}
+	if _, err := status.ReadPull(filepath.Join(d.dst, status.PullFile)); err != nil {
+		t.Fatalf("status file after a clean run: %v", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/status"
 )
 
 // Format parses and aggregates one part of a snapshot into lines stamped ts, handing them to
@@ -105,6 +106,8 @@ type Runner struct {
 	keptHook func()
 
 	records records
+
+	status *status.ProcessRecorder // stats-process's status file, for the freshness check
 }
 
 // New checks o and returns a Runner.
@@ -126,6 +129,7 @@ func New(o Options) (*Runner, error) {
 	}
 	r := &Runner{o: o, log: o.Log, queue: newQueue(), limit: newLogLimiter(o.Log, o.LogEvery, time.Now)}
 	r.records.byName = map[string]*record{}
+	r.status = status.NewProcessRecorder(o.SrcDir, o.Log) // status hook: see settle
 	return r, nil
 }
 
@@ -583,6 +587,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	r.records.forget(s.Name)
 	r.sum.delivered.Add(1)
+	r.status.Delivered(s.Name, time.Since(started)) // status hook (internal/status)
 	r.sum.lines.Add(int64(res.lines))
 	r.sum.bytes.Add(int64(res.bytes))
 	r.lastDelivered.Store(&s.Name)

@@ -50,6 +50,7 @@ type Loop struct {
 	log       *slog.Logger
 
 	suspended bool         // queue full; logged once when it starts and once when it ends
+	status    *roundStatus // stats-pull's status file, for the freshness check (status.go)
 	heartbeat atomic.Int64 // UnixNano of the last sign of progress, for Alive
 	published atomic.Pointer[string]
 	// snapshotName turns a tick into the snapshot name; tests shrink seconds to milliseconds.
@@ -64,10 +65,12 @@ func NewLoop(w *spool.Writer, providers []Provider, opt Options, log *slog.Logge
 	if opt.Timeout <= 0 {
 		opt.Timeout = opt.Interval
 	}
-	return &Loop{
+	l := &Loop{
 		spool: w, providers: providers, opt: opt, log: log,
 		snapshotName: func(tick time.Time) int64 { return tick.Unix() },
-	}, nil
+	}
+	l.log, l.status = withStatus(w.DstDir(), log) // status hook (status.go): the status file, and the rounds' errors
+	return l, nil
 }
 
 // Run pulls until ctx is done, then returns nil after removing the snapshot being built, if
@@ -155,7 +158,9 @@ func nextTick(now time.Time, offset int64, interval time.Duration) time.Time {
 
 // round runs one pull: queue check, build, publish. It returns the published snapshot's path,
 // or "" when nothing was published. Every failure is logged here; none stops the loop.
-func (l *Loop) round(ctx context.Context, tick time.Time) string {
+func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
+	var failed []spool.FailedSource
+	defer func() { l.status.done(ctx, path, failed, l.suspended) }() // status hook (status.go)
 	if !l.queueHasRoom() {
 		return ""
 	}
@@ -177,7 +182,6 @@ func (l *Loop) round(ctx context.Context, tick time.Time) string {
 
 	pullCtx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
 	defer cancel()
-	var failed []spool.FailedSource
 	var sources []Source
 	var owner []int // sources[i] is an instance of l.providers[owner[i]]
 	infos := make([]ProviderInfo, len(l.providers))
@@ -269,7 +273,7 @@ func (l *Loop) round(ctx context.Context, tick time.Time) string {
 			"failed", len(failed), "sources", len(sources), "elapsed", elapsed)
 		return ""
 	}
-	path, err := b.Publish(failed)
+	path, err = b.Publish(failed)
 	if errors.Is(err, spool.ErrExists) {
 		l.log.Warn("snapshot name already taken (two rounds in one second?); skipping this round", "error", err)
 		return ""

@@ -13,6 +13,8 @@
 //	            <instance>.meta.json   {"instance","url","content_type","content_encoding","status","duration_seconds","bytes","wire_bytes"}
 //	        statspipe-partial          only in a partial snapshot
 //	    .<anything>                    ignored by everyone (start-up probes, editors' temporaries)
+//	    .statspipe-pull-status.json    stats-pull's last round, rewritten every round (package status)
+//	    .statspipe-process-status.json stats-process's last delivery (package status)
 //	<tmp-dst-dir>/<epoch>/             a snapshot being built; nobody but pull looks in here
 //	<tmp-dst-dir>/.statspipe-pull.lock held (flock) by the running stats-pull
 //	<src-dir>.quarantine/<epoch>[.N]/  snapshots process gave up on, each with a REASON file
