@@ -56,8 +56,16 @@ func StartUserSystemd(t testing.TB) *UserSystemd {
 		"XDG_CONFIG_HOME=" + filepath.Join(s.Base, "config"),
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 	}
+	// A manager running as root takes the nodes it mounts over paths that a unit makes
+	// inaccessible (ProtectHome=yes, ProtectKernelTunables=, ProtectKernelLogs=,
+	// InaccessiblePaths=) from /run/systemd/inaccessible, which PID 1 creates at boot; without
+	// them those units fail with 226/NAMESPACE. They are made here as systemd makes them (mode
+	// 0, a char and a block device 0:0), except the socket, which a shell cannot create.
 	s.cmd = exec.Command("/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
 		"mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir /run/systemd/system && "+
+			"mkdir /run/systemd/inaccessible && cd /run/systemd/inaccessible && "+
+			"mkdir dir && touch reg && mkfifo fifo && mknod chr c 0 0 && mknod blk b 0 0 && "+
+			"chmod 0 dir reg fifo chr blk && cd / && "+
 			"exec /lib/systemd/systemd --user --log-target=console")
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
