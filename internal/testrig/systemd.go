@@ -155,3 +155,19 @@ func (s *UserSystemd) Show(t testing.TB, unit string, props ...string) map[strin
 	}
 	return m
 }
+
+// LetOtherUsersNotify lets units that run as another user (User=) send sd_notify messages, as
+// every service can reach /run/systemd/notify under a system manager: the runtime directory
+// becomes traversable by all (0711, still not listable) and the notify socket writable by all.
+func (s *UserSystemd) LetOtherUsersNotify(t testing.TB) {
+	t.Helper()
+	if err := os.Chmod(s.runtime, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(s.runtime, "systemd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(s.runtime, "systemd", "notify"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+}
