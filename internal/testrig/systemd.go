@@ -61,8 +61,13 @@ func StartUserSystemd(t testing.TB) *UserSystemd {
 	// InaccessiblePaths=) from /run/systemd/inaccessible, which PID 1 creates at boot; without
 	// them those units fail with 226/NAMESPACE. They are made here as systemd makes them (mode
 	// 0, a char and a block device 0:0), except the socket, which a shell cannot create.
+	// Where /run is not a mount point (a container's), MountAPIVFS= (implied by
+	// ProtectKernelTunables=, ProtectControlGroups=, ProcSubset=…) would put an empty tmpfs
+	// on a unit's /run, hiding the sockets there; a real system's /run is always a mount, so
+	// /run is bound onto itself first.
 	s.cmd = exec.Command("/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-		"mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir /run/systemd/system && "+
+		"{ mountpoint -q /run || mount --bind /run /run; } && "+
+			"mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir /run/systemd/system && "+
 			"mkdir /run/systemd/inaccessible && cd /run/systemd/inaccessible && "+
 			"mkdir dir && touch reg && mkfifo fifo && mknod chr c 0 0 && mknod blk b 0 0 && "+
 			"chmod 0 dir reg fifo chr blk && cd / && "+
