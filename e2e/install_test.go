@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,5 +113,27 @@ func TestInstallStagesEverything(t *testing.T) {
 	}
 	if text, _ := os.ReadFile(conf); string(text) != "[pull]\nsocket-dir = /run/mine\n" {
 		t.Errorf("an existing configuration was replaced: %q", text)
+	}
+}
+
+// The shipped units stay sandboxed: `systemd-analyze security --offline=true` rates each well
+// below 5 (at most 2.0), and README's table shows the scores as they are.
+func TestSystemdUnitsSandboxed(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range units {
+		score := exposure(t, filepath.Join("../contrib/systemd", u.name))
+		if score > 2.0 {
+			t.Errorf("%s: exposure %.1f, more than 2.0", u.name, score)
+		}
+		row := fmt.Sprintf("| %s | 8.7 EXPOSED | **%.1f OK** |", u.name, score)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row %q", row)
+		}
 	}
 }
