@@ -223,8 +223,8 @@ func TestPackageInstallsAndRunsTheUnits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile("/etc/haproxystats.conf", []byte(`[pull]
-socket-dir = `+sockets+`
+	const conf = `[pull]
+socket-dir = ` + sockets + `
 dst-dir = /var/lib/haproxystats/incoming
 tmp-dst-dir = /var/lib/haproxystats/incoming.tmp
 pull-interval = 1
@@ -236,7 +236,8 @@ workers = 2
 enabled = false
 [local-store]
 dir = /var/lib/haproxystats/local-store
-`), 0o644); err != nil {
+`
+	if err := os.WriteFile("/etc/haproxystats.conf", []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -298,6 +299,18 @@ dir = /var/lib/haproxystats/local-store
 		if p["ActiveState"] != "inactive" || p["Result"] != "success" || p["ExecMainStatus"] != "0" || p["NRestarts"] != "0" {
 			t.Errorf("%s after stop: %v", un.name, p)
 		}
+	}
+
+	// Installing the package again (an upgrade's path through postinst) keeps the edited
+	// configuration and the spool.
+	if out, err := dpkg(t, "--force-confold", "-i", deb); err != nil {
+		t.Fatalf("dpkg -i again: %v\n%s", err, out)
+	}
+	if text, err := os.ReadFile("/etc/haproxystats.conf"); err != nil || string(text) != conf {
+		t.Errorf("the edited /etc/haproxystats.conf after a reinstall: %v\n%s", err, text)
+	}
+	if n := len(snapshotsIn(t, store)); n < 2 {
+		t.Errorf("%d snapshots left in the local store after a reinstall", n)
 	}
 }
 
