@@ -40,8 +40,8 @@ func dpkg(t *testing.T, args ...string) (string, error) {
 // pages, sandbox scores. Its units, as installed and unchanged but for the log file (there is
 // no journald), then run under a real systemd as the haproxystats user with every sandboxing
 // directive in force, and turn real HAProxy statistics into local-store snapshots; installing
-// the package again keeps the edited configuration. Purging the
-// package (and removing the user and group the test made) leaves the machine as it was.
+// the package again keeps the edited configuration. Purging the package (and removing the
+// user and group the test made) leaves the machine as it was.
 func TestPackageInstallsAndRunsTheUnits(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("installing a package needs root")
