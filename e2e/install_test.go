@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,7 +27,7 @@ func runInRepo(t *testing.T, env []string, name string, args ...string) string {
 }
 
 // scripts/build stamps every program with `git describe --tags --always --dirty` (what -v
-// prints), and with "dev" where there is no git history.
+// prints), and with "dev" where there is no git history; the programs are static.
 func TestBuildStampsTheVersion(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
@@ -53,6 +54,17 @@ func TestBuildStampsTheVersion(t *testing.T) {
 				if err != nil || strings.TrimSpace(string(out)) != "statspipe "+c.want {
 					t.Errorf("%s -v: %q (%v), want %q", p, out, err, "statspipe "+c.want)
 				}
+				// Static: no dynamic loader, so the package runs on any release.
+				f, err := elf.Open(filepath.Join(dir, p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, prog := range f.Progs {
+					if prog.Type == elf.PT_INTERP {
+						t.Errorf("%s is dynamically linked", p)
+					}
+				}
+				f.Close()
 			}
 		})
 	}
