@@ -72,7 +72,8 @@ dir = `+store+`
 		// Only what a test machine needs differs from the shipped unit: no haproxystats user,
 		// the freshly built binary, a spool under the test's directory (the shipped units
 		// write to /var/lib/haproxystats only), output to a file (there is no journald), and
-		// a short watchdog.
+		// a short watchdog; and PrivateTmp=no, since the binary and the spool are under /tmp,
+		// which the shipped PrivateTmp=yes would hide (203/EXEC).
 		log := filepath.Join(base, u.program+".log")
 		sd.InstallUnit(t, u.name, readUnit(t, u.name), `[Service]
 User=
@@ -81,6 +82,7 @@ ExecStart=
 ExecStart=`+filepath.Join(binDir, u.program)+` -f `+conf+`
 ReadWritePaths=
 ReadWritePaths=`+base+`
+PrivateTmp=no
 StandardOutput=append:`+log+`
 StandardError=append:`+log+`
 Environment="GORACE=atexit_sleep_ms=0 exitcode=66"

@@ -56,8 +56,21 @@ func StartUserSystemd(t testing.TB) *UserSystemd {
 		"XDG_CONFIG_HOME=" + filepath.Join(s.Base, "config"),
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 	}
+	// A manager running as root takes the nodes it mounts over paths that a unit makes
+	// inaccessible (ProtectHome=yes, ProtectKernelTunables=, ProtectKernelLogs=,
+	// InaccessiblePaths=) from /run/systemd/inaccessible, which PID 1 creates at boot; without
+	// them those units fail with 226/NAMESPACE. They are made here as systemd makes them (mode
+	// 0, a char and a block device 0:0), except the socket, which a shell cannot create.
+	// Where /run is not a mount point (a container's), MountAPIVFS= (implied by
+	// ProtectKernelTunables=, ProtectControlGroups=, ProcSubset=…) would put an empty tmpfs
+	// on a unit's /run, hiding the sockets there; a real system's /run is always a mount, so
+	// /run is bound onto itself first.
 	s.cmd = exec.Command("/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-		"mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir /run/systemd/system && "+
+		"{ mountpoint -q /run || mount --bind /run /run; } && "+
+			"mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir /run/systemd/system && "+
+			"mkdir /run/systemd/inaccessible && cd /run/systemd/inaccessible && "+
+			"mkdir dir && touch reg && mkfifo fifo && mknod chr c 0 0 && mknod blk b 0 0 && "+
+			"chmod 0 dir reg fifo chr blk && cd / && "+
 			"exec /lib/systemd/systemd --user --log-target=console")
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
@@ -146,4 +159,20 @@ func (s *UserSystemd) Show(t testing.TB, unit string, props ...string) map[strin
 		}
 	}
 	return m
+}
+
+// LetOtherUsersNotify lets units that run as another user (User=) send sd_notify messages, as
+// every service can reach /run/systemd/notify under a system manager: the runtime directory
+// becomes traversable by all (0711, still not listable) and the notify socket writable by all.
+func (s *UserSystemd) LetOtherUsersNotify(t testing.TB) {
+	t.Helper()
+	if err := os.Chmod(s.runtime, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(s.runtime, "systemd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(s.runtime, "systemd", "notify"), 0o777); err != nil {
+		t.Fatal(err)
+	}
 }
