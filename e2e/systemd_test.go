@@ -42,6 +42,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 			t.Fatalf("%s: no %q line", u.name, shipped)
 		}
 		text = strings.Replace(text, shipped, "ExecStart="+filepath.Join(binDir, u.program)+" ", 1)
+		text = strings.Replace(text, "ExecReload=/usr/bin/"+u.program+" ", "ExecReload="+filepath.Join(binDir, u.program)+" ", 1)
 		path := filepath.Join(dir, u.name)
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -80,6 +81,9 @@ User=
 Group=
 ExecStart=
 ExecStart=`+filepath.Join(binDir, u.program)+` -f `+conf+`
+ExecReload=
+ExecReload=`+filepath.Join(binDir, u.program)+` -f `+conf+` --check
+ExecReload=/bin/kill -HUP $MAINPID
 ReadWritePaths=
 ReadWritePaths=`+base+`
 PrivateTmp=no
@@ -120,6 +124,25 @@ RestartSec=200ms
 	}
 	waitUntil(t, 20*time.Second, "snapshots in the local store", func() bool {
 		return len(snapshotsIn(t, store)) >= 3
+	})
+
+	// systemctl reload: ExecReload checks the file, then SIGHUP; the programs report
+	// RELOADING=1 and READY=1, and keep their PIDs.
+	for _, u := range units {
+		before := sd.Show(t, u.name, "MainPID")["MainPID"]
+		sd.MustSystemctl(t, "reload", u.name)
+		p := sd.Show(t, u.name, "ActiveState", "SubState", "MainPID", "NRestarts")
+		if p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] != before || p["NRestarts"] != "0" {
+			t.Fatalf("%s after systemctl reload: %v (MainPID was %s)", u.name, p, before)
+		}
+		waitUntil(t, 10*time.Second, u.program+" to log the reload", func() bool {
+			out, _ := os.ReadFile(filepath.Join(base, u.program+".log"))
+			return strings.Contains(string(out), "msg=reloaded")
+		})
+	}
+	n := len(snapshotsIn(t, store))
+	waitUntil(t, 20*time.Second, "snapshots in the local store after the reload", func() bool {
+		return len(snapshotsIn(t, store)) >= n+2
 	})
 
 	// A frozen program stops pinging: systemd kills it (Result=watchdog) and restarts it.
