@@ -104,7 +104,7 @@ fqdn = false
 [source.web]
 type = openmetrics
 urls = `+strings.Join(om, "\n       ")+`
-aggregate.queue_depth = sum avg min max count p50
+aggregate.queue_depth = sum avg min max count
 `)
 	started := time.Now()
 	from := strconv.FormatInt(started.Unix()-1, 10)
