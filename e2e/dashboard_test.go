@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -26,7 +27,8 @@ import (
 )
 
 // The Grafana dashboards of contrib/grafana, checked against a real graphite-web: real HAProxy
-// (two processes, with traffic that includes 404s, 500s and slow answers) and an OpenMetrics
+// (two processes, with traffic that includes 404s, 500s and slow answers, and a server put in
+// maintenance for a while) and an OpenMetrics
 // source (three Go-side instances whose counters, gauge and histogram move with time) →
 // stats-pull → stats-process → real carbon-cache → graphite-web 1.1.8. Every template
 // variable's find query must list the values the test picks, and every Graphite target of
@@ -106,21 +108,40 @@ type = openmetrics
 urls = `+strings.Join(om, "\n       ")+`
 aggregate.queue_depth = sum avg min max count
 `)
+	waitServerDown(t, h, "be_app", "app.dead")
 	started := time.Now()
 	from := strconv.FormatInt(started.Unix()-1, 10)
 	stopTraffic := sendMovingTraffic(t, h)
 	pull := start(t, "stats-pull", "-f", conf)
 	proc := start(t, "stats-process", "-f", conf)
 
-	// Let traffic and pulling run for the data window (rates need at least two points).
-	window := time.NewTimer(*dashboardDuration)
-	defer window.Stop()
-	select {
-	case <-window.C:
-	case <-pull.done:
-		t.Fatalf("stats-pull exited:\n%s", pull.out.String())
-	case <-proc.done:
-		t.Fatalf("stats-process exited:\n%s", proc.out.String())
+	// Let traffic and pulling run for the data window (rates need at least two points). In its
+	// middle third, app2 is in maintenance on every instance, so the server panels move.
+	window := *dashboardDuration
+	steps := []struct {
+		at      time.Duration
+		command string
+	}{
+		{window * 4 / 10, "disable server be_app/app2"},
+		{window * 7 / 10, "enable server be_app/app2"},
+		{window, ""},
+	}
+	for _, step := range steps {
+		timer := time.NewTimer(time.Until(started.Add(step.at)))
+		select {
+		case <-timer.C:
+		case <-pull.done:
+			t.Fatalf("stats-pull exited:\n%s", pull.out.String())
+		case <-proc.done:
+			t.Fatalf("stats-process exited:\n%s", proc.out.String())
+		}
+		if step.command != "" {
+			for _, inst := range h.Instances {
+				if reply := strings.TrimSpace(inst.Command(t, step.command)); reply != "" {
+					t.Fatalf("haproxy %d: %s: %q", inst.Index, step.command, reply)
+				}
+			}
+		}
 	}
 
 	for _, d := range dashboards {
@@ -433,7 +454,9 @@ func startMovingOpenMetrics(t *testing.T, n int) []string {
 	for i := range n {
 		phase := float64(i) * 2 * math.Pi / float64(n)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s := time.Since(t0).Seconds()
+			// As if the instances had been running for a while: the histogram has counts
+			// from the first scrape on.
+			s := 100 + time.Since(t0).Seconds()
 			const period = 40.0 // seconds
 			wave := func(s float64) float64 { return 1.2 + math.Sin(2*math.Pi*s/period+phase) }
 			// The integral of base × wave from 0 to s: a counter whose rate follows the wave.
@@ -443,7 +466,9 @@ func startMovingOpenMetrics(t *testing.T, n int) []string {
 			}
 			ok, failed := count(40+10*float64(i)), count(2)
 			total := ok + failed
-			mean := 0.05 * wave(s) // seconds
+			// The latency distribution moves in step on every instance (the merged one
+			// would be flat otherwise).
+			mean := 0.05 * (1.2 + math.Sin(2*math.Pi*s/period)) // seconds
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			fmt.Fprintf(w, "# TYPE jobs_total counter\njobs_total %d\n", count(5))
 			fmt.Fprintf(w, "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} %d\nhttp_requests_total{code=\"500\"} %d\n", ok, failed)
@@ -459,6 +484,30 @@ func startMovingOpenMetrics(t *testing.T, n int) []string {
 		urls = append(urls, fmt.Sprintf("app%d=%s/metrics", i+1, srv.URL))
 	}
 	return urls
+}
+
+// waitServerDown polls every instance's show stat until server sv of backend be is DOWN: a
+// server with checks starts UP, and a request balanced to the closed port before its first
+// check fails would be a 503 the traffic does not expect.
+func waitServerDown(t *testing.T, h *testrig.HAProxy, be, sv string) {
+	t.Helper()
+	for _, inst := range h.Instances {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("%s/%s DOWN in haproxy %d", be, sv, inst.Index), func() bool {
+			r := csv.NewReader(strings.NewReader(strings.TrimPrefix(inst.Command(t, "show stat"), "# ")))
+			r.FieldsPerRecord = -1
+			rows, err := r.ReadAll()
+			if err != nil || len(rows) == 0 {
+				return false
+			}
+			status := slices.Index(rows[0], "status")
+			for _, row := range rows[1:] {
+				if status >= 0 && len(row) > status && row[0] == be && row[1] == sv {
+					return strings.HasPrefix(row[status], "DOWN")
+				}
+			}
+			return false
+		})
+	}
 }
 
 // sendMovingTraffic sends requests through both frontends of every HAProxy instance until the
