@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,8 @@ type HAProxy struct {
 //	backend be_onlyodd: s1      (odd-numbered instances only; never gets traffic)
 //
 // app1, app2 and web.1 are Go HTTP servers on loopback, shared by all instances: "/" answers
-// 200, any other path 404. Health checks run every 200 ms, so app.dead is DOWN within a second.
+// 200, "/status/<code>" that code (200–599), any other path 404; "?delay=<ms>" (≤ 1000)
+// delays the answer. Health checks run every 200 ms, so app.dead is DOWN within a second.
 type HAProxyInstance struct {
 	Index          int    // 1-based
 	Socket         string // UNIX stats socket, <SocketDir>/admin<Index>.sock
@@ -264,6 +266,16 @@ func startHTTPServer(t testing.TB) string {
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// ?delay=<ms> (at most 1000) makes response times visible in HAProxy's rtime.
+			if ms, err := strconv.Atoi(r.URL.Query().Get("delay")); err == nil && ms > 0 {
+				time.Sleep(time.Duration(min(ms, 1000)) * time.Millisecond)
+			}
+			if code, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
+				if n, err := strconv.Atoi(code); err == nil && n >= 200 && n <= 599 {
+					w.WriteHeader(n)
+					return
+				}
+			}
 			if r.URL.Path != "/" {
 				http.NotFound(w, r)
 				return
