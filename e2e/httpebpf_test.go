@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // The HTTP statistics kind end to end, as root (CI runs as root): stats-http-ebpf attaches the
@@ -200,24 +201,11 @@ func pinHasPID(t *testing.T, pin string, pid int) bool {
 	return false
 }
 
-func mountPrivateBPFFS(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("cannot mount a bpffs (needs CAP_SYS_ADMIN): %v", err)
-		}
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
 func TestHTTPEBPF(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load the HTTP statistics program (CAP_BPF, CAP_PERFMON) and mount a bpffs; CI runs as root")
 	}
-	pins := filepath.Join(mountPrivateBPFFS(t), "statspipe", "http")
+	pins := filepath.Join(testrig.MountBPFFS(t), "statspipe", "http")
 	loader := start(t, "stats-http-ebpf", "--pin-dir", pins, "--prune-interval", "1s", "--exited-grace", "2s")
 	waitUntil(t, 30*time.Second, "stats-http-ebpf to attach", func() bool { return strings.Contains(loader.out.String(), "attached") })
 

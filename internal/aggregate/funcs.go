@@ -181,3 +181,17 @@ func hasPercentile(funcs []Func) bool {
 	}
 	return false
 }
+
+// MustRules makes a kind's built-in default rules from glob → functions pairs (as the
+// `aggregate.<glob>` options would give them); a bad one is a programming error.
+func MustRules(rules [][2]string) []Rule {
+	var opts [][2]string
+	for _, r := range rules {
+		opts = append(opts, [2]string{"aggregate." + r[0], r[1]})
+	}
+	p, err := ParsePolicies(opts)
+	if err != nil {
+		panic(err)
+	}
+	return p.Rules
+}

@@ -63,3 +63,16 @@ type Sample struct {
 // Func is the callback a parser hands each sample to. Returning an error stops the parse with
 // that error.
 type Func func(*Sample) error
+
+// AppendPart appends s to a dotted name as one part: its dots made '_', so that a process or
+// program name stays one path component.
+func AppendPart(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '.' {
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

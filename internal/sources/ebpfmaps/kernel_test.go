@@ -19,11 +19,11 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/sources/sourcetest"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // The in-process harness shared by every kind's tests (package sourcetest).
@@ -50,18 +50,7 @@ func needRoot(t *testing.T) {
 }
 
 // mountBPFFS mounts a private, empty bpffs for the test.
-func mountBPFFS(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("cannot mount bpffs (need CAP_SYS_ADMIN): %v", err)
-		}
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
+var mountBPFFS = testrig.MountBPFFS
 
 func newMap(t *testing.T, spec *ebpf.MapSpec, pinPath string) *ebpf.Map {
 	t.Helper()

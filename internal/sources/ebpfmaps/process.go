@@ -182,10 +182,10 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // entry emits the samples of the entry parsed last (p.e).
 func (p *parser) entry(mapName, comm, groupBy string, perCPU bool, emit sample.Func) error {
 	e := &p.e
-	p.name = appendPart(p.name[:0], mapName)
+	p.name = sample.AppendPart(p.name[:0], mapName)
 	if comm != "" {
 		p.name = append(p.name, '.')
-		p.name = appendPart(p.name, comm)
+		p.name = sample.AppendPart(p.name, comm)
 	}
 	if len(e.key) == 0 {
 		p.name = append(p.name, ".key."...)
@@ -261,19 +261,6 @@ func (p *parser) values(base int, fs []rawField, emit sample.Func) error {
 
 func appendPartBytes(dst, s []byte) []byte {
 	for _, c := range s {
-		if c == '.' {
-			c = '_'
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
-// appendPart appends one name part with its dots made '_', so that it stays one component.
-// Field names are appended as they are: the decoder made them dotted paths of such parts.
-func appendPart(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
 		if c == '.' {
 			c = '_'
 		}

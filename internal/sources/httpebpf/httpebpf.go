@@ -35,22 +35,10 @@ const rateOption = "rate"
 
 // DefaultRules: the spread of request counts across a program's processes (are its workers
 // balanced?), besides the sum.
-var DefaultRules = mustRules([][2]string{
+var DefaultRules = aggregate.MustRules([][2]string{
 	{"*.requests", "sum min max avg p50 p90 p99 stddev"},
 	{"*.requests.rate", "sum min max avg p50 p90 p99 stddev"},
 })
-
-func mustRules(rules [][2]string) []aggregate.Rule {
-	var opts [][2]string
-	for _, r := range rules {
-		opts = append(opts, [2]string{"aggregate." + r[0], r[1]})
-	}
-	p, err := aggregate.ParsePolicies(opts)
-	if err != nil {
-		panic(err)
-	}
-	return p.Rules
-}
 
 var ownOptions = []config.SourceOption{
 	{Name: "pin-dir", Default: DefaultPinDir, HasDefault: true, Doc: "the bpffs directory where stats-http-ebpf pins the maps (its --pin-dir)"},

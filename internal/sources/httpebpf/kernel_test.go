@@ -2,7 +2,6 @@ package httpebpf
 
 import (
 	"encoding/binary"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,12 +11,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/sources/httpebpf/bpf"
 	"github.com/statspipe/statspipe/internal/sources/sourcetest"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // The pull half against the kernel (root; CI runs as root): the program's three maps made from
@@ -30,15 +29,7 @@ func mountBPFFS(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_BPF, CAP_SYS_ADMIN) to create maps and mount a bpffs; CI runs as root")
 	}
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("cannot mount bpffs (need CAP_SYS_ADMIN): %v", err)
-		}
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
+	return testrig.MountBPFFS(t)
 }
 
 // childComm starts a child with a known program name and returns its PID once it has exec'ed.

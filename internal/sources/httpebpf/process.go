@@ -269,7 +269,7 @@ func (p *parser) ParseMulti(meta spool.InstanceMeta, body io.Reader, in httpsour
 			if comm == "" {
 				comm = unknownComm
 			}
-			p.prefix = appendPart(p.prefix, comm)
+			p.prefix = sample.AppendPart(p.prefix, comm)
 			p.prefix = append(p.prefix, '.')
 		}
 		c := byPID[pid]
@@ -300,18 +300,6 @@ func (p *parser) emit(in httpsource.Instances, id fieldID, suffix string, v floa
 	p.name = append(p.name, suffix...)
 	p.s = sample.Sample{Family: p.name, Name: p.name, Kind: sample.Counter, Value: v}
 	in.Add(&p.s)
-}
-
-// appendPart appends a program name as one path component (its dots made '_').
-func appendPart(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' {
-			c = '_'
-		}
-		dst = append(dst, c)
-	}
-	return dst
 }
 
 // pidOf returns the entry's pid key field.

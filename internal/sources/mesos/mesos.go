@@ -44,7 +44,7 @@ const electedOnlyOption = "elected-only"
 // DefaultRules are the kind's default policies, tried after the source's own aggregate.<glob>
 // rules and before its `aggregate` default. Globs match the sample name: the key with '/'
 // turned into '.' (README.md: Aggregation across instances).
-var DefaultRules = mustRules([][2]string{
+var DefaultRules = aggregate.MustRules([][2]string{
 	// Timers (<name>_ms plus /count /min /max /p50 … /p9999, over the timer's window) are each
 	// instance's own statistics: a sum of percentiles means nothing, so the largest and the
 	// mean are written. Counts of measurements add up.
@@ -63,18 +63,6 @@ var DefaultRules = mustRules([][2]string{
 	{"slave.*_percent", "avg max"},
 	{"slave.executor_directory_max_allowed_age_secs", "min max"},
 })
-
-func mustRules(rules [][2]string) []aggregate.Rule {
-	var opts [][2]string
-	for _, r := range rules {
-		opts = append(opts, [2]string{"aggregate." + r[0], r[1]})
-	}
-	p, err := aggregate.ParsePolicies(opts)
-	if err != nil {
-		panic(err)
-	}
-	return p.Rules
-}
 
 var ownOptions = []config.SourceOption{
 	{Name: electedOnlyOption, Default: "true", HasDefault: true, Process: true,

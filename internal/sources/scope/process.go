@@ -81,9 +81,9 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 		for _, m := range metrics {
 			p.name = append(p.name[:0], plugin...)
 			p.name = append(p.name, '.')
-			p.name = appendPart(p.name, group)
+			p.name = sample.AppendPart(p.name, group)
 			p.name = append(p.name, '.')
-			p.name = appendPart(p.name, m.Name)
+			p.name = sample.AppendPart(p.name, m.Name)
 			p.s = sample.Sample{Family: p.name, Name: p.name, Kind: sample.Gauge, Value: m.Value}
 			if in != nil {
 				in.Add(&p.s)
@@ -96,16 +96,4 @@ func (p *parser) parse(meta spool.InstanceMeta, body io.Reader, in httpsource.In
 		}
 		return nil
 	})
-}
-
-// appendPart appends one name part with its dots made '_', so that it stays one component.
-func appendPart(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' {
-			c = '_'
-		}
-		dst = append(dst, c)
-	}
-	return dst
 }
