@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docopt/docopt-go"
-
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/spool"
 	"github.com/statspipe/statspipe/internal/status"
@@ -66,24 +64,9 @@ func Freshness(args []string, version string, stdout io.Writer) int {
 }
 
 func freshness(args []string, version string, stdout io.Writer, now func() time.Time) int {
-	var usageErr error
-	parser := &docopt.Parser{HelpHandler: func(err error, usage string) {
-		if err == nil {
-			fmt.Fprintln(stdout, usage)
-			return
-		}
-		usageErr = err
-	}}
-	opts, err := parser.ParseArgs(FreshnessUsage, args, "statspipe "+version)
-	switch {
-	case usageErr != nil || (err != nil && opts == nil):
-		problem := "invalid command line"
-		if usageErr != nil && usageErr.Error() != "" {
-			problem += ": " + usageErr.Error()
-		}
-		return freshnessUsageError(stdout, problem)
-	case opts == nil:
-		return int(OK)
+	opts, code, ok := parseArgs(FreshnessUsage, args, version, stdout)
+	if !ok {
+		return code
 	}
 	var th FreshnessThresholds
 	var errs []string
@@ -111,8 +94,7 @@ func freshness(args []string, version string, stdout io.Writer, now func() time.
 }
 
 func freshnessUsageError(stdout io.Writer, problem string) int {
-	return Result{State: Unknown, Text: problem,
-		Long: []string{strings.TrimSpace(FreshnessUsage[strings.Index(FreshnessUsage, "Usage:"):strings.Index(FreshnessUsage, "Options:")])}}.Write(stdout)
+	return usageErrorOf(FreshnessUsage, stdout, problem)
 }
 
 // CheckFreshness is the check on the configuration file at the time now.

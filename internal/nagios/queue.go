@@ -42,24 +42,9 @@ the configuration file, or whose file has no [pull] dst-dir, is OK: nothing runs
 // QueueSize runs the queue check with the command-line arguments args (program name excluded),
 // writes its output to stdout and returns the exit status.
 func QueueSize(args []string, version string, stdout io.Writer) int {
-	var usageErr error
-	parser := &docopt.Parser{HelpHandler: func(err error, usage string) {
-		if err == nil { // -h or -v: usage is the text to show
-			fmt.Fprintln(stdout, usage)
-			return
-		}
-		usageErr = err
-	}}
-	opts, err := parser.ParseArgs(QueueUsage, args, "statspipe "+version)
-	switch {
-	case usageErr != nil || (err != nil && opts == nil):
-		problem := "invalid command line"
-		if usageErr != nil && usageErr.Error() != "" {
-			problem += ": " + usageErr.Error()
-		}
-		return usageError(stdout, problem)
-	case opts == nil:
-		return int(OK)
+	opts, code, ok := parseArgs(QueueUsage, args, version, stdout)
+	if !ok {
+		return code
 	}
 	file, _ := opts["--file"].(string)
 	okLimit, err1 := threshold(opts, "--ok", "-o")
@@ -94,8 +79,39 @@ func errTexts(errs ...error) []string {
 }
 
 func usageError(stdout io.Writer, problem string) int {
+	return usageErrorOf(QueueUsage, stdout, problem)
+}
+
+// usageErrorOf is UNKNOWN with the problem and the usage lines of a check's usage text.
+func usageErrorOf(usage string, stdout io.Writer, problem string) int {
 	return Result{State: Unknown, Text: problem,
-		Long: []string{strings.TrimSpace(QueueUsage[strings.Index(QueueUsage, "Usage:"):strings.Index(QueueUsage, "Options:")])}}.Write(stdout)
+		Long: []string{strings.TrimSpace(usage[strings.Index(usage, "Usage:"):strings.Index(usage, "Options:")])}}.Write(stdout)
+}
+
+// parseArgs parses a check's command line: -h and -v print and exit OK, a usage error is
+// UNKNOWN (monitoring-plugins' convention) with the usage lines. ok is false when the check
+// should exit with code.
+func parseArgs(usage string, args []string, version string, stdout io.Writer) (opts docopt.Opts, code int, ok bool) {
+	var usageErr error
+	parser := &docopt.Parser{HelpHandler: func(err error, usage string) {
+		if err == nil { // -h or -v: usage is the text to show
+			fmt.Fprintln(stdout, usage)
+			return
+		}
+		usageErr = err
+	}}
+	opts, err := parser.ParseArgs(usage, args, "statspipe "+version)
+	switch {
+	case usageErr != nil || (err != nil && opts == nil):
+		problem := "invalid command line"
+		if usageErr != nil && usageErr.Error() != "" {
+			problem += ": " + usageErr.Error()
+		}
+		return nil, usageErrorOf(usage, stdout, problem), false
+	case opts == nil:
+		return nil, int(OK), false
+	}
+	return opts, 0, true
 }
 
 func checkQueue(file string, okLimit, warnLimit int, quarantine bool) Result {
