@@ -539,4 +539,3 @@ func TestFullMapWarnsOncePerGrowth(t *testing.T) {
 	}
 	t.Fatal("three windows in a row saw other processes' HTTP traffic")
 }
-
