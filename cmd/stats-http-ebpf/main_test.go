@@ -539,3 +539,154 @@ func TestFullMapWarnsOncePerGrowth(t *testing.T) {
 	}
 	t.Fatal("three windows in a row saw other processes' HTTP traffic")
 }
+
+func readUnit(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../../contrib/systemd/stats-http-ebpf.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// The shipped unit passes `systemd-analyze verify` without a single line of output (with
+// ExecStart pointing at the built binary), and its `systemd-analyze security` exposure is
+// logged.
+func TestUnitVerifies(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	text := readUnit(t)
+	const shipped = "ExecStart=/usr/bin/stats-http-ebpf "
+	if !strings.Contains(text, shipped) {
+		t.Fatalf("no %q line", shipped)
+	}
+	path := filepath.Join(t.TempDir(), "stats-http-ebpf.service")
+	if err := os.WriteFile(path, []byte(strings.Replace(text, shipped, "ExecStart="+loaderBin+" ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("systemd-analyze", "verify", "--man=no", "--recursive-errors=no", path).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	for _, want := range []string{"CapabilityBoundingSet=CAP_BPF CAP_PERFMON\n", "AmbientCapabilities=CAP_BPF CAP_PERFMON\n", "NoNewPrivileges=yes\n", "Type=notify\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the unit has no %q", want)
+		}
+	}
+	out, _ = exec.Command("systemd-analyze", "security", "--offline=true", path).CombinedOutput()
+	if m := regexp.MustCompile(`Overall exposure level for \S+: (\S+ \S+)`).FindSubmatch(out); m != nil {
+		t.Logf("systemd-analyze security --offline=true: %s", m[1])
+	} else {
+		t.Logf("systemd-analyze security printed no score:\n%s", out)
+	}
+}
+
+// The shipped unit under a real systemd (a user manager): with a drop-in that points it at the
+// test's binary and a private bpffs and runs it as nobody, it reaches active with READY's
+// STATUS, the capability settings give it exactly CAP_BPF and CAP_PERFMON, it counts a
+// server's requests, and a stop detaches it cleanly.
+func TestUnitRunsUnderSystemd(t *testing.T) {
+	needRoot(t)
+	serialize(t)
+	// Not under /tmp or /dev (PrivateTmp, PrivateDevices hide them), nor /root (ProtectHome).
+	base, err := os.MkdirTemp("/var/lib", "stats-http-ebpf-rig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	bin := filepath.Join(base, "stats-http-ebpf")
+	data, err := os.ReadFile(loaderBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bpffs := filepath.Join(base, "bpffs")
+	os.Mkdir(bpffs, 0o755)
+	if err := unix.Mount("bpf", bpffs, "bpf", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	pins := filepath.Join(bpffs, "statspipe", "http")
+	log := filepath.Join(base, "out.log")
+	// The manager runs in a mount namespace of its own: the bpffs must be mounted before it
+	// starts, and (ReadWritePaths= needs it when the namespace of the service is set up, i.e.
+	// before ExecStartPre= runs) the pin directory must exist. The ExecStartPre= of the drop-in
+	// then does what the shipped one does to it.
+	if err := os.MkdirAll(pins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sd := testrig.StartUserSystemd(t)
+	// The manager is root's: its notify socket is in a 0700 runtime directory, which the
+	// unit's User=nobody could not reach (a real system manager's /run/systemd/notify is
+	// reachable by every user). Let others through, for this test only.
+	env := sd.MustSystemctl(t, "show-environment")
+	for _, line := range strings.Split(env, "\n") {
+		if rt, ok := strings.CutPrefix(line, "XDG_RUNTIME_DIR="); ok {
+			os.Chmod(rt, 0o711)
+			os.Chmod(filepath.Join(rt, "systemd"), 0o711)
+			os.Chmod(filepath.Join(rt, "systemd", "notify"), 0o777)
+		}
+	}
+	// What differs from the shipped unit: no haproxystats user here (nobody instead), the
+	// private bpffs instead of /sys/fs/bpf (the ExecStartPre creates the pin directory in it),
+	// the built binary, and output to a file (no journald).
+	sd.InstallUnit(t, "stats-http-ebpf.service", readUnit(t), `[Service]
+User=nobody
+Group=nogroup
+ExecStartPre=
+ExecStartPre=+/usr/bin/install -d -o nobody -g nogroup -m 0755 `+filepath.Dir(pins)+` `+pins+`
+ExecStart=
+ExecStart=`+bin+` --pin-dir `+pins+` --pin-mode 0644 --prune-interval 200ms
+ReadWritePaths=
+ReadWritePaths=`+pins+`
+StandardOutput=append:`+log+`
+StandardError=append:`+log+`
+WatchdogSec=2s
+`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := os.ReadFile(log)
+			t.Logf("stats-http-ebpf output:\n%s", out)
+		}
+	})
+	if out, err := sd.Systemctl("start", "stats-http-ebpf.service"); err != nil {
+		st, _ := sd.Systemctl("status", "--no-pager", "stats-http-ebpf.service")
+		logs, _ := os.ReadFile(log)
+		t.Fatalf("start: %v %s\n%s\n%s", err, out, st, logs)
+	}
+	p := sd.Show(t, "stats-http-ebpf.service", "ActiveState", "SubState", "StatusText", "MainPID")
+	if p["ActiveState"] != "active" || !strings.HasPrefix(p["StatusText"], "attached; maps pinned in "+pins) {
+		t.Fatalf("after start: %v", p)
+	}
+	status, err := os.ReadFile("/proc/" + p["MainPID"] + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "Uid:") || strings.HasPrefix(line, "Cap") || strings.HasPrefix(line, "NoNewPrivs:") {
+			t.Logf("the unit's process: %s", line)
+		}
+		// CAP_BPF (39) and CAP_PERFMON (38): 0xc000000000, nothing else.
+		if c, ok := strings.CutPrefix(line, "CapEff:"); ok && strings.TrimSpace(c) != "000000c000000000" {
+			t.Errorf("CapEff %s, want exactly CAP_BPF and CAP_PERFMON (000000c000000000)", strings.TrimSpace(c))
+		}
+		if c, ok := strings.CutPrefix(line, "CapBnd:"); ok && strings.TrimSpace(c) != "000000c000000000" {
+			t.Errorf("CapBnd %s, want exactly CAP_BPF and CAP_PERFMON", strings.TrimSpace(c))
+		}
+	}
+	url := server(t)
+	do(t, "GET", url+"/200", 200)
+	do(t, "PATCH", url+"/204", 204)
+	if req, resp := pinned(t, pins, uint32(os.Getpid())); !equal(req, map[string]uint64{"GET": 1, "PATCH": 1}) || !equal(resp, map[uint32]uint64{200: 1, 204: 1}) {
+		t.Fatalf("counts under systemd %v %v", req, resp)
+	}
+	sd.MustSystemctl(t, "stop", "stats-http-ebpf.service")
+	p = sd.Show(t, "stats-http-ebpf.service", "ActiveState", "Result", "ExecMainStatus")
+	if p["ActiveState"] != "inactive" || p["Result"] != "success" || p["ExecMainStatus"] != "0" {
+		t.Fatalf("after stop: %v", p)
+	}
+}
