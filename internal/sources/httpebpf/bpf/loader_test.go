@@ -428,8 +428,9 @@ func TestPruneDeletesExitedProcess(t *testing.T) {
 	if req, _ := counts(t, tr, uint32(os.Getpid())); req["GET"] != 1 {
 		t.Fatalf("our own keys were pruned: %v", req)
 	}
-	if st.Requests+st.Responses != len(pidsKeys(t, tr)) {
-		t.Fatalf("entries %+v vs %d keys in the maps", st, len(pidsKeys(t, tr)))
+	// Only Prune deletes: traffic since can only have added keys.
+	if n := len(pidsKeys(t, tr)); st.Requests+st.Responses > n || st.Requests+st.Responses < 1 {
+		t.Fatalf("entries %+v vs %d keys in the maps", st, n)
 	}
 }
 
@@ -519,11 +520,11 @@ func TestPruneRule(t *testing.T) {
 // GET and POST take the two entries and the DELETE is one request drop; the responses map
 // (one code) drops nothing. The tracer sees the whole machine, so a witness tracer with
 // large maps watches the same window: when it saw another process's HTTP traffic (which could
-// take entries or add drops), the window is retried, at most 3 times.
+// take entries or add drops), the window is retried, at most 5 times.
 func TestFullMapCountsDrops(t *testing.T) {
 	needRoot(t)
 	serialize(t)
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= 5; attempt++ {
 		witness := load(t, Options{PinDir: mountBPFFS(t), PinGroup: -1})
 		tr := load(t, Options{PinDir: mountBPFFS(t), PinGroup: -1, MaxEntries: 2})
 		url := server(t)
@@ -551,7 +552,7 @@ func TestFullMapCountsDrops(t *testing.T) {
 		}
 		return
 	}
-	t.Fatal("three windows in a row saw other processes' HTTP traffic")
+	t.Fatal("five windows in a row saw other processes' HTTP traffic")
 }
 
 // A pin directory that is not on a bpffs (here the test's temporary directory, and a
