@@ -604,21 +604,20 @@ func TestUnitRunsUnderSystemd(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A private bpffs in place of /sys/fs/bpf, mounted 0700 as systemd mounts it. The manager
+	// runs in a mount namespace of its own, so it is mounted before the manager starts. The
+	// shipped ExecStartPre= runs as it is on it: it makes it traversable and creates the pin
+	// directory.
 	bpffs := filepath.Join(base, "bpffs")
-	os.Mkdir(bpffs, 0o755)
-	if err := unix.Mount("bpf", bpffs, "bpf", 0, "mode=0755"); err != nil {
+	if err := os.Mkdir(bpffs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", bpffs, "bpf", 0, "mode=0700"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
 	pins := filepath.Join(bpffs, "statspipe", "http")
 	log := filepath.Join(base, "out.log")
-	// The manager runs in a mount namespace of its own: the bpffs must be mounted before it
-	// starts, and (ReadWritePaths= needs it when the namespace of the service is set up, i.e.
-	// before ExecStartPre= runs) the pin directory must exist. The ExecStartPre= of the drop-in
-	// then does what the shipped one does to it.
-	if err := os.MkdirAll(pins, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	sd := testrig.StartUserSystemd(t)
 	// The manager is root's: its notify socket is in a 0700 runtime directory, which the
 	// unit's User=nobody could not reach (a real system manager's /run/systemd/notify is
@@ -631,18 +630,19 @@ func TestUnitRunsUnderSystemd(t *testing.T) {
 			os.Chmod(filepath.Join(rt, "systemd", "notify"), 0o777)
 		}
 	}
-	// What differs from the shipped unit: no haproxystats user here (nobody instead), the
-	// private bpffs instead of /sys/fs/bpf (the ExecStartPre creates the pin directory in it),
-	// the built binary, and output to a file (no journald).
-	sd.InstallUnit(t, "stats-http-ebpf.service", readUnit(t), `[Service]
+	// What differs from the shipped unit: the private directory instead of /sys/fs/bpf, no
+	// haproxystats user here (nobody instead), the built binary, output to a file (no
+	// journald), and a short watchdog.
+	unit := strings.ReplaceAll(readUnit(t), "/sys/fs/bpf", bpffs)
+	unit = strings.ReplaceAll(unit, "-o haproxystats -g haproxystats", "-o nobody -g nogroup")
+	if !strings.Contains(unit, "install -d -o nobody -g nogroup -m 0755 "+pins) {
+		t.Fatalf("the unit's ExecStartPre= no longer creates the pin directory the way this test expects:\n%s", unit)
+	}
+	sd.InstallUnit(t, "stats-http-ebpf.service", unit, `[Service]
 User=nobody
 Group=nogroup
-ExecStartPre=
-ExecStartPre=+/usr/bin/install -d -o nobody -g nogroup -m 0755 `+filepath.Dir(pins)+` `+pins+`
 ExecStart=
 ExecStart=`+bin+` --pin-dir `+pins+` --pin-mode 0644 --prune-interval 200ms
-ReadWritePaths=
-ReadWritePaths=`+pins+`
 StandardOutput=append:`+log+`
 StandardError=append:`+log+`
 WatchdogSec=2s
