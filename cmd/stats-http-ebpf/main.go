@@ -49,14 +49,14 @@ Options:
     -v, --version            show version
 
 Exit status: 0 after SIGTERM, SIGINT or SIGHUP (the program is detached); 1 on an error;
-2 without the privileges (CAP_BPF and CAP_PERFMON); 3 when the pin directory is not on a
-bpf filesystem.
+2 on a usage error (as every statspipe program); 3 when the pin directory is not on a bpf
+filesystem; 4 without the privileges (CAP_BPF and CAP_PERFMON).
 `
 
 const (
 	exitError       = 1
-	exitNoPrivilege = 2
 	exitNotBPFFS    = 3
+	exitNoPrivilege = 4
 	readme          = `see README "http-ebpf", section "Privileges"`
 )
 

@@ -294,7 +294,7 @@ func TestUsage(t *testing.T) {
 	if code, out := runBin(t, nil, nil, "-v"); code != 0 || !strings.HasPrefix(out, "statspipe ") {
 		t.Errorf("-v: %d %q", code, out)
 	}
-	if code, _ := runBin(t, nil, nil, "--no-such-option"); code != 1 {
+	if code, _ := runBin(t, nil, nil, "--no-such-option"); code != 2 {
 		t.Errorf("a bad option: exit %d, want 1", code)
 	}
 	for _, bad := range [][]string{{"--pin-mode", "0999"}, {"--max-entries", "0"}, {"--prune-interval", "soon"}, {"--exited-grace", "-1s"}, {"--pin-group", "no-such-group-here"}} {
@@ -307,13 +307,13 @@ func TestUsage(t *testing.T) {
 
 const capLine = `stats-http-ebpf: loading the HTTP statistics program needs CAP_BPF and CAP_PERFMON, which this process lacks (%s); see README "http-ebpf", section "Privileges"` + "\n"
 
-// Without CAP_BPF or CAP_PERFMON the program says which it lacks in one line and exits 2. As
+// Without CAP_BPF or CAP_PERFMON the program says which it lacks in one line and exits 4. As
 // root this is measured with setpriv as nobody: the pre-check for each set, and (with the
 // pre-check off) what the kernel itself refuses; not as root, this process's own set.
 func TestMissingCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		code, out := runBin(t, nil, nil, "--pin-dir", t.TempDir())
-		if code != 2 || out != fmt.Sprintf(capLine, "CAP_BPF and CAP_PERFMON") {
+		if code != 4 || out != fmt.Sprintf(capLine, "CAP_BPF and CAP_PERFMON") {
 			t.Fatalf("exit %d, output %q", code, out)
 		}
 		return
@@ -321,13 +321,13 @@ func TestMissingCapabilities(t *testing.T) {
 	dir := mountBPFFS(t)
 	for caps, missing := range map[string]string{"": "CAP_BPF and CAP_PERFMON", "+bpf": "CAP_PERFMON", "+perfmon": "CAP_BPF"} {
 		code, out := runBin(t, nil, setpriv(caps), "--pin-dir", filepath.Join(dir, "pre"+caps))
-		if code != 2 || out != fmt.Sprintf(capLine, missing) {
+		if code != 4 || out != fmt.Sprintf(capLine, missing) {
 			t.Errorf("nobody with %q: exit %d, output %q", caps, code, out)
 		}
 		// The kernel agrees: without the pre-check, loading fails with EPERM.
 		code, out = runBin(t, []string{"STATS_HTTP_EBPF_NO_CAP_CHECK=1"}, setpriv(caps), "--pin-dir", filepath.Join(dir, "kernel"+caps))
 		want := `stats-http-ebpf: loading the HTTP statistics program: insufficient privileges for eBPF: loading eBPF programs needs root or CAP_BPF+CAP_PERFMON (operation not permitted); see README "http-ebpf", section "Privileges"` + "\n"
-		if code != 2 || out != want {
+		if code != 4 || out != want {
 			t.Errorf("nobody with %q, no pre-check: exit %d, output %q", caps, code, out)
 		}
 		if strings.Contains(out, "MEMLOCK") {
