@@ -133,7 +133,7 @@ func TestUpdatesAllocateNothingAndAreNilSafe(t *testing.T) {
 	}
 	// Same names give the same series: a dispatcher rebuilt by a reload keeps counting.
 	m.Dispatcher("graphite").Delivered(5, 50)
-	if v, _ := r.Get("dispatcher.graphite.lines"); v != 1001*10+5 // AllocsPerRun runs once more to warm up {
+	if v, _ := r.Get("dispatcher.graphite.lines"); v != 1001*10+5 { // AllocsPerRun runs once more to warm up
 		t.Errorf("lines = %v", v)
 	}
 }
