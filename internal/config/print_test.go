@@ -137,7 +137,7 @@ func TestPrintRoundTrip(t *testing.T) {
 			// Interpolation is done, so the variables are unused now, and say so.
 			wantWarnings := []string{"unknown option 'base' in section 'DEFAULT' of %[1]s line 2; ignored"}
 			if prog == ProcessProgram {
-				wantWarnings = append(wantWarnings, "unknown section 'vars' in %[1]s line 72; ignored")
+				wantWarnings = append(wantWarnings, "unknown section 'vars' in %[1]s line 74; ignored")
 			} else {
 				wantWarnings = append(wantWarnings, l.Warnings...) // the pull-timeout warning
 			}
