@@ -18,6 +18,7 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -65,6 +66,12 @@ type Options struct {
 	// dispatcher failing snapshot after snapshot); the ones in between are counted and the
 	// count is logged with the next one. Default 30 s.
 	LogEvery time.Duration
+	// Metrics counts snapshots (self-metrics); nil counts nothing.
+	Metrics *selfmetrics.Process
+	// NewSelfPart, when set, is called once per worker; the Format it returns writes one more
+	// part, built in (no files), at the end of every snapshot's chunk sequence: the
+	// self-metrics lines, stamped with the snapshot's timestamp.
+	NewSelfPart func() Format
 }
 
 // Summary counts what a run did.
@@ -290,12 +297,16 @@ func (r *Runner) work(intake, hard context.Context) {
 		go func() {
 			defer workers.Done()
 			format := r.newFormats()
+			var self Format
+			if r.o.NewSelfPart != nil {
+				self = r.o.NewSelfPart()
+			}
 			for {
 				s, ok := r.queue.pop(intake)
 				if !ok {
 					return
 				}
-				r.handle(submit, format, s)
+				r.handle(submit, format, self, s)
 			}
 		}()
 	}
@@ -315,7 +326,7 @@ func (r *Runner) work(intake, hard context.Context) {
 // handle processes one snapshot. Its directory is removed later, by the delivery callback, once
 // every dispatcher acknowledged every chunk. A dispatcher that already delivered the snapshot
 // in an earlier attempt (see records) is not sent it again.
-func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, bool), s snapshot) {
+func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, bool), self Format, s snapshot) {
 	log := r.log.With("snapshot", s.Path)
 	// Not a real directory of regular files (a symlink, a FIFO…): quarantined, never followed or
 	// opened. Gone (removed by hand or by another processor) or unreadable: nothing to deliver.
@@ -358,7 +369,7 @@ func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, b
 		defer r.queue.done(s.Name)
 		r.settle(s, rec, res, indexes, started)
 	}, r.noteProgress)
-	d.finish(r.produce(log, format, s, func(b *metric.Batch) error {
+	d.finish(r.produce(log, format, self, s, func(b *metric.Batch) error {
 		return d.submit(ctx, targets, b)
 	}))
 }
@@ -374,7 +385,7 @@ func (r *Runner) newFormats() func(kind string) (Format, bool) {
 // produce hands every part of s to its kind's Format, in one chunk sequence. A part that cannot
 // be used is logged and skipped: the others are delivered, then the snapshot is quarantined
 // with the reason (nothing is lost). Only when no part is usable is the snapshot unusable.
-func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, bool), s snapshot, flush metric.FlushFunc) error {
+func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, bool), self Format, s snapshot, flush metric.FlushFunc) error {
 	parts, err := spool.Parts(s.Path)
 	if err != nil {
 		return err
@@ -426,9 +437,15 @@ func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, boo
 		// Unusable parts flush nothing, so nothing was handed over.
 		return unusableSnapshot{errors.New(strings.Join(bad, "; "))}
 	}
+	if self != nil {
+		if err := self.Process(s.Path, s.ts, seq.add); err != nil {
+			return err
+		}
+	}
 	if err := seq.close(); err != nil {
 		return err
 	}
+	r.o.Metrics.Processed()
 	if len(bad) > 0 || len(rejected) > 0 {
 		reasons := rejected
 		for _, b := range bad {
@@ -553,6 +570,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	if failure != nil {
 		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
 		r.limit.warn("kept "+strings.Join(failed, ","), log,
 			"snapshot kept on disk: not every line was delivered; it is retried later",
 			"failed", strings.Join(failed, ","), "error", failure)
@@ -567,11 +585,13 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	if err := spool.Remove(s.Path); err != nil {
 		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
 		r.limit.error("remove", log, "delivered, but removing the snapshot failed; it is tried again at the next rescan", "error", err)
 		return
 	}
 	r.records.forget(s.Name)
 	r.sum.delivered.Add(1)
+	r.o.Metrics.Delivered(s.ts)
 	r.lastDelivered.Store(&s.Name)
 	log.Debug("snapshot delivered and removed", "seconds", time.Since(started).Seconds())
 }
@@ -580,12 +600,14 @@ func (r *Runner) quarantine(s snapshot, reason string) {
 	dest, err := spool.Quarantine(r.o.SrcDir, s.Path, reason)
 	if err != nil {
 		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
 		r.limit.error("quarantine", r.log, "cannot quarantine snapshot; it stays in place",
 			"snapshot", s.Path, "reason", reason, "error", err)
 		return
 	}
 	r.records.forget(s.Name)
 	r.sum.quarantined.Add(1)
+	r.o.Metrics.Quarantined()
 	r.log.Error("snapshot quarantined", "snapshot", s.Path, "to", dest, "reason", reason)
 }
 
