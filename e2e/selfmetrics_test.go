@@ -78,7 +78,7 @@ dir = `+store+`
 	}
 	waitUntil(t, 15*time.Second, "stats-pull's /healthz to answer 503", func() bool {
 		code, body := httpGet(pullAddr, "/healthz", "")
-		if code == 503 && !strings.Contains(body, "every source failed in the last pull round") {
+		if code == 503 && body != "the last pull round found no source to pull from (no socket in socket-dir?)\n" {
 			t.Fatalf("503 with %q", body)
 		}
 		return code == 503

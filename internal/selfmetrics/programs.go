@@ -82,7 +82,10 @@ func (m *Pull) Health() (bool, string) {
 		return true, ""
 	}
 	if m.allFailed.Load() {
-		return false, fmt.Sprintf("every source failed in the last pull round (%d failed)", m.lastFailures.Load())
+		if n := m.lastFailures.Load(); n > 0 {
+			return false, fmt.Sprintf("every source failed in the last pull round (%d failed)", n)
+		}
+		return false, "the last pull round found no source to pull from (no socket in socket-dir?)"
 	}
 	if m.suspended.Load() {
 		return true, ""

@@ -184,6 +184,10 @@ func TestHealth(t *testing.T) {
 	if ok, why := m.Health(); ok || why != "every source failed in the last pull round (4 failed)" {
 		t.Errorf("all failed: %v %q", ok, why)
 	}
+	m.Round(false, true, 0)
+	if ok, why := m.Health(); ok || why != "the last pull round found no source to pull from (no socket in socket-dir?)" {
+		t.Errorf("none found: %v %q", ok, why)
+	}
 	m.Round(true, false, 0)
 	if ok, why := m.Health(); !ok {
 		t.Errorf("published: %s", why)
