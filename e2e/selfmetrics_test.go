@@ -267,3 +267,72 @@ func checkExposition(t *testing.T, addr string) {
 		t.Errorf("OpenMetrics parser: %v\n%s\n%s", err, out.String(), om)
 	}
 }
+
+// The self-metrics lines go through Graphite like any other: real HAProxy → stats-pull →
+// stats-process → real carbon-cache and the local store. carbon stores the statspipe.pull and
+// statspipe.process paths of the last snapshot, and once everything is delivered the Graphite
+// dispatcher's line count equals the local store's, which equals the lines in the store (every
+// line goes to both), with no dispatch error; /metrics passes promtool with both dispatchers.
+func TestSelfMetricsThroughGraphite(t *testing.T) {
+	h := testrig.StartHAProxy(t, testrig.HAProxyOptions{Instances: 1})
+	carbon := testrig.StartCarbon(t)
+	base := t.TempDir()
+	in := filepath.Join(base, "incoming")
+	store := filepath.Join(base, "store")
+	procAddr := testrig.FreePort(t)
+	conf := writeConfig(t, base, `
+[pull]
+socket-dir = `+h.SocketDir+`
+dst-dir = `+in+`
+tmp-dst-dir = `+base+`/incoming.tmp
+pull-interval = 1
+pull-timeout = 0.5
+self-metrics = true
+[process]
+src-dir = `+in+`
+workers = 2
+self-metrics = true
+listen = `+procAddr+`
+[graphite]
+server = 127.0.0.1
+port = `+strconv.Itoa(carbon.LinePort)+`
+hostname = vm
+namespace = lb
+[local-store]
+dir = `+store+`
+`)
+	os.MkdirAll(in, 0o755)
+	pull := start(t, "stats-pull", "-f", conf)
+	waitUntil(t, 20*time.Second, "2 snapshots", func() bool { return len(snapshotsIn(t, in)) >= 2 })
+	pull.stop(t)
+	snaps := snapshotsIn(t, in)
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i] < snaps[j] })
+
+	proc := start(t, "stats-process", "-f", conf)
+	waitUntil(t, 60*time.Second, "every snapshot delivered", func() bool { return len(snapshotsIn(t, in)) == 0 })
+	last := snaps[len(snaps)-1]
+	ts, _ := strconv.ParseInt(last, 10, 64)
+	if v, ok := carbon.WaitFor(t, "lb.vm.statspipe.pull.snapshots_published", ts, 30*time.Second); !ok || v != float64(len(snaps)-1) {
+		t.Errorf("carbon: statspipe.pull.snapshots_published at %d = %v %v, want %d", ts, v, ok, len(snaps)-1)
+	}
+	if _, ok := carbon.WaitFor(t, "lb.vm.statspipe.process.dispatcher.graphite.lines", ts, 30*time.Second); !ok {
+		t.Error("carbon: no statspipe.process.dispatcher.graphite.lines")
+	}
+	total := 0
+	for _, s := range snaps {
+		total += len(omStore(t, filepath.Join(store, s, "stats"), s))
+	}
+	graphiteLines := metricValue(t, procAddr, `statspipe_process_dispatcher_lines_total{dispatcher="graphite"}`)
+	storeLines := metricValue(t, procAddr, `statspipe_process_dispatcher_lines_total{dispatcher="local-store"}`)
+	if graphiteLines != float64(total) || storeLines != float64(total) {
+		t.Errorf("lines: graphite %v, local-store %v, in the store %d", graphiteLines, storeLines, total)
+	}
+	if v := metricValue(t, procAddr, `statspipe_process_dispatcher_errors_total{dispatcher="graphite"}`); v != 0 {
+		t.Errorf("graphite errors %v", v)
+	}
+	if v := metricValue(t, procAddr, "statspipe_process_snapshots_delivered_total"); v != float64(len(snaps)) {
+		t.Errorf("delivered %v, want %d", v, len(snaps))
+	}
+	checkExposition(t, procAddr)
+	proc.stop(t)
+}
