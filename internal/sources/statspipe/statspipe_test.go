@@ -165,3 +165,13 @@ func moveAway(t *testing.T, snap, dir string) string {
 }
 
 var kept int
+
+// Without a registry (a configuration check builds the providers too) the provider still
+// works, with nothing to write.
+func TestProviderWithoutRegistry(t *testing.T) {
+	selfmetrics.SetDefault(nil)
+	p, err := newProvider(nil, nil, nil)
+	if err != nil || !p.Info().Late || p.Info().Source != config.SelfMetricsSourceName {
+		t.Fatalf("%v %v", p, err)
+	}
+}
