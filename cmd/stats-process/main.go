@@ -20,6 +20,7 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch/localstore"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/sources"
 	_ "github.com/statspipe/statspipe/internal/sources/all" // registers every source kind
 	"github.com/statspipe/statspipe/internal/spool"
@@ -77,6 +78,7 @@ func run(argv []string) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Process.Loglevel)
 	log := cli.Logger(level, "stats-process", loaded)
+	setUpSelfMetrics(cfg)
 
 	if once {
 		runner, err := newRunner(cfg, true, onceTimeout, log)
@@ -125,6 +127,12 @@ func run(argv []string) int {
 	var cur atomic.Pointer[running]
 	cur.Store(&running{runner, cfg.Process.SrcDir})
 	status := func() string { c := cur.Load(); return processStatus(c.srcDir, c.runner) }
+	srv, err := serveSelfMetrics(cfg.Process.Listen, func() bool { return cur.Load().runner.Alive() }, log)
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	defer func() { srv.Close() }()
 	var total process.Summary
 	started := false
 	for {
@@ -179,6 +187,15 @@ func run(argv []string) int {
 				level.Set(ncfg.Process.Loglevel)
 				runner = next
 				cur.Store(&running{runner, ncfg.Process.SrcDir})
+				selfMetrics.srcDir.Store(&ncfg.Process.SrcDir)
+				if ncfg.Process.Listen != cfg.Process.Listen {
+					srv.Close()
+					srv, err = serveSelfMetrics(ncfg.Process.Listen, func() bool { return cur.Load().runner.Alive() }, log)
+					if err != nil {
+						log.Error("reloaded without /metrics and /healthz: "+err.Error(), "listen", ncfg.Process.Listen)
+					}
+				}
+				cfg = ncfg
 				log.Info("reloaded", "src-dir", ncfg.Process.SrcDir, "workers", ncfg.Process.Workers, "sources", len(ncfg.Sources))
 			}
 		}
@@ -198,10 +215,20 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		if once {
 			newGraphite = graphite.NewOnce
 		}
-		dispatchers = append(dispatchers, newGraphite(cfg.Graphite, log.With("dispatcher", "graphite")))
+		g := newGraphite(cfg.Graphite, log.With("dispatcher", "graphite"))
+		g.SetMetrics(selfMetrics.process.Dispatcher(g.Name()))
+		dispatchers = append(dispatchers, g)
 	}
 	if cfg.LocalStore != nil {
-		dispatchers = append(dispatchers, localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store")))
+		ls := localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store"))
+		ls.SetMetrics(selfMetrics.process.Dispatcher(ls.Name()))
+		dispatchers = append(dispatchers, ls)
+	}
+	var selfPart func() process.Format
+	if cfg.Process.SelfMetrics {
+		g := cfg.Graphite
+		prefix := metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN)
+		selfPart = func() process.Format { return selfmetrics.NewLineWriter(selfMetrics.reg, prefix) }
 	}
 	runner, err := process.New(process.Options{
 		SrcDir:         cfg.Process.SrcDir,
@@ -212,6 +239,8 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		RescanInterval: cfg.Process.LivenessCheckInterval,
 		OnceTimeout:    onceTimeout,
 		DeliveryLog:    deliveryLog(cfg.Process.LogDeliveries),
+		Metrics:        selfMetrics.process,
+		NewSelfPart:    selfPart,
 	})
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -265,4 +294,48 @@ func parseOnceTimeout(s string) (time.Duration, error) {
 			s, int(maxOnceTimeout.Seconds()))
 	}
 	return time.Duration(secs * float64(time.Second)), nil
+}
+
+// selfMetrics is the program's self-metrics registry: made once, so that its counters survive
+// reloads (a new runner and new dispatchers per configuration).
+var selfMetrics struct {
+	reg     *selfmetrics.Registry
+	process *selfmetrics.Process
+	srcDir  atomic.Pointer[string]
+}
+
+func setUpSelfMetrics(cfg *config.Config) {
+	reg := selfmetrics.New("process")
+	selfMetrics.reg = reg
+	selfMetrics.process = selfmetrics.NewProcess(reg)
+	selfMetrics.srcDir.Store(&cfg.Process.SrcDir)
+	reg.AddQueue(func() string { return *selfMetrics.srcDir.Load() })
+	reg.AddProcessStats()
+	selfmetrics.SetDefault(reg)
+}
+
+// serveSelfMetrics serves /metrics and /healthz on listen (nil, nil when it is empty); alive is
+// the running runner's watcher check.
+func serveSelfMetrics(listen string, alive func() bool, log *slog.Logger) (*selfmetrics.Server, error) {
+	if listen == "" {
+		return nil, nil
+	}
+	health := func() (bool, string) {
+		return selfMetrics.process.Health(alive, func() (int, time.Duration) {
+			entries, err := spool.List(*selfMetrics.srcDir.Load())
+			if err != nil || len(entries) == 0 {
+				return 0, 0
+			}
+			ts, ok := spool.TimestampOf(entries[0].Name)
+			if !ok {
+				return len(entries), 0
+			}
+			return len(entries), time.Since(time.Unix(ts, 0))
+		})
+	}
+	srv, err := selfmetrics.Serve(listen, selfMetrics.reg, health, log)
+	if err != nil {
+		return nil, fmt.Errorf("cannot serve /metrics and /healthz ([process] listen = %s): %w", listen, err)
+	}
+	return srv, nil
 }

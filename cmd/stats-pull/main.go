@@ -14,6 +14,7 @@ import (
 	"github.com/statspipe/statspipe/internal/cli"
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/pull"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/sources"
 	_ "github.com/statspipe/statspipe/internal/sources/all" // registers every source kind
 	"github.com/statspipe/statspipe/internal/spool"
@@ -58,6 +59,7 @@ func run(argv []string) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Pull.Loglevel)
 	log := cli.Logger(level, "stats-pull", loaded)
+	setUpSelfMetrics(cfg)
 
 	if args.Bool("--once") {
 		// Signals are caught from here on, so one that arrives during start-up still exits 0.
@@ -85,6 +87,12 @@ func run(argv []string) int {
 		return 1
 	}
 	defer func() { p.w.Close() }()
+	srv, err := serveSelfMetrics(cfg.Pull.Listen, log)
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	defer func() { srv.Close() }()
 	log.Info("started", "version", cli.Version, "sources", p.names(), "dst-dir", p.w.DstDir(), "tmp-dst-dir", p.w.TmpDir(),
 		"pull-interval", cfg.Pull.PullInterval, "pull-timeout", cfg.Pull.PullTimeout,
 		"queue-size", cfg.Pull.QueueSize, "allow-partial", cfg.Pull.AllowPartial)
@@ -122,6 +130,15 @@ func run(argv []string) int {
 		level.Set(next.Pull.Loglevel)
 		p = np
 		cur.Store(p)
+		selfMetrics.dstDir.Store(&next.Pull.DstDir)
+		selfMetrics.pull.SetSchedule(next.Pull.PullInterval, next.Pull.PullTimeout)
+		if next.Pull.Listen != cfg.Pull.Listen {
+			srv.Close()
+			if srv, err = serveSelfMetrics(next.Pull.Listen, log); err != nil {
+				log.Error("reloaded without /metrics and /healthz: "+err.Error(), "listen", next.Pull.Listen)
+			}
+		}
+		cfg = next
 		log.Info("reloaded", "sources", p.names(), "dst-dir", p.w.DstDir(), "pull-interval", next.Pull.PullInterval,
 			"pull-timeout", next.Pull.PullTimeout, "queue-size", next.Pull.QueueSize)
 		sd.Reloaded(p.status())
@@ -171,7 +188,9 @@ func newPuller(cfg *config.Config, old *puller, log *slog.Logger) (*puller, erro
 	if p.providers, err = sources.Providers(cfg, log); err != nil {
 		return fail(fmt.Errorf("cannot set up the sources: %w", err))
 	}
-	if p.loop, err = pull.NewLoop(p.w, p.providers, pull.OptionsFrom(cfg.Pull), log); err != nil {
+	opt := pull.OptionsFrom(cfg.Pull)
+	opt.Metrics = selfMetrics.pull
+	if p.loop, err = pull.NewLoop(p.w, p.providers, opt, log); err != nil {
 		return fail(fmt.Errorf("invalid settings: %w", err))
 	}
 	return p, nil
@@ -195,4 +214,35 @@ func (p *puller) status() string {
 		s += "; last snapshot " + filepath.Base(last)
 	}
 	return s
+}
+
+// selfMetrics is the program's self-metrics registry: made once, so that its counters survive
+// reloads (a new loop per configuration).
+var selfMetrics struct {
+	reg    *selfmetrics.Registry
+	pull   *selfmetrics.Pull
+	dstDir atomic.Pointer[string]
+}
+
+func setUpSelfMetrics(cfg *config.Config) {
+	reg := selfmetrics.New("pull")
+	selfMetrics.reg = reg
+	selfMetrics.pull = selfmetrics.NewPull(reg)
+	selfMetrics.pull.SetSchedule(cfg.Pull.PullInterval, cfg.Pull.PullTimeout)
+	selfMetrics.dstDir.Store(&cfg.Pull.DstDir)
+	reg.AddQueue(func() string { return *selfMetrics.dstDir.Load() })
+	reg.AddProcessStats()
+	selfmetrics.SetDefault(reg) // for the statspipe source kind ([pull] self-metrics)
+}
+
+// serveSelfMetrics serves /metrics and /healthz on listen (nil, nil when it is empty).
+func serveSelfMetrics(listen string, log *slog.Logger) (*selfmetrics.Server, error) {
+	if listen == "" {
+		return nil, nil
+	}
+	srv, err := selfmetrics.Serve(listen, selfMetrics.reg, selfMetrics.pull.Health, log)
+	if err != nil {
+		return nil, fmt.Errorf("cannot serve /metrics and /healthz ([pull] listen = %s): %w", listen, err)
+	}
+	return srv, nil
 }

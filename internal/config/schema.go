@@ -52,6 +52,8 @@ var schema = []sectionSchema{
 		def("queue-size", "360"),
 		{name: "allow-partial", def: "false", hasDefault: true, extension: true},
 		{name: "max-reply-size", def: "268435456", hasDefault: true, extension: true},
+		{name: "self-metrics", def: "false", hasDefault: true, extension: true},
+		{name: "listen", def: "", hasDefault: true, extension: true},
 	}},
 	{"process", []option{
 		def("workers", "4"),
@@ -68,6 +70,8 @@ var schema = []sectionSchema{
 		{name: "max-component-length", def: "255", hasDefault: true, extension: true},
 		{name: "max-line-length", def: "16000", hasDefault: true, extension: true},
 		{name: "log-deliveries", def: "true", hasDefault: true, extension: true},
+		{name: "self-metrics", def: "false", hasDefault: true, extension: true},
+		{name: "listen", def: "", hasDefault: true, extension: true},
 	}},
 	{"graphite", []option{
 		def("server", "127.0.0.1"),

@@ -27,6 +27,10 @@ const SourcePrefix = "source."
 // whose files stay at the top of a snapshot as haproxystats wrote them.
 const LegacySourceName = "haproxy"
 
+// SelfMetricsSourceName is the source (and kind) of stats-pull's own metrics, written into
+// every snapshot when [pull] self-metrics is true; no [source.*] section may take it.
+const SelfMetricsSourceName = "statspipe"
+
 // SourceOption is one option of a kind's source sections.
 type SourceOption struct {
 	Name       string
@@ -271,6 +275,8 @@ func validSourceName(name string) string {
 		return "a source name is at most 64 bytes"
 	case name == LegacySourceName:
 		return "the source name 'haproxy' is taken by the HAProxy source of [pull]"
+	case name == SelfMetricsSourceName:
+		return "the source name 'statspipe' is taken by stats-pull's own metrics ([pull] self-metrics)"
 	case strings.HasPrefix(name, "."), strings.HasPrefix(name, "-"):
 		return "a source name must not start with '.' or '-'"
 	}

@@ -121,6 +121,7 @@ func TestSourceErrors(t *testing.T) {
 		{"haproxy", "[source.a]\ntype = haproxy\n", "HAProxy is configured in [pull]"},
 		{"name", "[source.a.b]\ntype = testkind\n", "a source name may only have letters"},
 		{"reserved", "[source.haproxy]\ntype = testkind\n", "taken by the HAProxy source"},
+		{"reserved for self-metrics", "[source.statspipe]\ntype = testkind\n", "section:'source.statspipe' error: the source name 'statspipe' is taken by stats-pull's own metrics ([pull] self-metrics)"},
 		{"integer", "[source.123]\ntype = testkind\n", "must not be an integer"},
 		{"empty", "[source.]\ntype = testkind\n", "is empty"},
 		{"kind check", "[source.a]\ntype = testkind\n", "line:1 section:'source.a' option:'urls' value:'' error: no URL"},

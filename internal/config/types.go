@@ -60,6 +60,10 @@ type Pull struct {
 	// MaxReplySize ends a source's reply that grows past this many bytes: the source fails
 	// for that round (statspipe extension).
 	MaxReplySize int64
+	// SelfMetrics writes stats-pull's own metrics into every snapshot (the statspipe part);
+	// Listen, when not "", serves /metrics and /healthz there (statspipe extensions).
+	SelfMetrics bool
+	Listen      string
 }
 
 // Server is one item of [pull] servers.
@@ -95,6 +99,10 @@ type Process struct {
 	MaxLineLength      int
 	// LogDeliveries logs each delivered snapshot at info (else at debug).
 	LogDeliveries bool
+	// SelfMetrics appends stats-process's own metrics to every snapshot's lines; Listen, when
+	// not "", serves /metrics and /healthz there (statspipe extensions).
+	SelfMetrics bool
+	Listen      string
 }
 
 // Graphite is section [graphite].

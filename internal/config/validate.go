@@ -41,6 +41,9 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 				Legacy: true, AllowPartial: p.AllowPartial})
 		}
 		v.checkSources(prog)
+		if !v.failed() && v.cfg.Pull.SelfMetrics {
+			v.cfg.Sources = append(v.cfg.Sources, Source{Name: SelfMetricsSourceName, Kind: SelfMetricsSourceName})
+		}
 	case ProcessProgram:
 		for _, s := range []string{"paths", "process", "graphite"} {
 			v.checkSection(s, prog)
@@ -302,6 +305,27 @@ func (v *validator) readPull(lvl slog.Level) {
 	p.QueueSize = v.integer("pull", "queue-size", 1, 1000000, "1 to 1000000 snapshots")
 	p.AllowPartial = v.boolean("pull", "allow-partial")
 	p.MaxReplySize = int64(v.integer("pull", "max-reply-size", 4096, 16<<30, "4096 bytes to 16 GiB (17179869184)"))
+	p.SelfMetrics = v.boolean("pull", "self-metrics")
+	p.Listen = v.listen("pull")
+}
+
+// listen reads a listen option: empty (off) or host:port with a numeric port.
+func (v *validator) listen(sect string) string {
+	s, val, ok := v.required(sect, "listen")
+	if !ok || s == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	switch {
+	case err != nil:
+		v.fail(sect, "listen", val, s, "must be host:port (e.g. 127.0.0.1:9310, [::1]:9310 or :9310), or empty to serve nothing: "+err.Error())
+	case perr != nil || n < 0 || n > 65535:
+		v.fail(sect, "listen", val, s, "the port must be a number from 0 to 65535")
+	case strings.ContainsAny(host, " /"):
+		v.fail(sect, "listen", val, s, "the host must be a host name or an IP address")
+	}
+	return s
 }
 
 // path reads a directory option that must not be empty.
@@ -331,6 +355,8 @@ func (v *validator) readProcess(lvl slog.Level) {
 	p.ExcludeBackends, _, _ = v.str("process", "exclude-backends")
 	p.MaxComponentLength = v.integer("process", "max-component-length", 32, 4096, "32 to 4096 bytes")
 	p.MaxLineLength = v.integer("process", "max-line-length", 256, 1<<20, "256 bytes to 1 MiB")
+	p.SelfMetrics = v.boolean("process", "self-metrics")
+	p.Listen = v.listen("process")
 }
 
 func (v *validator) readGraphite(lvl slog.Level) {

@@ -286,6 +286,12 @@ func TestValidationMessages(t *testing.T) {
 			prefix + "line:2 section:'pull' option:'interval' value:'0x1p-2' error: could not convert string to float: '0x1p-2'"},
 		{"bool", process, "[process]\naggr-server-metrics = maybe\n",
 			prefix + "line:2 section:'process' option:'aggr-server-metrics' value:'maybe' error: Not a boolean: maybe"},
+		{"self-metrics", process, "[process]\nself-metrics = sometimes\n",
+			prefix + "line:2 section:'process' option:'self-metrics' value:'sometimes' error: Not a boolean: sometimes"},
+		{"listen without port", pull, "[pull]\nlisten = localhost\n",
+			prefix + "line:2 section:'pull' option:'listen' value:'localhost' error: must be host:port (e.g. 127.0.0.1:9310, [::1]:9310 or :9310), or empty to serve nothing: address localhost: missing port in address"},
+		{"listen port", process, "[process]\nlisten = 127.0.0.1:http\n",
+			prefix + "line:2 section:'process' option:'listen' value:'127.0.0.1:http' error: the port must be a number from 0 to 65535"},
 		{"bool extension", pull, "[pull]\nallow-partial = partially\n",
 			prefix + "line:2 section:'pull' option:'allow-partial' value:'partially' error: Not a boolean: partially"},
 		{"interpolated value", pull, "[DEFAULT]\nn = two\n[pull]\nworkers = ${n}\n",
@@ -540,5 +546,35 @@ func TestPythonValueSyntax(t *testing.T) {
 		if got := pyRepr(in); got != want {
 			t.Errorf("pyRepr(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// [pull] self-metrics adds the statspipe source, last; listen is kept as written.
+func TestSelfMetricsOptions(t *testing.T) {
+	l, _ := loadText(t, "[pull]\nservers = tcp://127.0.0.1:1\nself-metrics = true\nlisten = 127.0.0.1:9310\n[process]\nself-metrics = yes\nlisten = [::1]:0\n")
+	stubSystem(l)
+	cfg, err := l.Config(PullProgram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Pull.SelfMetrics || cfg.Pull.Listen != "127.0.0.1:9310" || len(cfg.Sources) != 2 ||
+		cfg.Sources[1].Name != SelfMetricsSourceName || cfg.Sources[1].Kind != SelfMetricsSourceName {
+		t.Errorf("pull: %+v sources %+v", cfg.Pull, cfg.Sources)
+	}
+	pcfg, err := l.Config(ProcessProgram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pcfg.Process.SelfMetrics || pcfg.Process.Listen != "[::1]:0" {
+		t.Errorf("process: %+v", pcfg.Process)
+	}
+	def, _ := loadText(t, "[pull]\nservers = tcp://127.0.0.1:1\n")
+	stubSystem(def)
+	cfg, err = def.Config(PullProgram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Pull.SelfMetrics || cfg.Pull.Listen != "" || len(cfg.Sources) != 1 {
+		t.Errorf("defaults: %+v %+v", cfg.Pull, cfg.Sources)
 	}
 }

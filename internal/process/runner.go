@@ -18,6 +18,7 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/spool"
 	"github.com/statspipe/statspipe/internal/status"
 )
@@ -69,6 +70,12 @@ type Options struct {
 	// DeliveryLog is the level of the line logged for each delivered snapshot (its lines,
 	// bytes and time, and each dispatcher's time); the zero value is Info.
 	DeliveryLog slog.Level
+	// Metrics counts snapshots (self-metrics); nil counts nothing.
+	Metrics *selfmetrics.Process
+	// NewSelfPart, when set, is called once per worker; the Format it returns writes one more
+	// part, built in (no files), at the end of every snapshot's chunk sequence: the
+	// self-metrics lines, stamped with the snapshot's timestamp.
+	NewSelfPart func() Format
 }
 
 // Summary counts what a run did.
@@ -305,12 +312,16 @@ func (r *Runner) work(intake, hard context.Context) {
 		go func() {
 			defer workers.Done()
 			format := r.newFormats()
+			var self Format
+			if r.o.NewSelfPart != nil {
+				self = r.o.NewSelfPart()
+			}
 			for {
 				s, ok := r.queue.pop(intake)
 				if !ok {
 					return
 				}
-				r.handle(submit, format, s)
+				r.handle(submit, format, self, s)
 			}
 		}()
 	}
@@ -330,7 +341,7 @@ func (r *Runner) work(intake, hard context.Context) {
 // handle processes one snapshot. Its directory is removed later, by the delivery callback, once
 // every dispatcher acknowledged every chunk. A dispatcher that already delivered the snapshot
 // in an earlier attempt (see records) is not sent it again.
-func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, bool), s snapshot) {
+func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, bool), self Format, s snapshot) {
 	log := r.log.With("snapshot", s.Path)
 	// Not a real directory of regular files (a symlink, a FIFO…): quarantined, never followed or
 	// opened. Gone (removed by hand or by another processor) or unreadable: nothing to deliver.
@@ -373,7 +384,7 @@ func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, b
 		defer r.queue.done(s.Name)
 		r.settle(s, rec, res, indexes, started)
 	}, r.noteProgress)
-	d.finish(r.produce(log, format, s, func(b *metric.Batch) error {
+	d.finish(r.produce(log, format, self, s, func(b *metric.Batch) error {
 		return d.submit(ctx, targets, b)
 	}))
 }
@@ -389,7 +400,7 @@ func (r *Runner) newFormats() func(kind string) (Format, bool) {
 // produce hands every part of s to its kind's Format, in one chunk sequence. A part that cannot
 // be used is logged and skipped: the others are delivered, then the snapshot is quarantined
 // with the reason (nothing is lost). Only when no part is usable is the snapshot unusable.
-func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, bool), s snapshot, flush metric.FlushFunc) error {
+func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, bool), self Format, s snapshot, flush metric.FlushFunc) error {
 	parts, err := spool.Parts(s.Path)
 	if err != nil {
 		return err
@@ -441,9 +452,15 @@ func (r *Runner) produce(log *slog.Logger, format func(kind string) (Format, boo
 		// Unusable parts flush nothing, so nothing was handed over.
 		return unusableSnapshot{errors.New(strings.Join(bad, "; "))}
 	}
+	if self != nil {
+		if err := self.Process(s.Path, s.ts, seq.add); err != nil {
+			return err
+		}
+	}
 	if err := seq.close(); err != nil {
 		return err
 	}
+	r.o.Metrics.Processed()
 	if len(bad) > 0 || len(rejected) > 0 {
 		reasons := rejected
 		for _, b := range bad {
@@ -568,6 +585,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	if failure != nil {
 		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
 		r.limit.warn("kept "+strings.Join(failed, ","), log,
 			"snapshot kept on disk: not every line was delivered; it is retried later",
 			"failed", strings.Join(failed, ","), "error", failure)
@@ -582,6 +600,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	}
 	if err := spool.Remove(s.Path); err != nil {
 		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
 		r.limit.error("remove", log, "delivered, but removing the snapshot failed; it is tried again at the next rescan", "error", err)
 		return
 	}
@@ -590,6 +609,7 @@ func (r *Runner) settle(s snapshot, rec *record, res deliveryDone, indexes []int
 	r.status.Delivered(s.Name, time.Since(started)) // status hook (internal/status)
 	r.sum.lines.Add(int64(res.lines))
 	r.sum.bytes.Add(int64(res.bytes))
+	r.o.Metrics.Delivered(s.ts)
 	r.lastDelivered.Store(&s.Name)
 	if r.log.Enabled(context.Background(), r.o.DeliveryLog) {
 		args := []any{"snapshot", s.Name, "lines", res.lines, "bytes", res.bytes,
@@ -614,12 +634,14 @@ func (r *Runner) quarantine(s snapshot, reason string) {
 	dest, err := spool.Quarantine(r.o.SrcDir, s.Path, reason)
 	if err != nil {
 		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
 		r.limit.error("quarantine", r.log, "cannot quarantine snapshot; it stays in place",
 			"snapshot", s.Path, "reason", reason, "error", err)
 		return
 	}
 	r.records.forget(s.Name)
 	r.sum.quarantined.Add(1)
+	r.o.Metrics.Quarantined()
 	r.log.Error("snapshot quarantined", "snapshot", s.Path, "to", dest, "reason", reason)
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -30,6 +31,8 @@ type Options struct {
 	// QueueSize suspends pulling while dst-dir holds this many snapshots or more. ≤ 0 means no
 	// limit.
 	QueueSize int
+	// Metrics counts rounds and sources (self-metrics); nil counts nothing.
+	Metrics *selfmetrics.Pull
 }
 
 // OptionsFrom takes the loop's options from the [pull] section. Whether a source's failed
@@ -161,17 +164,25 @@ func nextTick(now time.Time, offset int64, interval time.Duration) time.Time {
 func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 	var failed []spool.FailedSource
 	defer func() { l.status.done(ctx, path, failed, l.suspended) }() // status hook (status.go)
+	m := l.opt.Metrics
 	if !l.queueHasRoom() {
+		if l.suspended {
+			m.Suspended()
+		} else {
+			m.Round(false, false, 0)
+		}
 		return ""
 	}
 	start := time.Now()
 	b, err := l.spool.Begin(l.snapshotName(tick))
 	if errors.Is(err, spool.ErrExists) {
 		l.log.Warn("snapshot name already taken (two rounds in one second?); skipping this round", "error", err)
+		m.Round(false, false, 0)
 		return ""
 	}
 	if err != nil {
 		l.log.Error("cannot start a snapshot; skipping this round", "error", err)
+		m.Round(false, false, 0)
 		return ""
 	}
 	defer func() {
@@ -186,8 +197,19 @@ func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 	var owner []int // sources[i] is an instance of l.providers[owner[i]]
 	infos := make([]ProviderInfo, len(l.providers))
 	listFailed := make([]bool, len(l.providers))
+	var late []int // providers pulled after the others (ProviderInfo.Late)
+	regular := 0
+	for _, p := range l.providers {
+		if !p.Info().Late {
+			regular++
+		}
+	}
 	for i, p := range l.providers {
 		infos[i] = p.Info()
+		if infos[i].Late {
+			late = append(late, i)
+			continue
+		}
 		ss, err := p.Sources(pullCtx)
 		if err != nil {
 			l.log.Error("cannot list the instances of a source", "source", infos[i].Source, "kind", infos[i].Kind, "error", err)
@@ -195,7 +217,7 @@ func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 			listFailed[i] = true
 		} else if len(ss) == 0 && infos[i].EmptyOK {
 			l.log.Debug("no instance to pull from this round", "source", infos[i].Source, "kind", infos[i].Kind)
-		} else if len(ss) == 0 && len(l.providers) > 1 {
+		} else if len(ss) == 0 && regular > 1 {
 			// With one source this is the round's "zero sources" error below.
 			l.log.Error("found zero instances to pull from", "source", infos[i].Source, "kind", infos[i].Kind)
 			failed = append(failed, spool.FailedSource{Name: infos[i].Source, Err: "found zero instances to pull from"})
@@ -208,6 +230,12 @@ func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 	}
 	if len(sources) == 0 {
 		l.log.Error("found zero sources to pull from; nothing published this round", "snapshot", b.Name())
+		for p, info := range infos {
+			if listFailed[p] {
+				m.Source(info.Source, time.Since(start), 0, 1)
+			}
+		}
+		m.Round(false, true, len(failed))
 		return ""
 	}
 
@@ -217,7 +245,7 @@ func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 			dirs[i] = infos[owner[i]].Source
 		}
 	}
-	errs, views := l.pullAll(pullCtx, b, sources, dirs)
+	errs, views, took := l.pullAll(pullCtx, b, sources, dirs)
 	if ctx.Err() != nil {
 		l.log.Info("shutting down: discarding the snapshot being built", "snapshot", b.Path())
 		return ""
@@ -244,8 +272,9 @@ func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 	kept, keptInstances := 0, 0
 	for p, info := range infos {
 		if succeeded[p]+failures[p] == 0 && !listFailed[p] {
-			continue // no instance this round (EmptyOK)
+			continue // no instance this round (EmptyOK), or a Late source
 		}
+		l.countSource(p, info, owner, views, took, failures[p], listFailed[p])
 		keep := succeeded[p] > 0 && (info.AllowPartial || failures[p] == 0 && !listFailed[p])
 		if !keep {
 			if succeeded[p] > 0 {
@@ -271,23 +300,82 @@ func (l *Loop) round(ctx context.Context, tick time.Time) (path string) {
 	if kept == 0 {
 		l.log.Error("failed to pull stats; nothing published this round",
 			"failed", len(failed), "sources", len(sources), "elapsed", elapsed)
+		m.Round(false, true, len(failed))
 		return ""
 	}
+	l.pullLate(ctx, b, late, infos)
 	path, err = b.Publish(failed)
 	if errors.Is(err, spool.ErrExists) {
 		l.log.Warn("snapshot name already taken (two rounds in one second?); skipping this round", "error", err)
+		m.Round(false, false, len(failed))
 		return ""
 	}
 	if err != nil {
 		l.log.Error("cannot publish snapshot", "error", err)
+		m.Round(false, false, len(failed))
 		return ""
 	}
+	m.Round(true, false, len(failed))
 	if len(failed) > 0 {
 		l.log.Warn("partial statistics are stored in "+path, "missing", len(failed), "elapsed", elapsed)
 		return path
 	}
 	l.log.Info("statistics are stored in "+path, "sources", len(sources), "elapsed", elapsed)
 	return path
+}
+
+// countSource hands provider p's round to the self-metrics: the time until its last instance
+// returned, the bytes its instances wrote and its failures.
+func (l *Loop) countSource(p int, info ProviderInfo, owner []int, views []*sourceView, took []time.Duration, failures int, listFailed bool) {
+	if l.opt.Metrics == nil {
+		return
+	}
+	var d time.Duration
+	var bytes int64
+	for i, v := range views {
+		if owner[i] == p {
+			d = max(d, took[i])
+			bytes += v.bytes.Load()
+		}
+	}
+	if listFailed {
+		failures++
+	}
+	l.opt.Metrics.Source(info.Source, d, bytes, failures)
+}
+
+// pullLate pulls the Late providers once the round's other sources are settled, each within
+// its own short deadline. A late source that fails is logged and left out; it never fails the
+// round.
+func (l *Loop) pullLate(ctx context.Context, b *spool.Building, late []int, infos []ProviderInfo) {
+	for _, p := range late {
+		info := infos[p]
+		lateCtx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
+		ss, err := l.providers[p].Sources(lateCtx)
+		if err == nil && len(ss) > 0 {
+			dirs := make([]string, len(ss))
+			for i := range dirs {
+				if !info.TopLevel {
+					dirs[i] = info.Source
+				}
+			}
+			var errs []error
+			errs, _, _ = l.pullAll(lateCtx, b, ss, dirs)
+			err = errors.Join(errs...)
+		}
+		if err == nil && len(ss) > 0 && !info.TopLevel {
+			err = writeSourceInfo(b, info)
+		}
+		cancel()
+		if err != nil {
+			l.log.Error("source left out of this round", "source", info.Source, "error", err)
+			if !info.TopLevel && b.HasPart(info.Source) {
+				if rerr := b.RemovePart(info.Source); rerr != nil {
+					l.log.Error("cannot remove the directory of a source left out", "source", info.Source, "error", rerr)
+				}
+			}
+		}
+	}
 }
 
 // dropSource removes the files of every instance of provider p (a source left out of the round).
@@ -363,11 +451,13 @@ func (l *Loop) queueHasRoom() bool {
 // Sources that fail, or that do not return within stragglerGrace of the deadline, have their
 // files removed; the successful ones are left fully committed. dirs[i] is the snapshot
 // directory of source i's files ("" for the top).
-func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source, dirs []string) ([]error, []*sourceView) {
+func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source, dirs []string) ([]error, []*sourceView, []time.Duration) {
 	type outcome struct {
 		i   int
 		err error
 	}
+	start := time.Now()
+	took := make([]time.Duration, len(sources))
 	results := make(chan outcome, len(sources))
 	views := make([]*sourceView, len(sources))
 	for i, s := range sources {
@@ -395,6 +485,7 @@ func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source,
 		select {
 		case o := <-results:
 			errs[o.i], returned[o.i] = o.err, true
+			took[o.i] = time.Since(start)
 			pending--
 		case <-deadline:
 			deadline = nil
@@ -404,6 +495,7 @@ func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source,
 			for i := range sources {
 				if !returned[i] {
 					errs[i] = fmt.Errorf("source did not stop within %s of the deadline; abandoned", stragglerGrace)
+					took[i] = time.Since(start)
 				}
 			}
 			pending = 0
@@ -416,7 +508,7 @@ func (l *Loop) pullAll(ctx context.Context, b *spool.Building, sources []Source,
 			}
 		}
 	}
-	return errs, views
+	return errs, views, took
 }
 
 // sourceView is a source's window on the snapshot: it remembers the source's files so that a
@@ -427,6 +519,7 @@ type sourceView struct {
 	mu     sync.Mutex
 	files  []*spool.File
 	closed bool
+	bytes  atomic.Int64 // written by the source, for self-metrics
 }
 
 func (v *sourceView) Create(name string) (SnapshotFile, error) {
@@ -446,7 +539,19 @@ func (v *sourceView) Create(name string) (SnapshotFile, error) {
 		return nil, err
 	}
 	v.files = append(v.files, f)
-	return f, nil
+	return countingFile{f, &v.bytes}, nil
+}
+
+// countingFile counts the bytes written to a snapshot file.
+type countingFile struct {
+	*spool.File
+	n *atomic.Int64
+}
+
+func (c countingFile) Write(p []byte) (int, error) {
+	n, err := c.File.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func (v *sourceView) uncommitted() error {

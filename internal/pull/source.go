@@ -69,4 +69,8 @@ type ProviderInfo struct {
 	// EmptyOK: a round in which the source lists no instance is normal (plugins that come and
 	// go), not a failure to record; the source just has no part in that snapshot.
 	EmptyOK bool
+	// Late sources are pulled once every other source of the round returned and was counted
+	// (self-metrics: the values as of the round's end), only when some other source is kept:
+	// they never make a round publish by themselves, and their failure fails only them.
+	Late bool
 }

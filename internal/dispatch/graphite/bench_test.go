@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 )
 
 // benchSnapshot is the size of haproxystats' 4 × 1000 × 10 synthetic snapshot
@@ -58,6 +59,9 @@ func BenchmarkThroughput(b *testing.B) {
 		cfg.QueueBytes = v // to measure other settings
 	}
 	d := newDispatcher(cfg, nil, nil, nil)
+	if os.Getenv("STATSPIPE_BENCH_SELFMETRICS") != "" {
+		d.SetMetrics(selfmetrics.NewProcess(selfmetrics.New("process")).Dispatcher("graphite")) // the hooks' cost
+	}
 	d.start()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

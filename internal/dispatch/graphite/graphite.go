@@ -19,6 +19,7 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/lograte"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 )
 
 const (
@@ -63,6 +64,8 @@ var (
 )
 
 var errPeerClosed = errors.New("connection closed by peer")
+
+var newline = []byte{'\n'}
 
 // ErrGaveUp is wrapped by the errors of a NewOnce dispatcher once it gave up.
 var ErrGaveUp = errors.New("graphite: gave up")
@@ -169,6 +172,8 @@ type Dispatcher struct {
 
 	lines, bytes, reconnects, drains, resent, written, rejected, losses, connectFailures atomic.Uint64
 	connected                                                                            atomic.Bool
+	// sm: the self-metrics counters (SetMetrics); nil counts nothing.
+	sm atomic.Pointer[selfmetrics.Dispatcher]
 
 	w writerState // owned by the writer goroutine
 }
@@ -216,6 +221,7 @@ type writerState struct {
 	everConnected bool
 	lostAt        time.Time
 	lossLogged    bool // the last loss was logged, so its reconnection is too
+	afterLoss     bool // the next connection follows a loss (not a drain): a reconnect
 
 	care careful
 	// rejectAtLeast (bytes, '\n' included; 0: none yet) is the length of the shortest line over
@@ -296,6 +302,10 @@ func (d *Dispatcher) start() { go d.run() }
 
 // Name implements dispatch.Dispatcher.
 func (d *Dispatcher) Name() string { return "graphite" }
+
+// SetMetrics makes the dispatcher count lines and bytes delivered, errors (lost connections
+// and failed connects), reconnections after a loss and lines replayed in m.
+func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.sm.Store(m) }
 
 // Addr is the host:port the dispatcher sends to.
 func (d *Dispatcher) Addr() string { return d.addr }
@@ -708,6 +718,7 @@ func (d *Dispatcher) write(batch []item, pieceEnd int) error {
 		q := &d.queue[base+w.written]
 		if q.sentBefore {
 			d.resent.Add(uint64(end - it.skip))
+			d.sm.Load().Replayed(bytes.Count(it.b.Data[it.skip:end], newline))
 		}
 		q.sentBefore = true
 		w.ends = append(w.ends, pos)
@@ -824,6 +835,7 @@ func (d *Dispatcher) releaseHeld(force bool) {
 	}
 	d.lines.Add(uint64(lines))
 	d.bytes.Add(uint64(size))
+	d.sm.Load().Delivered(lines, size)
 	// done callbacks run before the space is released, so that a Submit unblocked by this
 	// space sees them done.
 	for _, it := range ready {
@@ -942,6 +954,8 @@ func (d *Dispatcher) lose(cause error) {
 	// Only a connection the peer ended says something about the place in the stream.
 	wrote := w.sent > 0 && !stalled
 	d.losses.Add(1)
+	d.sm.Load().Error()
+	w.afterLoss = true
 	triedPiece, triedFrom, triedTo := w.care.on && w.written > 0, 0, 0
 	d.mu.Lock()
 	unproven := d.queuedLines
@@ -1051,6 +1065,8 @@ func (d *Dispatcher) connect() bool {
 			w.attempts++
 			w.lastErr = err
 			d.connectFailures.Add(1)
+			d.sm.Load().Error()
+			w.afterLoss = w.afterLoss || w.everConnected // an outage: the next connection is a reconnect
 			continue
 		}
 		d.attach(conn)
@@ -1112,6 +1128,10 @@ func (d *Dispatcher) attach(conn net.Conn) {
 	waiting := d.queuedLines
 	d.mu.Unlock()
 	d.connected.Store(true)
+	if w.afterLoss {
+		w.afterLoss = false
+		d.sm.Load().Reconnect()
+	}
 	switch {
 	case !w.everConnected:
 		w.everConnected = true

@@ -27,6 +27,7 @@ import (
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 )
 
 const (
@@ -46,6 +47,7 @@ type Dispatcher struct {
 	// tmpInUse holds the temporary paths of snapshots in progress, so that two sources with
 	// the same timestamp do not write into one file.
 	tmpInUse map[string]bool
+	sm       *selfmetrics.Dispatcher // self-metrics (SetMetrics); nil counts nothing
 }
 
 type snapshotKey struct {
@@ -60,6 +62,8 @@ type snapshotFile struct {
 	f       *os.File
 	nextSeq int
 	err     error // the failure that doomed this snapshot; its later chunks get it too
+	lines   int   // written so far, counted delivered once the file is in place
+	bytes   int
 }
 
 // New returns a local-store dispatcher writing under cfg.Dir (created when needed).
@@ -74,6 +78,10 @@ func New(cfg config.LocalStore, log *slog.Logger) *Dispatcher {
 		tmpInUse: map[string]bool{},
 	}
 }
+
+// SetMetrics makes the dispatcher count, in m, the lines and bytes of every stats file put in
+// place and every write error. Call it before the first Submit.
+func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.sm = m }
 
 // Name implements dispatch.Dispatcher.
 func (d *Dispatcher) Name() string { return "local-store" }
@@ -130,6 +138,7 @@ func (d *Dispatcher) write(sf *snapshotFile, b *metric.Batch) error {
 	}
 	fail := func(err error) error {
 		sf.err = err
+		d.sm.Error()
 		d.removeTmp(sf)
 		d.log.Error("local-store: cannot write snapshot", "file", filepath.Join(sf.dir, fileName),
 			"source", b.Source, "error", err)
@@ -152,6 +161,8 @@ func (d *Dispatcher) write(sf *snapshotFile, b *metric.Batch) error {
 	if _, err := sf.f.Write(b.Data); err != nil {
 		return fail(err)
 	}
+	sf.lines += b.Lines
+	sf.bytes += len(b.Data)
 	if !b.Last {
 		return nil
 	}
@@ -174,6 +185,7 @@ func (d *Dispatcher) write(sf *snapshotFile, b *metric.Batch) error {
 	if err := syncDir(d.dir); err != nil {
 		return fail(err)
 	}
+	d.sm.Delivered(sf.lines, sf.bytes)
 	return nil
 }
 

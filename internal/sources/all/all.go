@@ -9,4 +9,5 @@ import (
 	_ "github.com/statspipe/statspipe/internal/sources/mesos"       // [source.*] type = mesos
 	_ "github.com/statspipe/statspipe/internal/sources/openmetrics" // [source.*] type = openmetrics
 	_ "github.com/statspipe/statspipe/internal/sources/scope"       // [source.*] type = scope
+	_ "github.com/statspipe/statspipe/internal/sources/statspipe"   // stats-pull's self-metrics ([pull] self-metrics)
 )
