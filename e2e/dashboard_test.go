@@ -585,6 +585,9 @@ var screenshotPanels = []string{
 	"CPU usage across processes (percentiles, %)",
 	"Counter rates /s ($source *_total)",
 	"Histogram quantiles ($source .p50 .p90 .p99)",
+	"Queue length and oldest snapshot age",
+	"stats-process: delivered and quarantined (per minute), delay (s)",
+	"Dispatchers: lines /s and errors",
 }
 
 // screenshotDashboard renders screenshotPanels as graphite-web PNGs (each panel's targets in
