@@ -1,0 +1,204 @@
+// Package central aggregates the lines of many edge hosts into cluster lines: per time bucket,
+// every path of every host, with the host component removed, is one series whose value per
+// host is one aggregation instance, so the aggregation engine's functions (sum, avg, min, max,
+// pNN, stddev, by path glob) run across hosts and write <namespace>.<cluster>.<rest>.
+//
+// Buckets close by event time: a bucket [start, start+bucket) is written once a snapshot
+// whose timestamp is at least start + bucket + lateness has been seen (from any host), so
+// that the result depends only on what arrived, not on when the tier processed it. A snapshot
+// of a bucket that is already written is late: its own per-host lines are unaffected (the
+// caller writes them as usual), it is left out of the cluster lines, counted (Late) and
+// reported to the caller, which logs it. That is the documented rule for what arrives after
+// the window.
+package central
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/statspipe/statspipe/internal/aggregate"
+	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/sample"
+)
+
+// Options configure an Aggregator.
+type Options struct {
+	Namespace string // the edges' namespace: lines are <namespace>.<host>.<rest>
+	Cluster   string // the component written instead of the host
+	Bucket    int64  // seconds; a snapshot's timestamp is rounded down to a multiple of it
+	Lateness  int64  // seconds after a bucket's end during which its snapshots still count
+	Policies  aggregate.Policies
+	// MaxBuckets bounds the open buckets; MaxHosts the hosts of one bucket; MaxSeries the
+	// series of one bucket.
+	MaxBuckets, MaxHosts, MaxSeries int
+	// MaxAhead bounds how far ahead of Now a snapshot's timestamp may be (default 300 s): a
+	// host whose clock runs ahead must not close every bucket of the others. Now defaults to
+	// the wall clock.
+	MaxAhead int64
+	Now      func() int64
+}
+
+// Aggregator keeps the open buckets. It is not safe for concurrent use.
+type Aggregator struct {
+	o       Options
+	agg     *aggregate.Aggregator
+	buckets map[int64]*bucket
+	closed  int64 // every bucket before this start is written (0: none yet)
+	newest  int64 // the newest snapshot timestamp seen
+	late    int
+	s       sample.Sample
+}
+
+// bucket holds, per host, the lines of its snapshots in the bucket (several snapshots of one
+// host in one bucket: the newest value of a path wins, as in Graphite).
+type bucket struct {
+	hosts map[string]map[string]float64 // host → rest of the path → value
+	ts    map[string]int64              // host → timestamp of its newest snapshot in the bucket
+}
+
+// Errors of Add.
+var (
+	ErrLate       = errors.New("the snapshot's bucket was already written (later than the lateness window)")
+	ErrTooFarAway = errors.New("the snapshot's timestamp is too far ahead of this host's clock, or beyond the open buckets' bound")
+)
+
+// New checks o and returns an Aggregator.
+func New(o Options) (*Aggregator, error) {
+	if o.Namespace == "" || o.Cluster == "" {
+		return nil, errors.New("central: namespace and cluster must be set")
+	}
+	if o.Bucket <= 0 || o.Lateness < 0 {
+		return nil, errors.New("central: bucket must be positive and lateness not negative")
+	}
+	if o.MaxBuckets <= 0 {
+		o.MaxBuckets = 64
+	}
+	if o.MaxHosts <= 0 {
+		o.MaxHosts = 10000
+	}
+	if o.MaxAhead <= 0 {
+		o.MaxAhead = 300
+	}
+	if o.Now == nil {
+		o.Now = func() int64 { return time.Now().Unix() }
+	}
+	agg, err := aggregate.New(aggregate.Options{Policies: o.Policies, MaxSeries: o.MaxSeries, DottedNames: true})
+	if err != nil {
+		return nil, err
+	}
+	return &Aggregator{o: o, agg: agg, buckets: map[int64]*bucket{}}, nil
+}
+
+// Late is the number of snapshots left out because they came after their bucket's window.
+func (a *Aggregator) Late() int { return a.late }
+
+func (a *Aggregator) start(ts int64) int64 { return ts - ((ts%a.o.Bucket)+a.o.Bucket)%a.o.Bucket }
+
+// Add takes the lines of one host's snapshot of timestamp ts (what the host's processing
+// wrote: "<namespace>.<host>.<rest> <value> <ts>\n" lines; others are ignored). It returns
+// ErrLate for a snapshot whose bucket is already written.
+func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
+	if ts > a.o.Now()+a.o.MaxAhead {
+		return ErrTooFarAway
+	}
+	start := a.start(ts)
+	if a.closed != 0 && start < a.closed {
+		a.late++
+		return ErrLate
+	}
+	b := a.buckets[start]
+	if b == nil {
+		if len(a.buckets) >= a.o.MaxBuckets {
+			return ErrTooFarAway
+		}
+		b = &bucket{hosts: map[string]map[string]float64{}, ts: map[string]int64{}}
+		a.buckets[start] = b
+	}
+	vals := b.hosts[host]
+	if vals == nil {
+		if len(b.hosts) >= a.o.MaxHosts {
+			return fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
+		}
+		vals = map[string]float64{}
+		b.hosts[host] = vals
+	}
+	newer := ts >= b.ts[host]
+	if newer {
+		b.ts[host] = ts
+	}
+	prefix := []byte(a.o.Namespace + "." + host + ".")
+	for len(lines) > 0 {
+		line := lines
+		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
+			line, lines = lines[:i], lines[i+1:]
+		} else {
+			lines = nil
+		}
+		rest, ok := bytes.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 3 {
+			continue
+		}
+		v, err := strconv.ParseFloat(string(f[1]), 64)
+		if err != nil {
+			continue
+		}
+		if _, seen := vals[string(f[0])]; seen && !newer {
+			continue // an older snapshot of the host in the same bucket: the newer value wins
+		}
+		vals[string(f[0])] = v
+	}
+	if ts > a.newest {
+		a.newest = ts
+	}
+	return nil
+}
+
+// Flush writes, oldest first, every bucket whose window has passed (a snapshot at least
+// bucket end + lateness was seen), each with the bucket's start as timestamp, through flush;
+// with all, every open bucket (at shutdown). It returns the buckets written.
+func (a *Aggregator) Flush(flush metric.FlushFunc, all bool) ([]int64, error) {
+	var ready []int64
+	for start := range a.buckets {
+		if all || start+a.o.Bucket+a.o.Lateness <= a.newest {
+			ready = append(ready, start)
+		}
+	}
+	slices.Sort(ready)
+	ch := metric.NewChunker(0)
+	for _, start := range ready {
+		b := a.buckets[start]
+		delete(a.buckets, start)
+		if start+a.o.Bucket > a.closed {
+			a.closed = start + a.o.Bucket
+		}
+		hosts := make([]string, 0, len(b.hosts))
+		for h := range b.hosts {
+			hosts = append(hosts, h)
+		}
+		slices.Sort(hosts)
+		a.agg.Reset(a.o.Namespace + "." + a.o.Cluster)
+		for _, h := range hosts {
+			a.agg.BeginInstance(h)
+			for rest, v := range b.hosts[h] {
+				name := []byte(rest)
+				a.s = sample.Sample{Family: name, Name: name, Kind: sample.Gauge, Value: v}
+				a.agg.Add(&a.s)
+			}
+			a.agg.EndInstance(true)
+		}
+		ch.Reset(flush, fmt.Sprintf("cluster %s bucket %d", a.o.Cluster, start), start)
+		a.agg.Emit(ch)
+		if err := ch.Close(); err != nil {
+			return ready, err
+		}
+	}
+	return ready, nil
+}

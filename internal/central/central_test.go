@@ -1,0 +1,111 @@
+package central
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/statspipe/statspipe/internal/aggregate"
+	"github.com/statspipe/statspipe/internal/metric"
+)
+
+func newAgg(t *testing.T, rules ...[2]string) *Aggregator {
+	t.Helper()
+	p, err := aggregate.ParsePolicies(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Namespace: "lb", Cluster: "eu", Bucket: 10, Lateness: 20, Policies: p, Now: func() int64 { return 2000 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func flushAll(t *testing.T, a *Aggregator, all bool) ([]int64, string) {
+	t.Helper()
+	var out bytes.Buffer
+	buckets, err := a.Flush(func(b *metric.Batch) error { out.Write(b.Data); metric.Recycle(b); return nil }, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buckets, out.String()
+}
+
+func hostLines(host string, ts int64, kv ...any) []byte {
+	var b strings.Builder
+	for i := 0; i < len(kv); i += 2 {
+		fmt.Fprintf(&b, "lb.%s.%s %v %d\n", host, kv[i], kv[i+1], ts)
+	}
+	return []byte(b.String())
+}
+
+// Sums and functions across hosts per bucket; lines of other namespaces ignored.
+func TestAcrossHosts(t *testing.T) {
+	a := newAgg(t, [2]string{"aggregate.haproxy.daemon.CpuUsage", "sum avg max stddev"})
+	a.Add("h1", 1000, hostLines("h1", 1000, "haproxy.frontend.fe.req_tot", 10, "haproxy.daemon.CpuUsage", 20))
+	a.Add("h2", 1001, hostLines("h2", 1001, "haproxy.frontend.fe.req_tot", 5, "haproxy.daemon.CpuUsage", 40))
+	a.Add("h3", 1009, append(hostLines("h3", 1009, "haproxy.frontend.fe.req_tot", 1), "other.h3.x 1 1009\n"...))
+	if b, out := flushAll(t, a, false); len(b) != 0 || out != "" {
+		t.Fatalf("flushed before the window: %v %q", b, out)
+	}
+	// A snapshot at 1030 = bucket end 1010 + lateness 20: the bucket 1000 is written.
+	a.Add("h1", 1030, hostLines("h1", 1030, "haproxy.frontend.fe.req_tot", 99))
+	b, out := flushAll(t, a, false)
+	want := "lb.eu.haproxy.frontend.fe.req_tot 16.0 1000\n" +
+		"lb.eu.haproxy.daemon.CpuUsage 60.0 1000\n" +
+		"lb.eu.haproxy.daemon.CpuUsage.avg 30.0 1000\n" +
+		"lb.eu.haproxy.daemon.CpuUsage.max 40.0 1000\n" +
+		"lb.eu.haproxy.daemon.CpuUsage.stddev 14.142135623730951 1000\n"
+	if len(b) != 1 || b[0] != 1000 || !sameLines(out, want) {
+		t.Fatalf("buckets %v, lines\n%swant\n%s", b, out, want)
+	}
+	// Late: bucket 1000 is written; a snapshot of it is refused and counted.
+	if err := a.Add("h4", 1005, hostLines("h4", 1005, "haproxy.frontend.fe.req_tot", 7)); !errors.Is(err, ErrLate) || a.Late() != 1 {
+		t.Fatalf("late snapshot: %v, Late %d", err, a.Late())
+	}
+	// Inside the window: bucket 1010 is open while the newest is 1030 < 1010+10+20.
+	if err := a.Add("h2", 1012, hostLines("h2", 1012, "haproxy.frontend.fe.req_tot", 3)); err != nil {
+		t.Fatal(err)
+	}
+	b, out = flushAll(t, a, true)
+	if len(b) != 2 || !strings.Contains(out, "lb.eu.haproxy.frontend.fe.req_tot 3.0 1010\n") || !strings.Contains(out, "lb.eu.haproxy.frontend.fe.req_tot 99.0 1030\n") {
+		t.Fatalf("buckets %v lines\n%s", b, out)
+	}
+	// A clock far ahead is refused.
+	if err := a.Add("h5", 9999, hostLines("h5", 9999, "x", 1)); !errors.Is(err, ErrTooFarAway) {
+		t.Fatalf("a snapshot far ahead: %v", err)
+	}
+}
+
+// Two snapshots of one host in one bucket: the newer's values (as Graphite keeps them).
+func TestNewerSnapshotOfAHostWins(t *testing.T) {
+	a := newAgg(t)
+	a.Add("h1", 1005, hostLines("h1", 1005, "m", 2))
+	a.Add("h1", 1001, hostLines("h1", 1001, "m", 1, "n", 4))
+	a.Add("h2", 1003, hostLines("h2", 1003, "m", 10))
+	_, out := flushAll(t, a, true)
+	if !sameLines(out, "lb.eu.m 12.0 1000\nlb.eu.n 4.0 1000\n") {
+		t.Fatalf("lines\n%s", out)
+	}
+}
+
+func sameLines(a, b string) bool {
+	x, y := strings.Split(strings.TrimSpace(a), "\n"), strings.Split(strings.TrimSpace(b), "\n")
+	if len(x) != len(y) {
+		return false
+	}
+	m := map[string]int{}
+	for _, l := range x {
+		m[l]++
+	}
+	for _, l := range y {
+		if m[l] == 0 {
+			return false
+		}
+		m[l]--
+	}
+	return true
+}
