@@ -189,6 +189,19 @@
 // quarantined stray is no snapshot: to use the files a link pointed to, copy them (cp -rL) into
 // a directory made under a dot name in src-dir and rename that to the epoch.
 //
+// # In transit (central tier)
+//
+// A snapshot sent to another host is one tar stream (Pack, Unpack; readable with tar(1)):
+// first statspipe-edge.json ({"format":1,"host":…,"snapshot":"<epoch>"}: the edge's host name,
+// which its lines carry), then every file of the snapshot — top-level files and "<source>/<file>"
+// of part directories — in name order, mode 0644, time 0, so that one snapshot always packs to
+// the same bytes. The receiver unpacks into a tmp directory of its spool and publishes with one
+// rename. Anything a snapshot may not hold fails the whole archive, naming the entry, and leaves
+// nothing behind: a link, device or directory entry, a name outside the snapshot or nested
+// deeper than a part directory, a dot name, a part name CheckPartName refuses, a file twice, a
+// part without source.json, more than the limits (100,000 files, 1 GiB), an archive with no
+// file (truncated).
+//
 // # Permissions
 //
 // Directories are created with mode 0777 and files with 0666, both reduced by the umask, as
