@@ -94,7 +94,7 @@ func TestInstallStagesEverything(t *testing.T) {
 		"usr/local/share/doc/statspipe/haproxystats.conf":          0o644,
 		"etc/haproxystats.conf":                                    0o644,
 	}
-	if _, err := os.Stat("../cmd/stats-http-ebpf"); err == nil {
+	if _, err := os.Stat("../internal/sources/httpebpf/cmd/stats-http-ebpf"); err == nil {
 		files["usr/local/bin/stats-http-ebpf"] = 0o755
 	}
 	for f, mode := range files {

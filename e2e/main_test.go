@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	}
 	build := exec.Command("go", "build", "-race", "-o", dir+"/", "github.com/statspipe/statspipe/cmd/stats-pull",
 		"github.com/statspipe/statspipe/cmd/stats-process", "github.com/statspipe/statspipe/cmd/check_statspipe_queue_size",
-		"github.com/statspipe/statspipe/cmd/stats-http-ebpf",
+		"github.com/statspipe/statspipe/internal/sources/httpebpf/cmd/stats-http-ebpf",
 		"github.com/statspipe/statspipe/cmd/check_statspipe_freshness")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -127,7 +127,7 @@ func TestPackageInstallsAndRunsTheUnits(t *testing.T) {
 	}
 	executables := []string{"/usr/bin/stats-pull", "/usr/bin/stats-process",
 		"/usr/lib/nagios/plugins/check_statspipe_queue_size", "/usr/lib/nagios/plugins/check_statspipe_procs"}
-	if _, err := os.Stat("../cmd/stats-http-ebpf"); err == nil {
+	if _, err := os.Stat("../internal/sources/httpebpf/cmd/stats-http-ebpf"); err == nil {
 		executables = append(executables, "/usr/bin/stats-http-ebpf")
 	}
 	for _, p := range executables {

@@ -88,7 +88,7 @@ func mountBPFFS(t *testing.T) string {
 	return dir
 }
 
-// serialize keeps the tests of this package and of cmd/stats-http-ebpf that serve HTTP while
+// serialize keeps the tests of this package and of cmd/stats-http-ebpf (the loader, in this kind's folder) that serve HTTP while
 // a tracer is attached from running at the same time (go test runs packages in parallel): the
 // tracer sees the whole machine, so one's server is foreign traffic in the other's maps.
 func serialize(t *testing.T) {

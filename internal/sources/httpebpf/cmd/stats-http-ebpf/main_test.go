@@ -542,7 +542,7 @@ func TestFullMapWarnsOncePerGrowth(t *testing.T) {
 
 func readUnit(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../../contrib/systemd/stats-http-ebpf.service")
+	data, err := os.ReadFile("../../../../../contrib/systemd/stats-http-ebpf.service")
 	if err != nil {
 		t.Fatal(err)
 	}
