@@ -53,7 +53,7 @@ func newLoaded() *Loaded {
 	// Like haproxystats' read_dict(DEFAULT_OPTIONS): only sections with defaults exist up
 	// front, so [local-store] exists only when a file has it.
 	for _, s := range schema {
-		if !hasDefaults(s) {
+		if !hasDefaults(s) || presenceSections[s.name] {
 			continue
 		}
 		sec := l.section(s.name, "", 0)
@@ -64,6 +64,22 @@ func newLoaded() *Loaded {
 		}
 	}
 	return l
+}
+
+// fillPresenceDefaults gives each presence section that a file has (such as [kafka]) the
+// built-in defaults of the options the files leave unset, as newLoaded does for the others.
+func (l *Loaded) fillPresenceDefaults() {
+	for _, s := range schema {
+		sec, ok := l.sections[s.name]
+		if !ok || !presenceSections[s.name] {
+			continue
+		}
+		for _, o := range s.options {
+			if _, set := sec.values[o.name]; o.hasDefault && !set {
+				sec.set(o.name, &value{raw: o.def})
+			}
+		}
+	}
 }
 
 // section returns the named section, creating it (as defined at file:line) when missing.
@@ -140,6 +156,7 @@ func Load(file string, explicitFile bool, dir string) (*Loaded, error) {
 			return nil, err
 		}
 	}
+	l.fillPresenceDefaults()
 	warnings, unknown := l.unknownWarnings()
 	l.loadWarnings = append(l.loadWarnings, warnings...)
 	l.unknown = unknown
