@@ -237,6 +237,7 @@ type chunk struct {
 	b         *metric.Batch
 	done      func(error)
 	cancel    context.CancelFunc
+	buf       *[]byte // the copy of b.Data the records point into
 	mu        sync.Mutex
 	remaining int // records not yet settled, plus one while Submit is producing
 	err       error
@@ -263,14 +264,18 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 	// ends after Submit returned.
 	rctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, cancel)
-	c := &chunk{d: d, b: b, done: done, cancel: cancel, remaining: 1}
+	// The records point into a copy of the chunk: when Submit gives up half-way, the caller
+	// reuses b.Data at once, while franz-go may still hold the records produced so far.
+	buf := getBuf(len(b.Data))
+	copy(*buf, b.Data)
+	c := &chunk{d: d, b: b, done: done, cancel: cancel, buf: buf, remaining: 1}
 	promise := c.settle
 	if d.byHost {
 		c.remaining++
-		d.cl.Produce(rctx, &kgo.Record{Key: d.hostKey, Value: b.Data}, promise)
+		d.cl.Produce(rctx, &kgo.Record{Key: d.hostKey, Value: *buf}, promise)
 	} else {
 		recs := make([]kgo.Record, 0, max(b.Lines, 1))
-		data := b.Data
+		data := *buf
 		for len(data) > 0 && rctx.Err() == nil {
 			n := bytes.IndexByte(data, '\n') + 1
 			if n == 0 {
@@ -318,6 +323,7 @@ func (c *chunk) settle(_ *kgo.Record, err error) {
 		return
 	}
 	c.cancel()
+	putBuf(c.buf) // franz-go is done with every record of the chunk
 	d := c.d
 	defer d.pending.Done()
 	if c.abandoned {
@@ -335,6 +341,20 @@ func (c *chunk) settle(_ *kgo.Record, err error) {
 	sm.Delivered(c.b.Lines, len(c.b.Data))
 	c.done(nil)
 }
+
+// bufs holds chunk copies for reuse, so that a steady stream allocates none.
+var bufs sync.Pool
+
+func getBuf(n int) *[]byte {
+	if p, _ := bufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, max(n, metric.DefaultChunkSize))
+	return &b
+}
+
+func putBuf(p *[]byte) { bufs.Put(p) }
 
 // rejected is a chunk Kafka refuses whatever the number of tries (a record too large).
 type rejected struct{ error }
