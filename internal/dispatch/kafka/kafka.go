@@ -168,13 +168,7 @@ func tlsConfig(cfg config.Kafka) (*tls.Config, error) {
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
-	if tc.ServerName == "" && len(cfg.Brokers) > 0 {
-		// kgo dials every broker with this one config: without a server name each broker's
-		// own host would be needed; the first seed's host is the usual common name.
-		if host, _, err := net.SplitHostPort(cfg.Brokers[0]); err == nil && net.ParseIP(host) == nil {
-			tc.ServerName = host
-		}
-	}
+	// An empty ServerName: kgo sets each broker's own host name at every dial.
 	return tc, nil
 }
 
