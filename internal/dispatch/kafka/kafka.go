@@ -55,6 +55,10 @@ const maxSecretFileSize = 64 << 10
 // Dispatcher produces chunks to one topic. It implements dispatch.Dispatcher.
 type Dispatcher struct {
 	cl      *kgo.Client
+	// timeout: a chunk not acknowledged for this long fails even when franz-go cannot fail its
+	// records (see Submit); 1.5 × delivery-timeout, so that franz-go's own timeout, which
+	// fails every record buffered for the partition, comes first whenever it can.
+	timeout time.Duration
 	topic   string
 	byHost  bool
 	hostKey []byte
@@ -83,7 +87,7 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dispatcher{topic: cfg.Topic, byHost: cfg.RecordKey == "host", hostKey: []byte(o.HostKey), log: log}
+	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host", hostKey: []byte(o.HostKey), log: log}
 	d.hooks = &hooks{d: d, lost: map[int32]bool{}}
 	opts, err := clientOptions(cfg)
 	if err != nil {
@@ -236,6 +240,8 @@ type chunk struct {
 	remaining int // records not yet settled, plus one while Submit is producing
 	err       error
 	abandoned bool // Submit returned an error: done is never called
+	answered  bool // done was called already (by the delivery timer)
+	timer     *time.Timer
 }
 
 // Submit implements dispatch.Dispatcher. It hands the chunk's records to franz-go, blocking
@@ -289,11 +295,17 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 		}
 	}
 	canceled := !stop() || ctx.Err() != nil
+	c.mu.Lock()
 	if canceled {
-		c.mu.Lock()
 		c.abandoned = true
-		c.mu.Unlock()
+	} else {
+		// franz-go enforces its record timeout only when failing the records is safe for the
+		// idempotent sequence numbers: not after a request whose connection broke (a broker
+		// that went away). The chunk's own timer gives up on it anyway; records delivered
+		// later are duplicates of the retried snapshot.
+		c.timer = time.AfterFunc(d.timeout, c.expire)
 	}
+	c.mu.Unlock()
 	c.settle(nil, nil) // Submit's own share
 	if canceled {
 		if err := ctx.Err(); err != nil {
@@ -312,15 +324,20 @@ func (c *chunk) settle(_ *kgo.Record, err error) {
 	}
 	c.remaining--
 	last := c.remaining == 0
+	answered := c.answered || c.abandoned
+	c.answered = c.answered || last
 	c.mu.Unlock()
 	if !last {
 		return
 	}
 	c.cancel()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	putBuf(c.buf) // franz-go is done with every record of the chunk
 	d := c.d
 	defer d.pending.Done()
-	if c.abandoned {
+	if answered {
 		return
 	}
 	sm := d.sm.Load()
@@ -349,6 +366,23 @@ func getBuf(n int) *[]byte {
 }
 
 func putBuf(p *[]byte) { bufs.Put(p) }
+
+// expire fails a chunk that Kafka has not acknowledged within delivery-timeout.
+func (c *chunk) expire() {
+	c.mu.Lock()
+	if c.answered || c.abandoned || c.remaining == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.answered = true
+	c.mu.Unlock()
+	d := c.d
+	d.failed.Add(1)
+	d.sm.Load().Error()
+	err := fmt.Errorf("kafka: not acknowledged within delivery-timeout (%s): %w", d.timeout, kgo.ErrRecordTimeout)
+	d.log.Warn("chunk not delivered", "source", c.b.Source, "seq", c.b.Seq, "err", err.Error())
+	c.done(err)
+}
 
 // rejected is a chunk Kafka refuses whatever the number of tries (a record too large).
 type rejected struct{ error }

@@ -282,3 +282,46 @@ func TestClose(t *testing.T) {
 		}
 	}
 }
+
+// A broker gone mid-request (every Produce connection dropped): franz-go cannot fail such
+// records safely (idempotent sequence numbers), so the chunk's own timer (1.5 ×
+// delivery-timeout) fails it; sent again once the broker is back, every line arrives at least
+// once (the first attempt's records may arrive too: duplicates).
+func TestDeliveryTimeoutBrokerGone(t *testing.T) {
+	c := newCluster(t, 2)
+	cfg := testConfig(c, "path")
+	cfg.DeliveryTimeout = time.Second
+	d := newDispatcher(t, cfg)
+	o := startOutage(c, true)
+	chunks := snapshot(1700000000, "g", 100, 40)
+	r := newResults(len(chunks))
+	start := time.Now()
+	submitAll(t, d, chunks, r)
+	for _, err := range r.wait(t, len(chunks)) {
+		if err == nil || !strings.Contains(err.Error(), "delivery-timeout") {
+			t.Fatalf("done(%v), want the delivery timeout", err)
+		}
+	}
+	took := time.Since(start)
+	if took < time.Second {
+		t.Fatalf("failed after %s, before delivery-timeout", took)
+	}
+	t.Logf("failed after %s, %d produce connections dropped", took.Round(time.Millisecond), o.refused.Load())
+	o.on.Store(false)
+	r = newResults(len(chunks))
+	submitAll(t, d, chunks, r)
+	for _, err := range r.wait(t, len(chunks)) {
+		if err != nil {
+			t.Fatalf("retry: done(%v)", err)
+		}
+	}
+	got := consume(t, c, 100)
+	for _, b := range chunks {
+		for _, l := range strings.SplitAfter(string(b.Data), "\n") {
+			if l != "" && got.lines[l] < 1 {
+				t.Fatalf("line %q lost", l)
+			}
+		}
+	}
+	t.Logf("%d records consumed for 100 lines", got.records)
+}
