@@ -54,7 +54,7 @@ const maxSecretFileSize = 64 << 10
 
 // Dispatcher produces chunks to one topic. It implements dispatch.Dispatcher.
 type Dispatcher struct {
-	cl      *kgo.Client
+	cl *kgo.Client
 	// timeout: a chunk not acknowledged for this long fails even when franz-go cannot fail its
 	// records (see Submit); 1.5 × delivery-timeout, so that franz-go's own timeout, which
 	// fails every record buffered for the partition, comes first whenever it can.
