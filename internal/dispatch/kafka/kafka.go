@@ -70,6 +70,29 @@ type Dispatcher struct {
 	pending sync.WaitGroup // chunks accepted and not yet settled
 	failed  atomic.Int64   // chunks settled with an error
 	hooks   *hooks
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+// logEvery bounds the "chunk not delivered" lines: an outage fails every chunk.
+const logEvery = time.Minute
+
+// logFailure logs a failed chunk, at most once per logEvery with the number suppressed.
+func (d *Dispatcher) logFailure(b *metric.Batch, err error) {
+	d.logMu.Lock()
+	now := time.Now()
+	if !d.lastLog.IsZero() && now.Sub(d.lastLog) < logEvery {
+		d.suppressed++
+		d.logMu.Unlock()
+		return
+	}
+	n := d.suppressed
+	d.lastLog, d.suppressed = now, 0
+	d.logMu.Unlock()
+	d.log.Warn("chunk not delivered; the snapshot stays in the spool", "source", b.Source, "seq", b.Seq,
+		"err", err.Error(), "suppressed", n)
 }
 
 // Options are what New needs besides the [kafka] section.
@@ -345,7 +368,7 @@ func (c *chunk) settle(_ *kgo.Record, err error) {
 		d.failed.Add(1)
 		sm.Error()
 		err := describe(c.err)
-		d.log.Warn("chunk not delivered", "source", c.b.Source, "seq", c.b.Seq, "err", err.Error())
+		d.logFailure(c.b, err)
 		c.done(err)
 		return
 	}
@@ -380,7 +403,7 @@ func (c *chunk) expire() {
 	d.failed.Add(1)
 	d.sm.Load().Error()
 	err := fmt.Errorf("kafka: not acknowledged within delivery-timeout (%s): %w", d.timeout, kgo.ErrRecordTimeout)
-	d.log.Warn("chunk not delivered", "source", c.b.Source, "seq", c.b.Seq, "err", err.Error())
+	d.logFailure(c.b, err)
 	c.done(err)
 }
 
