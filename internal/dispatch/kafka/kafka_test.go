@@ -129,6 +129,8 @@ func TestBrokerOutageNoLoss(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			c := newCluster(t, 3)
 			d := newDispatcher(t, testConfig(c, mode))
+			reg := selfmetrics.New("process")
+			d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
 			o := startOutage(c, true)
 			chunks := snapshot(1700000000, "o", 3000, 500)
 			r := newResults(len(chunks))
@@ -155,7 +157,12 @@ func TestBrokerOutageNoLoss(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%d produce requests refused; %d records consumed for %d lines", o.refused.Load(), got.records, 3000)
+			reconnects, _ := reg.Get("dispatcher.kafka.reconnects")
+			if reconnects < 1 {
+				t.Errorf("reconnects %v after %d dropped connections", reconnects, o.refused.Load())
+			}
+			t.Logf("%d produce requests refused; %d records consumed for %d lines; %v reconnects counted",
+				o.refused.Load(), got.records, 3000, reconnects)
 		})
 	}
 }
