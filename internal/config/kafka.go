@@ -30,6 +30,10 @@ func (v *validator) checkKafka() {
 	if v.failed() || !v.l.hasSection("kafka") {
 		return
 	}
+	if v.l.kafkaAside {
+		v.cfg.Kafka = &Kafka{}
+		return
+	}
 	const sect = "kafka"
 	k := &Kafka{}
 	k.Brokers = v.kafkaBrokers()

@@ -100,3 +100,23 @@ func TestKafkaErrors(t *testing.T) {
 		})
 	}
 }
+
+// --check reports one [kafka] problem and goes on with the other sections: the rest of the
+// section depends on the failing option, so it is set aside.
+func TestKafkaCheck(t *testing.T) {
+	l, _ := loadText(t, "[graphite]\nenabled = false\n[kafka]\nbrokers = k:9092\ntopic = t\n"+
+		"sasl-mechanism = PLAIN\nsasl-user = u\nsasl-password-file = /nonexistent/pw\n[process]\nworkers = two\n")
+	_, p := l.Check(ProcessProgram)
+	var kafka, process int
+	for _, e := range p.List {
+		switch e.Section {
+		case "kafka":
+			kafka++
+		case "process":
+			process++
+		}
+	}
+	if kafka != 1 || process < 1 {
+		t.Fatalf("problems %v: want one in [kafka] and the [process] ones after it", p.List)
+	}
+}

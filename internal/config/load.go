@@ -25,6 +25,9 @@ type Loaded struct {
 	Files []string
 
 	mainFile string
+	// kafkaAside: --check met a [kafka] problem and sets the rest of the section aside (its
+	// options depend on each other), counting the dispatcher as on (see neutralize).
+	kafkaAside bool
 	// unknown are the unknown options and sections of loadWarnings as errors, for Check, and
 	// unknownText the texts of those warnings.
 	unknown      []*Error
