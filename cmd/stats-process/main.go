@@ -17,6 +17,7 @@ import (
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/dispatch/graphite"
+	"github.com/statspipe/statspipe/internal/dispatch/kafka"
 	"github.com/statspipe/statspipe/internal/dispatch/localstore"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
@@ -224,6 +225,17 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		ls.SetMetrics(selfMetrics.process.Dispatcher(ls.Name()))
 		dispatchers = append(dispatchers, ls)
 	}
+	if cfg.Kafka != nil {
+		g := cfg.Graphite
+		k, err := kafka.New(*cfg.Kafka, kafka.Options{HostKey: metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN)},
+			log.With("dispatcher", "kafka"))
+		if err != nil {
+			closeAll(dispatchers)
+			return nil, err
+		}
+		k.SetMetrics(selfMetrics.process.Dispatcher(k.Name()))
+		dispatchers = append(dispatchers, k)
+	}
 	var selfPart func() process.Format
 	if cfg.Process.SelfMetrics {
 		g := cfg.Graphite
@@ -243,14 +255,19 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		NewSelfPart:    selfPart,
 	})
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		for _, d := range dispatchers {
-			d.Close(ctx) // nothing was submitted
-		}
+		closeAll(dispatchers)
 		return nil, err
 	}
 	return runner, nil
+}
+
+// closeAll closes dispatchers to which nothing was submitted.
+func closeAll(dispatchers []dispatch.Dispatcher) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, d := range dispatchers {
+		d.Close(ctx)
+	}
 }
 
 // deliveryLog is the level of the line per delivered snapshot.

@@ -178,6 +178,14 @@ func (l *Loaded) neutralize(e *Error) bool {
 		return false
 	case e.Section == "process" && e.Option == "src-dir":
 		l.checkWritable = func(string) error { return nil }
+	case e.Section == "kafka":
+		// Its options depend on each other (TLS files, SASL): one problem is reported, the
+		// rest of the section is set aside, the dispatcher still counted as on.
+		if l.kafkaAside {
+			return false
+		}
+		l.kafkaAside = true
+		return true
 	case e.Section == "local-store" && e.Option == "dir":
 		// No default, and removing the section would make a disabled Graphite a problem too.
 		l.section("local-store", "", 0).set("dir", &value{raw: "/"})

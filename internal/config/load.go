@@ -25,6 +25,9 @@ type Loaded struct {
 	Files []string
 
 	mainFile string
+	// kafkaAside: --check met a [kafka] problem and sets the rest of the section aside (its
+	// options depend on each other), counting the dispatcher as on (see neutralize).
+	kafkaAside bool
 	// unknown are the unknown options and sections of loadWarnings as errors, for Check, and
 	// unknownText the texts of those warnings.
 	unknown      []*Error
@@ -53,7 +56,7 @@ func newLoaded() *Loaded {
 	// Like haproxystats' read_dict(DEFAULT_OPTIONS): only sections with defaults exist up
 	// front, so [local-store] exists only when a file has it.
 	for _, s := range schema {
-		if !hasDefaults(s) {
+		if !hasDefaults(s) || presenceSections[s.name] {
 			continue
 		}
 		sec := l.section(s.name, "", 0)
@@ -64,6 +67,22 @@ func newLoaded() *Loaded {
 		}
 	}
 	return l
+}
+
+// fillPresenceDefaults gives each presence section that a file has (such as [kafka]) the
+// built-in defaults of the options the files leave unset, as newLoaded does for the others.
+func (l *Loaded) fillPresenceDefaults() {
+	for _, s := range schema {
+		sec, ok := l.sections[s.name]
+		if !ok || !presenceSections[s.name] {
+			continue
+		}
+		for _, o := range s.options {
+			if _, set := sec.values[o.name]; o.hasDefault && !set {
+				sec.set(o.name, &value{raw: o.def})
+			}
+		}
+	}
 }
 
 // section returns the named section, creating it (as defined at file:line) when missing.
@@ -140,6 +159,7 @@ func Load(file string, explicitFile bool, dir string) (*Loaded, error) {
 			return nil, err
 		}
 	}
+	l.fillPresenceDefaults()
 	warnings, unknown := l.unknownWarnings()
 	l.loadWarnings = append(l.loadWarnings, warnings...)
 	l.unknown = unknown

@@ -37,10 +37,19 @@ func PrintDefaults(w io.Writer, prog Program) {
 		s := schemaOf(name)
 		opts := append([]option(nil), s.options...)
 		sort.Slice(opts, func(i, j int) bool { return opts[i].name < opts[j].name })
-		fmt.Fprintf(&b, "[%s]\n", name)
+		comment := ""
+		if presenceSections[name] {
+			// Printed as comments: the section's presence turns its dispatcher on.
+			comment = "# "
+			fmt.Fprintf(&b, "# [%s] is off unless a file has the section; its defaults then:\n", name)
+		}
+		fmt.Fprintf(&b, "%s[%s]\n", comment, name)
 		for _, o := range opts {
-			if o.hasDefault {
-				fmt.Fprintf(&b, "%s = %s\n", o.name, o.def)
+			switch {
+			case o.hasDefault:
+				fmt.Fprintf(&b, "%s%s = %s\n", comment, o.name, o.def)
+			case comment != "":
+				fmt.Fprintf(&b, "%s%s (no default)\n", comment, o.name)
 			}
 		}
 		b.WriteString("\n")

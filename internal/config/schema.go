@@ -25,6 +25,11 @@ type sectionSchema struct {
 	options []option
 }
 
+// presenceSections exist only when a file has them (their presence turns a dispatcher on):
+// their defaults are filled in then (fillPresenceDefaults), and -p prints them commented out,
+// so that its output read back as a file still leaves them off.
+var presenceSections = map[string]bool{"kafka": true}
+
 // schema holds the built-in defaults exactly as haproxystats writes them (-p prints them as
 // written, e.g. "connect-timeout = 1.0"). A missing default file or option falls back to these.
 var schema = []sectionSchema{
@@ -95,6 +100,28 @@ var schema = []sectionSchema{
 	}},
 	{"local-store", []option{
 		unset("dir"),
+	}},
+	{"kafka", []option{
+		{name: "brokers", extension: true},
+		{name: "topic", extension: true},
+		{name: "client-id", def: "statspipe", hasDefault: true, extension: true},
+		{name: "acks", def: "all", hasDefault: true, extension: true},
+		{name: "compression", def: "lz4", hasDefault: true, extension: true},
+		{name: "batch-max-bytes", def: "1000000", hasDefault: true, extension: true},
+		{name: "linger", def: "0.01", hasDefault: true, extension: true},
+		{name: "max-buffered-records", def: "100000", hasDefault: true, extension: true},
+		{name: "max-buffered-bytes", def: "4194304", hasDefault: true, extension: true},
+		{name: "record-key", def: "path", hasDefault: true, extension: true},
+		{name: "delivery-timeout", def: "60", hasDefault: true, extension: true},
+		{name: "tls", def: "false", hasDefault: true, extension: true},
+		{name: "ca-file", extension: true},
+		{name: "cert-file", extension: true},
+		{name: "key-file", extension: true},
+		{name: "server-name", extension: true},
+		{name: "insecure-skip-verify", def: "false", hasDefault: true, extension: true},
+		{name: "sasl-mechanism", extension: true},
+		{name: "sasl-user", extension: true},
+		{name: "sasl-password-file", extension: true},
 	}},
 }
 

@@ -27,6 +27,9 @@ type Config struct {
 	// LocalStore is nil unless the file has a [local-store] section: its presence turns the
 	// local-store dispatcher on (haproxystats semantics).
 	LocalStore *LocalStore
+	// Kafka is nil unless the file has a [kafka] section: its presence turns the Kafka
+	// dispatcher on (statspipe extension).
+	Kafka *Kafka
 
 	// Sources are the named sources: for stats-pull the HAProxy source of [pull] first when
 	// socket-dir or servers is set (Legacy, named LegacySourceName), then every [source.*] section in file order; for
@@ -140,6 +143,39 @@ type Graphite struct {
 // LocalStore is section [local-store].
 type LocalStore struct {
 	Dir string
+}
+
+// Kafka is section [kafka] (statspipe extension): the Kafka dispatcher. acks is always all
+// (with franz-go's idempotent producer), so it has no field.
+type Kafka struct {
+	Brokers     []string // host:port, in order
+	Topic       string
+	ClientID    string
+	Compression string // none, gzip, snappy, lz4 or zstd
+	// BatchMaxBytes bounds one record batch (Kafka's max.message.bytes applies on the broker).
+	BatchMaxBytes int
+	Linger        time.Duration
+	// MaxBufferedRecords and MaxBufferedBytes bound what the producer holds unacknowledged;
+	// Submit blocks at either limit (back-pressure).
+	MaxBufferedRecords int
+	MaxBufferedBytes   int
+	// RecordKey is "path" (one record per line, keyed by its metric path) or "host" (one
+	// record per chunk, keyed by the host prefix).
+	RecordKey string
+	// DeliveryTimeout: a record not acknowledged after this long fails its chunk, which keeps
+	// the snapshot in the spool.
+	DeliveryTimeout    time.Duration
+	TLS                bool
+	CAFile             string
+	CertFile           string
+	KeyFile            string
+	ServerName         string
+	InsecureSkipVerify bool
+	// SASLMechanism is "" (none), "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512"; the password is
+	// read from SASLPasswordFile at every authentication.
+	SASLMechanism    string
+	SASLUser         string
+	SASLPasswordFile string
 }
 
 // Group is one `<name> = <regex>` of a *-groups section.

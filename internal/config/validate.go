@@ -52,6 +52,7 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 		v.checkMetricLists()
 		v.checkGroups()
 		v.checkLocalStore()
+		v.checkKafka()
 		v.checkExtensions()
 		v.checkLineLength()
 		v.checkSources(prog)
@@ -766,7 +767,7 @@ func (v *validator) checkExtensions() {
 		}
 		g.Hostname = h
 	}
-	if !g.Enabled && v.cfg.LocalStore == nil {
+	if !g.Enabled && v.cfg.LocalStore == nil && v.cfg.Kafka == nil {
 		s, val, _ := v.str("graphite", "enabled")
 		v.fail("graphite", "enabled", val, s, "Graphite is disabled and there is no "+
 			"[local-store] section, so processed statistics would go nowhere")

@@ -1,0 +1,211 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds of [kafka] (statspipe extension).
+const (
+	// minKafkaBatchPath: a record batch must hold the longest line (max-line-length is at most
+	// 16000 bytes) plus the record and batch overhead.
+	minKafkaBatchPath = 32 << 10
+	// minKafkaBatchHost: with record-key = host a record is a whole chunk (256 KiB at most).
+	minKafkaBatchHost = 512 << 10
+	// minKafkaBuffered: the producer buffer must hold at least one whole chunk record.
+	minKafkaBuffered = 1 << 20
+	maxKafkaBytes    = 1 << 30
+	// maxKafkaBrokers bounds the seed list.
+	maxKafkaBrokers = 1000
+)
+
+var kafkaCompressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// checkKafka validates [kafka] when the section exists: its presence turns the dispatcher on.
+func (v *validator) checkKafka() {
+	if v.failed() || !v.l.hasSection("kafka") {
+		return
+	}
+	if v.l.kafkaAside {
+		v.cfg.Kafka = &Kafka{}
+		return
+	}
+	const sect = "kafka"
+	k := &Kafka{}
+	k.Brokers = v.kafkaBrokers()
+	k.Topic = v.kafkaTopic()
+	if s, val, ok := v.required(sect, "client-id"); ok && s == "" {
+		v.fail(sect, "client-id", val, s, "must not be empty")
+	} else {
+		k.ClientID = s
+	}
+	if s, val, ok := v.required(sect, "acks"); ok && s != "all" {
+		v.fail(sect, "acks", val, s, "must be all: a snapshot counts as delivered only when every in-sync replica has its records")
+	}
+	k.Compression = v.oneOf(sect, "compression", kafkaCompressions)
+	k.RecordKey = v.oneOf(sect, "record-key", []string{"path", "host"})
+	lo := minKafkaBatchPath
+	if k.RecordKey == "host" {
+		lo = minKafkaBatchHost
+	}
+	k.BatchMaxBytes = v.integer(sect, "batch-max-bytes", int64(lo), maxKafkaBytes,
+		fmt.Sprintf("%d to %d with record-key = %s", lo, maxKafkaBytes, k.RecordKey))
+	k.Linger = v.duration(sect, "linger", 0, "")
+	k.MaxBufferedRecords = v.integer(sect, "max-buffered-records", 1, 1<<31-1, "1 to 2147483647")
+	k.MaxBufferedBytes = v.integer(sect, "max-buffered-bytes", minKafkaBuffered, maxKafkaBytes,
+		fmt.Sprintf("%d to %d (it must hold a whole chunk)", minKafkaBuffered, maxKafkaBytes))
+	k.DeliveryTimeout = v.duration(sect, "delivery-timeout", time.Second, "")
+	k.TLS = v.boolean(sect, "tls")
+	k.InsecureSkipVerify = v.boolean(sect, "insecure-skip-verify")
+	k.CAFile = v.kafkaFile("ca-file")
+	k.CertFile = v.kafkaFile("cert-file")
+	k.KeyFile = v.kafkaFile("key-file")
+	k.ServerName, _, _ = v.str(sect, "server-name")
+	if !v.failed() && !k.TLS {
+		for _, o := range []string{"ca-file", "cert-file", "key-file", "server-name"} {
+			if s, val, set := v.str(sect, o); set && s != "" {
+				v.fail(sect, o, val, s, "is set but tls is off")
+			}
+		}
+	}
+	if !v.failed() && (k.CertFile == "") != (k.KeyFile == "") {
+		o := "key-file"
+		if k.CertFile == "" {
+			o = "cert-file"
+		}
+		v.fail(sect, o, nil, "", "cert-file and key-file go together (a client certificate)")
+	}
+	k.SASLMechanism = v.oneOf(sect, "sasl-mechanism", []string{"", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
+	k.SASLUser, _, _ = v.str(sect, "sasl-user")
+	k.SASLPasswordFile = v.kafkaFile("sasl-password-file")
+	if !v.failed() {
+		switch {
+		case k.SASLMechanism == "" && (k.SASLUser != "" || k.SASLPasswordFile != ""):
+			s, val, _ := v.str(sect, "sasl-mechanism")
+			v.fail(sect, "sasl-mechanism", val, s, "sasl-user or sasl-password-file is set without a sasl-mechanism")
+		case k.SASLMechanism != "" && k.SASLUser == "":
+			s, val, _ := v.str(sect, "sasl-user")
+			v.fail(sect, "sasl-user", val, s, "must be set with sasl-mechanism "+k.SASLMechanism)
+		case k.SASLMechanism != "" && k.SASLPasswordFile == "":
+			s, val, _ := v.str(sect, "sasl-password-file")
+			v.fail(sect, "sasl-password-file", val, s, "must be set with sasl-mechanism "+k.SASLMechanism+
+				" (the password is read from a file, never from the configuration)")
+		}
+	}
+	if !v.failed() {
+		v.cfg.Kafka = k
+	}
+}
+
+// kafkaBrokers reads brokers: host:port items separated by commas or white space.
+func (v *validator) kafkaBrokers() []string {
+	s, val, ok := v.str("kafka", "brokers")
+	if v.failed() {
+		return nil
+	}
+	if !ok {
+		sec := v.l.sections["kafka"]
+		v.err = &Error{File: sec.file, Line: sec.line, Section: "kafka", Option: "brokers",
+			Reason: "No option 'brokers' in section: 'kafka' (the section turns the Kafka dispatcher on, so it needs brokers)"}
+		return nil
+	}
+	items := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	if len(items) == 0 {
+		v.fail("kafka", "brokers", val, s, "must list at least one host:port")
+		return nil
+	}
+	if len(items) > maxKafkaBrokers {
+		v.fail("kafka", "brokers", val, s, fmt.Sprintf("lists more than %d brokers", maxKafkaBrokers))
+		return nil
+	}
+	for _, it := range items {
+		host, port, err := net.SplitHostPort(it)
+		n, perr := strconv.Atoi(port)
+		switch {
+		case err != nil:
+			v.fail("kafka", "brokers", val, s, fmt.Sprintf("%s: must be host:port (e.g. kafka1:9092 or [::1]:9092)", it))
+		case host == "":
+			v.fail("kafka", "brokers", val, s, it+": the host must not be empty")
+		case perr != nil || n < 1 || n > 65535:
+			v.fail("kafka", "brokers", val, s, it+": the port must be a number from 1 to 65535")
+		}
+		if v.failed() {
+			return nil
+		}
+	}
+	return items
+}
+
+// kafkaTopic reads topic, which Kafka restricts to 249 characters of [a-zA-Z0-9._-].
+func (v *validator) kafkaTopic() string {
+	s, val, ok := v.str("kafka", "topic")
+	if v.failed() {
+		return ""
+	}
+	if !ok {
+		sec := v.l.sections["kafka"]
+		v.err = &Error{File: sec.file, Line: sec.line, Section: "kafka", Option: "topic",
+			Reason: "No option 'topic' in section: 'kafka'"}
+		return ""
+	}
+	valid := s != "" && s != "." && s != ".." && len(s) <= 249
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			valid = false
+		}
+	}
+	if !valid {
+		v.fail("kafka", "topic", val, s, "must be 1 to 249 characters of a-z A-Z 0-9 . _ - (and not . or ..)")
+	}
+	return s
+}
+
+// oneOf reads an option whose value must be one of choices ("" allowed only if listed; an
+// unset option reads as "").
+func (v *validator) oneOf(sect, option string, choices []string) string {
+	s, val, _ := v.str(sect, option)
+	if v.failed() {
+		return ""
+	}
+	for _, c := range choices {
+		if s == c {
+			return s
+		}
+	}
+	var named []string
+	for _, c := range choices {
+		if c != "" {
+			named = append(named, c)
+		}
+	}
+	v.fail(sect, option, val, s, "must be one of "+strings.Join(named, ", "))
+	return ""
+}
+
+// kafkaFile reads an optional file option of [kafka]: when set it must name a readable
+// regular file (a typo fails at start, not at the first connection).
+func (v *validator) kafkaFile(option string) string {
+	s, val, set := v.str("kafka", option)
+	if v.failed() || !set || s == "" {
+		return ""
+	}
+	f, err := os.Open(s)
+	if err == nil {
+		var fi os.FileInfo
+		fi, err = f.Stat()
+		f.Close()
+		if err == nil && !fi.Mode().IsRegular() {
+			v.fail("kafka", option, val, s, "is not a regular file")
+			return ""
+		}
+	}
+	if err != nil {
+		v.fail("kafka", option, val, s, "cannot read the file: "+osReason(err))
+		return ""
+	}
+	return s
+}

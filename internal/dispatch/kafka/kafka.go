@@ -1,0 +1,475 @@
+// Package kafka delivers Graphite plaintext lines to a Kafka topic with franz-go (kgo): the
+// [kafka] dispatcher.
+//
+// Framing. Every record value is Graphite plaintext, each line "path value timestamp\n" with
+// its newline, so a consumer that parses values as lines (go-carbon's Kafka receiver with
+// parse-protocol = "plain", which rejects a value whose last line has no '\n' as an
+// "unfinished line"; kcat -C printing values one per line) reads them as carbon would:
+//   - record-key = path: one record per line, keyed by the line's metric path. The default
+//     partitioner hashes the key (Kafka's murmur2), so one series always lands on one
+//     partition (ordered per series) and the series spread evenly over the partitions.
+//   - record-key = host: one record per chunk (many lines, up to 256 KiB), keyed by the host
+//     prefix (<namespace>.<host>). Far fewer records, so cheaper for producer, broker and
+//     consumer; a host's lines stay ordered, but one host's lines all go to one partition.
+//
+// Delivery rule. The producer is franz-go's idempotent producer with acks=all: a chunk's done
+// is called with nil only once Kafka acknowledged every record of it from every in-sync
+// replica. While brokers are down franz-go retries; a record not acknowledged within
+// delivery-timeout fails its chunk (done(err)), which keeps the snapshot in the spool to be
+// processed again later. Delivery is therefore at-least-once: a snapshot that failed on one
+// record is sent again whole, so consumers may see some lines twice (a line is identified by
+// path and timestamp, so storing it twice is harmless).
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/dispatch"
+	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
+)
+
+// maxSecretFileSize bounds sasl-password-file, as the project's other secret files.
+const maxSecretFileSize = 64 << 10
+
+// Dispatcher produces chunks to one topic. It implements dispatch.Dispatcher.
+type Dispatcher struct {
+	cl *kgo.Client
+	// timeout: a chunk not acknowledged for this long fails even when franz-go cannot fail its
+	// records (see Submit); 1.5 × delivery-timeout, so that franz-go's own timeout, which
+	// fails every record buffered for the partition, comes first whenever it can.
+	timeout time.Duration
+	topic   string
+	byHost  bool
+	hostKey []byte
+	log     *slog.Logger
+	sm      atomic.Pointer[selfmetrics.Dispatcher]
+
+	mu      sync.Mutex
+	closed  bool
+	pending sync.WaitGroup // chunks accepted and not yet settled
+	failed  atomic.Int64   // chunks settled with an error
+	hooks   *hooks
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+// logEvery bounds the "chunk not delivered" lines: an outage fails every chunk.
+const logEvery = time.Minute
+
+// logFailure logs a failed chunk, at most once per logEvery with the number suppressed.
+func (d *Dispatcher) logFailure(b *metric.Batch, err error) {
+	d.logMu.Lock()
+	now := time.Now()
+	if !d.lastLog.IsZero() && now.Sub(d.lastLog) < logEvery {
+		d.suppressed++
+		d.logMu.Unlock()
+		return
+	}
+	n := d.suppressed
+	d.lastLog, d.suppressed = now, 0
+	d.logMu.Unlock()
+	d.log.Warn("chunk not delivered; the snapshot stays in the spool", "source", b.Source, "seq", b.Seq,
+		"err", err.Error(), "suppressed", n)
+}
+
+// Options are what New needs besides the [kafka] section.
+type Options struct {
+	// HostKey is the record key with record-key = host: the host prefix of the lines
+	// (<namespace>.<host>, as metric.HostPrefix builds it).
+	HostKey string
+	// Extra are kgo options appended last (tests: quicker metadata refresh and retries).
+	Extra []kgo.Opt
+}
+
+// New builds the dispatcher. It reads the TLS files and checks the password file now, so
+// that a mistake fails at start; connecting to the brokers happens in the background.
+func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host", hostKey: []byte(o.HostKey), log: log}
+	d.hooks = &hooks{d: d, lost: map[int32]bool{}}
+	opts, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, kgo.WithHooks(d.hooks))
+	opts = append(opts, o.Extra...)
+	d.cl, err = kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return d, nil
+}
+
+func clientOptions(cfg config.Kafka) ([]kgo.Opt, error) {
+	var codec kgo.CompressionCodec
+	switch cfg.Compression {
+	case "none", "":
+		codec = kgo.NoCompression()
+	case "gzip":
+		codec = kgo.GzipCompression()
+	case "snappy":
+		codec = kgo.SnappyCompression()
+	case "lz4":
+		codec = kgo.Lz4Compression()
+	case "zstd":
+		codec = kgo.ZstdCompression()
+	default:
+		return nil, fmt.Errorf("kafka: unknown compression %q", cfg.Compression)
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		// acks=all with the idempotent producer (franz-go's default, so no
+		// DisableIdempotentWrite): no loss on a leader change, no duplicates from retries.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codec, kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(int32(cfg.BatchMaxBytes)),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
+		// franz-go applies a batch's timeout from its first record, lingering included.
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout + cfg.Linger),
+		// The topic must exist: a typo is retried, then fails with the delivery timeout.
+		kgo.UnknownTopicRetries(-1),
+	}
+	if cfg.TLS {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if cfg.SASLMechanism != "" {
+		m, err := saslMechanism(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+func tlsConfig(cfg config.Kafka) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka ca-file %s: no PEM certificate in it", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka cert-file/key-file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	// An empty ServerName: kgo sets each broker's own host name at every dial.
+	return tc, nil
+}
+
+// saslMechanism reads the password file at every authentication, so it can be rotated.
+func saslMechanism(cfg config.Kafka) (sasl.Mechanism, error) {
+	if _, err := readSecret(cfg.SASLPasswordFile); err != nil {
+		return nil, err
+	}
+	user, file := cfg.SASLUser, cfg.SASLPasswordFile
+	switch cfg.SASLMechanism {
+	case "PLAIN":
+		return plain.Plain(func(context.Context) (plain.Auth, error) {
+			pw, err := readSecret(file)
+			return plain.Auth{User: user, Pass: pw}, err
+		}), nil
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+		fn := func(context.Context) (scram.Auth, error) {
+			pw, err := readSecret(file)
+			return scram.Auth{User: user, Pass: pw}, err
+		}
+		if cfg.SASLMechanism == "SCRAM-SHA-256" {
+			return scram.Sha256(fn), nil
+		}
+		return scram.Sha512(fn), nil
+	}
+	return nil, fmt.Errorf("kafka: unknown sasl-mechanism %q", cfg.SASLMechanism)
+}
+
+// readSecret reads a one-line secret file, its trailing newline trimmed.
+func readSecret(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("sasl-password-file %s: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("sasl-password-file %s: %w", path, err)
+	}
+	if len(b) > maxSecretFileSize {
+		return "", fmt.Errorf("sasl-password-file %s: larger than %d bytes", path, maxSecretFileSize)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if strings.ContainsAny(s, "\r\n") {
+		return "", fmt.Errorf("sasl-password-file %s: more than one line", path)
+	}
+	return s, nil
+}
+
+// SetMetrics makes the dispatcher count, in m, the lines and bytes of every chunk Kafka
+// acknowledged, every chunk that failed, and connections made again after one closed.
+func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.sm.Store(m) }
+
+// Name implements dispatch.Dispatcher.
+func (d *Dispatcher) Name() string { return "kafka" }
+
+// chunk tracks the records of one Submit.
+type chunk struct {
+	d         *Dispatcher
+	b         *metric.Batch
+	done      func(error)
+	cancel    context.CancelFunc
+	buf       *[]byte // the copy of b.Data the records point into
+	mu        sync.Mutex
+	remaining int // records not yet settled, plus one while Submit is producing
+	err       error
+	abandoned bool // Submit returned an error: done is never called
+	answered  bool // done was called already (by the delivery timer)
+	timer     *time.Timer
+}
+
+// Submit implements dispatch.Dispatcher. It hands the chunk's records to franz-go, blocking
+// while the producer holds max-buffered-records or max-buffered-bytes (back-pressure); done
+// is called once Kafka acknowledged every record (nil) or one of them failed.
+func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return dispatch.ErrClosed
+	}
+	d.pending.Add(1)
+	d.mu.Unlock()
+
+	// The records' context ends only if Submit's does while Submit waits for buffer space:
+	// franz-go would otherwise also cancel records already buffered when a worker's context
+	// ends after Submit returned.
+	rctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel)
+	// The records point into a copy of the chunk: when Submit gives up half-way, the caller
+	// reuses b.Data at once, while franz-go may still hold the records produced so far.
+	buf := getBuf(len(b.Data))
+	copy(*buf, b.Data)
+	c := &chunk{d: d, b: b, done: done, cancel: cancel, buf: buf, remaining: 1}
+	promise := c.settle
+	if d.byHost {
+		c.remaining++
+		d.cl.Produce(rctx, &kgo.Record{Key: d.hostKey, Value: *buf}, promise)
+	} else {
+		recs := make([]kgo.Record, 0, max(b.Lines, 1))
+		data := *buf
+		for len(data) > 0 && rctx.Err() == nil {
+			n := bytes.IndexByte(data, '\n') + 1
+			if n == 0 {
+				n = len(data) // a chunk always ends with '\n'; be safe anyway
+			}
+			line := data[:n]
+			data = data[n:]
+			key := line
+			if sp := bytes.IndexByte(line, ' '); sp >= 0 {
+				key = line[:sp]
+			}
+			recs = append(recs, kgo.Record{Key: key, Value: line})
+			c.mu.Lock()
+			c.remaining++
+			c.mu.Unlock()
+			d.cl.Produce(rctx, &recs[len(recs)-1], promise)
+		}
+	}
+	canceled := !stop() || ctx.Err() != nil
+	c.mu.Lock()
+	if canceled {
+		c.abandoned = true
+	} else {
+		// franz-go enforces its record timeout only when failing the records is safe for the
+		// idempotent sequence numbers: not after a request whose connection broke (a broker
+		// that went away). The chunk's own timer gives up on it anyway; records delivered
+		// later are duplicates of the retried snapshot.
+		c.timer = time.AfterFunc(d.timeout, c.expire)
+	}
+	c.mu.Unlock()
+	c.settle(nil, nil) // Submit's own share
+	if canceled {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return context.Canceled
+	}
+	return nil
+}
+
+// settle records one record's outcome; the last one answers the chunk.
+func (c *chunk) settle(_ *kgo.Record, err error) {
+	c.mu.Lock()
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	c.remaining--
+	last := c.remaining == 0
+	answered := c.answered || c.abandoned
+	c.answered = c.answered || last
+	c.mu.Unlock()
+	if !last {
+		return
+	}
+	c.cancel()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	putBuf(c.buf) // franz-go is done with every record of the chunk
+	d := c.d
+	defer d.pending.Done()
+	if answered {
+		return
+	}
+	sm := d.sm.Load()
+	if c.err != nil {
+		d.failed.Add(1)
+		sm.Error()
+		err := describe(c.err)
+		d.logFailure(c.b, err)
+		c.done(err)
+		return
+	}
+	sm.Delivered(c.b.Lines, len(c.b.Data))
+	c.done(nil)
+}
+
+// bufs holds chunk copies for reuse, so that a steady stream allocates none.
+var bufs sync.Pool
+
+func getBuf(n int) *[]byte {
+	if p, _ := bufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, max(n, metric.DefaultChunkSize))
+	return &b
+}
+
+func putBuf(p *[]byte) { bufs.Put(p) }
+
+// expire fails a chunk that Kafka has not acknowledged within delivery-timeout.
+func (c *chunk) expire() {
+	c.mu.Lock()
+	if c.answered || c.abandoned || c.remaining == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.answered = true
+	c.mu.Unlock()
+	d := c.d
+	d.failed.Add(1)
+	d.sm.Load().Error()
+	err := fmt.Errorf("kafka: not acknowledged within delivery-timeout (%s): %w", d.timeout, kgo.ErrRecordTimeout)
+	d.logFailure(c.b, err)
+	c.done(err)
+}
+
+// rejected is a chunk Kafka refuses whatever the number of tries (a record too large).
+type rejected struct{ error }
+
+func (r rejected) Rejected() string { return r.Error() }
+
+// describe turns a record error into the error passed to done.
+func describe(err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge), errors.Is(err, kerr.InvalidRecord):
+		return rejected{fmt.Errorf("kafka refuses a record of the chunk: %w", err)}
+	case errors.Is(err, kgo.ErrRecordTimeout):
+		return fmt.Errorf("kafka: not acknowledged within delivery-timeout: %w", err)
+	}
+	return fmt.Errorf("kafka: %w", err)
+}
+
+// Close implements dispatch.Dispatcher: it flushes what the producer holds until ctx ends,
+// then fails the rest (done(err)) and closes the connections.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	before := d.failed.Load()
+	flushErr := d.cl.Flush(ctx)
+	d.cl.Close() // fails whatever is still buffered with ErrClientClosed
+	d.pending.Wait()
+	if n := d.failed.Load() - before; n > 0 || flushErr != nil {
+		return fmt.Errorf("kafka: %d chunks not acknowledged when closing", n)
+	}
+	return nil
+}
+
+// hooks counts connections made again to a broker after one was closed.
+type hooks struct {
+	d    *Dispatcher
+	mu   sync.Mutex
+	lost map[int32]bool
+}
+
+var (
+	_ kgo.HookBrokerConnect    = (*hooks)(nil)
+	_ kgo.HookBrokerDisconnect = (*hooks)(nil)
+)
+
+func (h *hooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	again := h.lost[meta.NodeID]
+	delete(h.lost, meta.NodeID)
+	h.mu.Unlock()
+	if again {
+		h.d.sm.Load().Reconnect()
+	}
+}
+
+func (h *hooks) OnBrokerDisconnect(meta kgo.BrokerMetadata, _ net.Conn) {
+	h.mu.Lock()
+	h.lost[meta.NodeID] = true
+	h.mu.Unlock()
+}
