@@ -18,7 +18,8 @@ import (
 // not built yet): three simulated hosts, each a real HAProxy (two processes) pulled by a real
 // stats-pull into its own spool and processed by a real stats-process with its own host name
 // into a local store. The hosts' lines go through central.Aggregator; for every path, the
-// cluster line of the bucket equals the sum of the hosts' values. A late snapshot inside the
+// cluster lines of the bucket equal the functions of the hosts' values (sums for counts,
+// avg/max for times and percentiles). A late snapshot inside the
 // lateness window is included; one after it is left out and counted.
 func TestCentralSumsAcrossHosts(t *testing.T) {
 	const bucket, lateness = 60, 120
@@ -100,8 +101,11 @@ dir = `+dir+`/store
 		t.Fatalf("a snapshot after the window: %v, Late %d", err, agg.Late())
 	}
 
-	// The model: per path, the sum over lb1, lb2, lb3 and lb4 (= lb1's values).
-	want := map[string]float64{}
+	// The model: per path, the values of lb1, lb2, lb3 and lb4 (= lb1's). Every path has
+	// cluster lines; each function line present equals that function of the hosts' values
+	// (the functions are the central defaults: sums for counts, avg/max for times and
+	// percentiles, which must not be summed).
+	values := map[string][]float64{}
 	for _, host := range append(hosts, "lb4") {
 		src := host
 		if host == "lb4" {
@@ -113,7 +117,7 @@ dir = `+dir+`/store
 			if err != nil {
 				t.Fatal(err)
 			}
-			want["lb.eu."+strings.TrimPrefix(f[0], "lb."+src+".")] += v
+			values["lb.eu."+strings.TrimPrefix(f[0], "lb."+src+".")] = append(values["lb.eu."+strings.TrimPrefix(f[0], "lb."+src+".")], v)
 		}
 	}
 	got := map[string]float64{}
@@ -125,17 +129,37 @@ dir = `+dir+`/store
 		v, _ := strconv.ParseFloat(f[1], 64)
 		got[f[0]] = v
 	}
-	if len(got) != len(want) {
-		t.Errorf("%d cluster lines, want %d", len(got), len(want))
-	}
-	for p, v := range want {
-		if g, ok := got[p]; !ok || math.Abs(g-v) > 1e-9*math.Max(1, math.Abs(v)) {
-			t.Errorf("%s = %v (present %v), want %v", p, g, ok, v)
+	for p, vs := range values {
+		found := 0
+		for _, fn := range []string{"sum", "avg", "max", "min"} {
+			path := p
+			if fn != "sum" {
+				path += "." + fn
+			}
+			g, ok := got[path]
+			if !ok {
+				continue
+			}
+			found++
+			if want, _ := omFunc(fn, vs); math.Abs(g-want) > 1e-9*math.Max(1, math.Abs(want)) {
+				t.Errorf("%s = %v, want %v (%s of %v)", path, g, want, fn, vs)
+			}
 		}
+		if found == 0 {
+			t.Errorf("no cluster line for %s", p)
+		}
+	}
+	// Times are averaged, never summed.
+	rt := "lb.eu.haproxy.backend.be_app.rtime"
+	if _, summed := got[rt]; summed || got[rt+".max"] == 0 && got[rt+".avg"] != 0 {
+		t.Errorf("%s summed (%v) or its avg/max missing (%v %v)", rt, got[rt], got[rt+".avg"], got[rt+".max"])
+	}
+	if _, ok := got[rt+".avg"]; !ok {
+		t.Errorf("no %s.avg", rt)
 	}
 	// The issue's numbers, once more: the requests of the three hosts' frontends add up.
 	fe := "lb.eu.haproxy.frontend.fe_main.req_tot"
-	if got[fe] == 0 || got[fe] != want[fe] {
-		t.Errorf("%s = %v, want %v", fe, got[fe], want[fe])
+	if sum, _ := omFunc("sum", values[fe]); got[fe] == 0 || got[fe] != sum {
+		t.Errorf("%s = %v, want %v", fe, got[fe], sum)
 	}
 }

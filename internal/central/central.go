@@ -25,13 +25,47 @@ import (
 	"github.com/statspipe/statspipe/internal/sample"
 )
 
+// DefaultRules are the central tier's default policies, tried after the operator's own
+// aggregate.<glob> rules: a host's line that is already a mean, a percentile, a time, a ratio
+// or a limit must not be summed across hosts (a cluster "rtime" of 800 ms from eight hosts of
+// 100 ms each would be wrong); counts, rates and sizes are (the `aggregate` default, sum).
+var DefaultRules = aggregate.MustRules([][2]string{
+	// haproxystats' daemon lines: percentiles and spread of CPU across processes, and times.
+	{"haproxy.daemon.*PercentileCpuUsagePct", "max avg"},
+	{"haproxy.daemon.StdCpuUsagePct", "max avg"},
+	{"haproxy.daemon.Idle_pct", "min avg"},
+	{"haproxy.daemon.Uptime_sec", "min max"},
+	{"haproxy.daemon.*Limit", "min max"},
+	{"haproxy.daemon.Maxconn", "min max"},
+	{"haproxy.daemon.Ulimit-n", "min max"},
+	{"haproxy.*WallClockTime*", "max avg"},
+	// Frontend, backend and server times (ms, averages over the last 1024 requests), weights
+	// and rate limits.
+	{"haproxy.*.rtime", "avg max"},
+	{"haproxy.*.ctime", "avg max"},
+	{"haproxy.*.qtime", "avg max"},
+	{"haproxy.*.ttime", "avg max"},
+	{"haproxy.*.throttle", "avg max"},
+	{"haproxy.*.downtime", "max"},
+	{"haproxy.*.rate_lim", "min max"},
+	{"haproxy.*.slim", "min max"},
+	// The engine kinds' own functions, written per host: a percentile, a mean, an extreme.
+	{"*.p[0-9]*", "max avg"},
+	{"*.avg", "avg max"},
+	{"*.max", "max"},
+	{"*.min", "min"},
+	{"*.stddev", "max avg"},
+})
+
 // Options configure an Aggregator.
 type Options struct {
 	Namespace string // the edges' namespace: lines are <namespace>.<host>.<rest>
 	Cluster   string // the component written instead of the host
 	Bucket    int64  // seconds; a snapshot's timestamp is rounded down to a multiple of it
 	Lateness  int64  // seconds after a bucket's end during which its snapshots still count
-	Policies  aggregate.Policies
+	// Policies are the functions across hosts by path glob; DefaultRules are appended to their
+	// rules (the operator's come first).
+	Policies aggregate.Policies
 	// MaxBuckets bounds the open buckets; MaxHosts the hosts of one bucket; MaxSeries the
 	// series of one bucket.
 	MaxBuckets, MaxHosts, MaxSeries int
@@ -86,6 +120,7 @@ func New(o Options) (*Aggregator, error) {
 	if o.Now == nil {
 		o.Now = func() int64 { return time.Now().Unix() }
 	}
+	o.Policies.Rules = append(append([]aggregate.Rule(nil), o.Policies.Rules...), DefaultRules...)
 	agg, err := aggregate.New(aggregate.Options{Policies: o.Policies, MaxSeries: o.MaxSeries, DottedNames: true})
 	if err != nil {
 		return nil, err
