@@ -16,9 +16,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/statspipe/statspipe/internal/aggregate"
 	"github.com/statspipe/statspipe/internal/metric"
@@ -87,11 +89,14 @@ type Aggregator struct {
 	s       sample.Sample
 }
 
-// bucket holds, per host, the lines of its snapshots in the bucket (several snapshots of one
-// host in one bucket: the newest value of a path wins, as in Graphite).
+// bucket holds, per host, the values of its snapshots in the bucket (several snapshots of one
+// host in one bucket: the newest value of a path wins, as in Graphite). The paths are interned
+// once per bucket, so a line costs a map lookup, not an allocation.
 type bucket struct {
-	hosts map[string]map[string]float64 // host → rest of the path → value
-	ts    map[string]int64              // host → timestamp of its newest snapshot in the bucket
+	index map[string]int32     // rest of the path → its number
+	names []string             // by number
+	hosts map[string][]float64 // host → value by path number (NaN: none)
+	ts    map[string]int64     // host → timestamp of its newest snapshot in the bucket
 }
 
 // Errors of Add.
@@ -150,16 +155,12 @@ func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
 		if len(a.buckets) >= a.o.MaxBuckets {
 			return ErrTooFarAway
 		}
-		b = &bucket{hosts: map[string]map[string]float64{}, ts: map[string]int64{}}
+		b = &bucket{index: map[string]int32{}, hosts: map[string][]float64{}, ts: map[string]int64{}}
 		a.buckets[start] = b
 	}
-	vals := b.hosts[host]
-	if vals == nil {
-		if len(b.hosts) >= a.o.MaxHosts {
-			return fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
-		}
-		vals = map[string]float64{}
-		b.hosts[host] = vals
+	vals, known := b.hosts[host]
+	if !known && len(b.hosts) >= a.o.MaxHosts {
+		return fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
 	}
 	newer := ts >= b.ts[host]
 	if newer {
@@ -177,19 +178,35 @@ func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
 		if !ok {
 			continue
 		}
-		f := bytes.Fields(rest)
-		if len(f) != 3 {
+		// "<rest> <value> <timestamp>"
+		sp := bytes.IndexByte(rest, ' ')
+		last := bytes.LastIndexByte(rest, ' ')
+		if sp <= 0 || last <= sp+1 {
 			continue
 		}
-		v, err := strconv.ParseFloat(string(f[1]), 64)
-		if err != nil {
+		v, err := strconv.ParseFloat(string(rest[sp+1:last]), 64)
+		if err != nil || math.IsNaN(v) {
 			continue
 		}
-		if _, seen := vals[string(f[0])]; seen && !newer {
+		idx, ok := b.index[string(rest[:sp])]
+		if !ok {
+			if a.o.MaxSeries > 0 && len(b.names) >= a.o.MaxSeries {
+				continue
+			}
+			idx = int32(len(b.names))
+			name := string(rest[:sp])
+			b.names = append(b.names, name)
+			b.index[name] = idx
+		}
+		for int(idx) >= len(vals) {
+			vals = append(vals, math.NaN())
+		}
+		if !math.IsNaN(vals[idx]) && !newer {
 			continue // an older snapshot of the host in the same bucket: the newer value wins
 		}
-		vals[string(f[0])] = v
+		vals[idx] = v
 	}
+	b.hosts[host] = vals
 	if ts > a.newest {
 		a.newest = ts
 	}
@@ -222,8 +239,11 @@ func (a *Aggregator) Flush(flush metric.FlushFunc, all bool) ([]int64, error) {
 		a.agg.Reset(a.o.Namespace + "." + a.o.Cluster)
 		for _, h := range hosts {
 			a.agg.BeginInstance(h)
-			for rest, v := range b.hosts[h] {
-				name := []byte(rest)
+			for idx, v := range b.hosts[h] {
+				if math.IsNaN(v) {
+					continue
+				}
+				name := unsafe.Slice(unsafe.StringData(b.names[idx]), len(b.names[idx])) // read only
 				a.s = sample.Sample{Family: name, Name: name, Kind: sample.Gauge, Value: v}
 				a.agg.Add(&a.s)
 			}

@@ -109,3 +109,39 @@ func sameLines(a, b string) bool {
 	}
 	return true
 }
+
+// BenchmarkAddAndFlush: one bucket of 100 hosts × 10,000 lines (about the HAProxy lines of a
+// host with 50 backends of 10 servers) added and written, per iteration.
+func BenchmarkAddAndFlush(b *testing.B) {
+	const hosts, perHost = 100, 10000
+	bodies := make([][]byte, hosts)
+	size := 0
+	for h := range bodies {
+		var s strings.Builder
+		for i := 0; i < perHost; i++ {
+			fmt.Fprintf(&s, "lb.h%03d.haproxy.backend.be_%d.server.srv_%d.m%d %d 1000\n", h, i/200, i/20%10, i%20, i*7%1000)
+		}
+		bodies[h] = []byte(s.String())
+		size += s.Len()
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	out := 0
+	for n := 0; n < b.N; n++ {
+		a, err := New(Options{Namespace: "lb", Cluster: "eu", Bucket: 10, Lateness: 0, Now: func() int64 { return 2000 }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for h := range bodies {
+			if err := a.Add(fmt.Sprintf("h%03d", h), 1000, bodies[h]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		out = 0
+		if _, err := a.Flush(func(c *metric.Batch) error { out += c.Lines; metric.Recycle(c); return nil }, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(hosts*perHost)*float64(b.N)/b.Elapsed().Seconds(), "host-lines/s")
+	b.ReportMetric(float64(out), "cluster-lines/op")
+}
