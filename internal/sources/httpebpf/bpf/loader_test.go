@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // A child started by TestPruneDeletesExitedProcess: it serves HTTP until it has answered
@@ -113,47 +114,10 @@ func load(t *testing.T, opts Options) *Tracer {
 	return tr
 }
 
-// server is a loopback HTTP server in this process, started after the tracer attached, so
-// that its sockets are accepted ones. /<code> answers with that code.
-func server(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		code, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
-		if err != nil {
-			code = 500
-		}
-		w.WriteHeader(code)
-	})}
-	// One request per connection: Go's server reads one byte in the background while a
-	// handler runs, which could take the first byte of a next request on the connection.
-	srv.SetKeepAlivesEnabled(false)
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
-}
+// server and do: the loopback status server and its requests (testrig).
+func server(t *testing.T) string { return testrig.StatusServer(t) }
 
-var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-
-func do(t *testing.T, method, url string, want int) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d, want %d", method, url, resp.StatusCode, want)
-	}
-}
+func do(t *testing.T, method, url string, want int) { testrig.Request(t, method, url, want) }
 
 // counts reads pid's requests by method and responses by code from the tracer's maps.
 func counts(t *testing.T, tr *Tracer, pid uint32) (map[string]uint64, map[uint32]uint64) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -195,43 +194,10 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-func server(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		code, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
-		if err != nil {
-			code = 500
-		}
-		w.WriteHeader(code)
-	})}
-	srv.SetKeepAlivesEnabled(false) // one request per connection (see the bpf package's tests)
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
-}
+// server and do: the loopback status server and its requests (testrig).
+func server(t *testing.T) string { return testrig.StatusServer(t) }
 
-var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-
-func do(t *testing.T, method, url string, want int) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d, want %d", method, url, resp.StatusCode, want)
-	}
-}
+func do(t *testing.T, method, url string, want int) { testrig.Request(t, method, url, want) }
 
 // pinned reads pid's counts from the pins in dir, as stats-pull would (read-only, raw keys:
 // struct req_key {u32 pid; char method[8]}, struct resp_key {u32 pid; u32 code}).
