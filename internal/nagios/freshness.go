@@ -99,22 +99,11 @@ func freshnessUsageError(stdout io.Writer, problem string) int {
 
 // CheckFreshness is the check on the configuration file at the time now.
 func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
-	conf, err := config.ReadFile(file)
-	if err != nil {
-		return Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}
+	conf, dst, res, ok := readDstDir(file)
+	if !ok {
+		return res
 	}
-	dst, err := conf.Get("pull", "dst-dir")
 	var missing *config.MissingError
-	switch {
-	case errors.As(err, &missing):
-		text := "missing configuration as I got: " + missing.Error()
-		if !conf.Exists {
-			text += " (" + file + " does not exist)"
-		}
-		return Result{State: OK, Text: text}
-	case err != nil:
-		return Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}
-	}
 	src, err := conf.Get("process", "src-dir")
 	switch {
 	case errors.As(err, &missing):

@@ -115,21 +115,9 @@ func parseArgs(usage string, args []string, version string, stdout io.Writer) (o
 }
 
 func checkQueue(file string, okLimit, warnLimit int, quarantine bool) Result {
-	conf, err := config.ReadFile(file)
-	if err != nil {
-		return Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}
-	}
-	dir, err := conf.Get("pull", "dst-dir")
-	var missing *config.MissingError
-	switch {
-	case errors.As(err, &missing):
-		text := "missing configuration as I got: " + missing.Error()
-		if !conf.Exists {
-			text += " (" + file + " does not exist)"
-		}
-		return Result{State: OK, Text: text}
-	case err != nil:
-		return Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}
+	_, dir, res, ok := readDstDir(file)
+	if !ok {
+		return res
 	}
 
 	queued, err := spool.QueueLen(dir)
@@ -171,4 +159,28 @@ func checkQueue(file string, okLimit, warnLimit int, quarantine bool) Result {
 		}
 	}
 	return r
+}
+
+// readDstDir reads the checks' configuration file and its [pull] dst-dir, in the programs' INI
+// dialect without their defaults. When ok is false the check's result is res: OK for a host
+// without the configuration (the checks can be deployed everywhere, as haproxystats' were),
+// UNKNOWN for a file that cannot be read.
+func readDstDir(file string) (conf *config.File, dir string, res Result, ok bool) {
+	conf, err := config.ReadFile(file)
+	if err != nil {
+		return nil, "", Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}, false
+	}
+	dir, err = conf.Get("pull", "dst-dir")
+	var missing *config.MissingError
+	switch {
+	case errors.As(err, &missing):
+		text := "missing configuration as I got: " + missing.Error()
+		if !conf.Exists {
+			text += " (" + file + " does not exist)"
+		}
+		return nil, "", Result{State: OK, Text: text}, false
+	case err != nil:
+		return nil, "", Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}, false
+	}
+	return conf, dir, Result{}, true
 }
