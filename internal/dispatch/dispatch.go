@@ -59,3 +59,14 @@ type Rejected interface {
 	error
 	Rejected() string
 }
+
+// SnapshotShipper is implemented by a dispatcher that sends a snapshot's raw files rather than
+// its lines (dispatch/ship, the central tier's edge side). It reads the snapshot directory
+// named by the Source of the snapshot's Last chunk, which stays in place until every
+// dispatcher called done for it, and ignores the lines. When every enabled dispatcher is a
+// SnapshotShipper the runner does not parse snapshots at all: it hands over one empty Last
+// chunk per snapshot.
+type SnapshotShipper interface {
+	Dispatcher
+	ShipsSnapshots()
+}

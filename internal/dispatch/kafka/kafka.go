@@ -112,7 +112,7 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host", hostKey: []byte(o.HostKey), log: log}
 	d.hooks = &hooks{d: d, lost: map[int32]bool{}}
-	opts, err := clientOptions(cfg)
+	opts, err := ProducerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,10 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	return d, nil
 }
 
-func clientOptions(cfg config.Kafka) ([]kgo.Opt, error) {
+// ProducerOptions are the kgo options of a producer for cfg: ConnOptions, then acks=all with
+// the idempotent producer, compression, batching, buffering and the delivery timeout. The
+// snapshot shipper uses them too.
+func ProducerOptions(cfg config.Kafka) ([]kgo.Opt, error) {
 	var codec kgo.CompressionCodec
 	switch cfg.Compression {
 	case "none", "":
@@ -141,9 +144,11 @@ func clientOptions(cfg config.Kafka) ([]kgo.Opt, error) {
 	default:
 		return nil, fmt.Errorf("kafka: unknown compression %q", cfg.Compression)
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
+	opts, err := ConnOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts,
 		kgo.DefaultProduceTopic(cfg.Topic),
 		// acks=all with the idempotent producer (franz-go's default, so no
 		// DisableIdempotentWrite): no loss on a leader change, no duplicates from retries.
@@ -157,7 +162,13 @@ func clientOptions(cfg config.Kafka) ([]kgo.Opt, error) {
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout + cfg.Linger),
 		// The topic must exist: a typo is retried, then fails with the delivery timeout.
 		kgo.UnknownTopicRetries(-1),
-	}
+	), nil
+}
+
+// ConnOptions are the kgo options that reach cfg's brokers: seeds, client id, TLS and SASL
+// (producers and consumers alike). It reads the TLS files and checks the password file now.
+func ConnOptions(cfg config.Kafka) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}
 	if cfg.TLS {
 		tc, err := tlsConfig(cfg)
 		if err != nil {
