@@ -159,7 +159,7 @@ func ProducerOptions(cfg config.Kafka) ([]kgo.Opt, error) {
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
 		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
 		// franz-go applies a batch's timeout from its first record, lingering included.
-		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout + cfg.Linger),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout+cfg.Linger),
 		// The topic must exist: a typo is retried, then fails with the delivery timeout.
 		kgo.UnknownTopicRetries(-1),
 	), nil
