@@ -442,7 +442,7 @@ func TestProcessCheck(t *testing.T) {
 		// Without the -d file Graphite is disabled with nowhere else to go.
 		checkLines(t, base, 1, []string{"-f", conf},
 			"invalid configuration, file:'B/statspipe.conf' line:4 section:'graphite' option:'enabled' value:'false' "+
-				"error: Graphite is disabled and there is no [local-store] section, so processed statistics would go nowhere",
+				"error: Graphite is disabled and there is no [local-store], [kafka] or [ship] section, so processed statistics would go nowhere",
 			"configuration invalid: B/statspipe.conf (1 problem)")
 	})
 	t.Run("every problem, one line each", func(t *testing.T) {

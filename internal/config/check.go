@@ -178,13 +178,16 @@ func (l *Loaded) neutralize(e *Error) bool {
 		return false
 	case e.Section == "process" && e.Option == "src-dir":
 		l.checkWritable = func(string) error { return nil }
-	case e.Section == "kafka":
-		// Its options depend on each other (TLS files, SASL): one problem is reported, the
-		// rest of the section is set aside, the dispatcher still counted as on.
-		if l.kafkaAside {
+	case e.Section == "kafka" || e.Section == "ship" || e.Section == "central":
+		// Their options depend on each other (TLS files, SASL): one problem is reported, the
+		// rest of the section is set aside, the section still counted as present.
+		if l.aside[e.Section] {
 			return false
 		}
-		l.kafkaAside = true
+		if l.aside == nil {
+			l.aside = map[string]bool{}
+		}
+		l.aside[e.Section] = true
 		return true
 	case e.Section == "local-store" && e.Option == "dir":
 		// No default, and removing the section would make a disabled Graphite a problem too.

@@ -120,3 +120,45 @@ func TestKafkaCheck(t *testing.T) {
 		t.Fatalf("problems %v: want one in [kafka] and the [process] ones after it", p.List)
 	}
 }
+
+// [ship] and [central]: the same connection options as [kafka], their own defaults and rules.
+func TestShipAndCentral(t *testing.T) {
+	l, _ := loadText(t, "[graphite]\nenabled = false\n[ship]\nbrokers = k1:9092\ntopic = snapshots\n"+
+		"[central]\nbrokers = k2:9092\nsnapshot-topic = snapshots\nline-topic = lines\ncluster = eu\n")
+	cfg, err := l.Config(ProcessProgram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, c := cfg.Ship, cfg.Central
+	if s == nil || s.Topic != "snapshots" || s.RecordKey != "host" || s.Compression != "lz4" || s.BatchMaxBytes != 1000000 {
+		t.Fatalf("ship %+v", s)
+	}
+	if c == nil || c.Conn.Brokers[0] != "k2:9092" || c.Group != "statspipe-central" || c.SnapshotTopic != "snapshots" ||
+		c.LineTopic != "lines" || c.Cluster != "eu" || c.Bucket != 10 || c.Lateness != 30 ||
+		c.WorkDir != "/var/lib/haproxystats/central" || c.MaxSnapshotBytes != 256<<20 {
+		t.Fatalf("central %+v", c)
+	}
+	for _, tc := range []struct{ name, text, want string }{
+		{"ship without brokers", "[ship]\ntopic = t\n", "No option 'brokers' in section: 'ship' (the section turns the snapshot shipper on, so it needs brokers)"},
+		{"ship has no record-key", "[ship]\nbrokers = k:1\ntopic = t\nrecord-key = path\n", "option 'record-key'"},
+		{"central without topics", "[central]\nbrokers = k:1\n", "[central] needs snapshot-topic"},
+		{"central lines without cluster", "[central]\nbrokers = k:1\nline-topic = l\n", "must be set with line-topic"},
+		{"central bucket", "[central]\nbrokers = k:1\nline-topic = l\ncluster = c\nbucket = 0\n", "error: must be 1 to 3600 seconds"},
+		{"central work-dir", "[central]\nbrokers = k:1\nsnapshot-topic = s\nwork-dir = rel\n", "error: must be an absolute path"},
+		{"central needs host names", "[graphite]\nprefix-hostname = false\n[central]\nbrokers = k:1\nsnapshot-topic = s\n", "the edges' lines are told apart by their host component"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, _ := loadText(t, tc.text)
+			_, err := l.Config(ProcessProgram)
+			if err == nil {
+				if tc.name == "ship has no record-key" && len(l.Warnings) > 0 && strings.Contains(strings.Join(l.Warnings, "\n"), "record-key") {
+					return // an unknown option is a warning, as for every section
+				}
+				t.Fatalf("Config succeeded; warnings %q", l.Warnings)
+			}
+			if e := asConfigError(t, err); !strings.Contains(e.Error(), tc.want) {
+				t.Fatalf("got  %s\nwant …%s", e.Error(), tc.want)
+			}
+		})
+	}
+}

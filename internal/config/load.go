@@ -25,9 +25,10 @@ type Loaded struct {
 	Files []string
 
 	mainFile string
-	// kafkaAside: --check met a [kafka] problem and sets the rest of the section aside (its
-	// options depend on each other), counting the dispatcher as on (see neutralize).
-	kafkaAside bool
+	// aside: --check met a problem in this Kafka section ([kafka], [ship], [central]) and sets
+	// the rest of the section aside (its options depend on each other), counting the section
+	// as present (see neutralize).
+	aside map[string]bool
 	// unknown are the unknown options and sections of loadWarnings as errors, for Check, and
 	// unknownText the texts of those warnings.
 	unknown      []*Error
@@ -56,7 +57,7 @@ func newLoaded() *Loaded {
 	// Like haproxystats' read_dict(DEFAULT_OPTIONS): only sections with defaults exist up
 	// front, so [local-store] exists only when a file has it.
 	for _, s := range schema {
-		if !hasDefaults(s) || presenceSections[s.name] {
+		if !hasDefaults(s) || presenceSections[s.name] != "" {
 			continue
 		}
 		sec := l.section(s.name, "", 0)
@@ -74,7 +75,7 @@ func newLoaded() *Loaded {
 func (l *Loaded) fillPresenceDefaults() {
 	for _, s := range schema {
 		sec, ok := l.sections[s.name]
-		if !ok || !presenceSections[s.name] {
+		if !ok || presenceSections[s.name] == "" {
 			continue
 		}
 		for _, o := range s.options {

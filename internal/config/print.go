@@ -38,7 +38,7 @@ func PrintDefaults(w io.Writer, prog Program) {
 		opts := append([]option(nil), s.options...)
 		sort.Slice(opts, func(i, j int) bool { return opts[i].name < opts[j].name })
 		comment := ""
-		if presenceSections[name] {
+		if presenceSections[name] != "" {
 			// Printed as comments: the section's presence turns its dispatcher on.
 			comment = "# "
 			fmt.Fprintf(&b, "# [%s] is off unless a file has the section; its defaults then:\n", name)

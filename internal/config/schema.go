@@ -28,7 +28,12 @@ type sectionSchema struct {
 // presenceSections exist only when a file has them (their presence turns a dispatcher on):
 // their defaults are filled in then (fillPresenceDefaults), and -p prints them commented out,
 // so that its output read back as a file still leaves them off.
-var presenceSections = map[string]bool{"kafka": true}
+// The value says what the presence turns on.
+var presenceSections = map[string]string{
+	"kafka":   "the section turns the Kafka dispatcher on",
+	"ship":    "the section turns the snapshot shipper on",
+	"central": "the section makes stats-process consume from Kafka",
+}
 
 // schema holds the built-in defaults exactly as haproxystats writes them (-p prints them as
 // written, e.g. "connect-timeout = 1.0"). A missing default file or option falls back to these.
@@ -101,18 +106,26 @@ var schema = []sectionSchema{
 	{"local-store", []option{
 		unset("dir"),
 	}},
-	{"kafka", []option{
+	{"kafka", append(append(kafkaConnOptions(), kafkaProducerOptions()...),
+		option{name: "record-key", def: "path", hasDefault: true, extension: true})},
+	{"ship", append(kafkaConnOptions(), kafkaProducerOptions()...)},
+	{"central", append(kafkaConnOptions(),
+		option{name: "group", def: "statspipe-central", hasDefault: true, extension: true},
+		option{name: "snapshot-topic", extension: true},
+		option{name: "line-topic", extension: true},
+		option{name: "cluster", extension: true},
+		option{name: "bucket", def: "10", hasDefault: true, extension: true},
+		option{name: "lateness", def: "30", hasDefault: true, extension: true},
+		option{name: "work-dir", def: "/var/lib/haproxystats/central", hasDefault: true, extension: true},
+		option{name: "max-snapshot-bytes", def: "268435456", hasDefault: true, extension: true},
+	)},
+}
+
+// kafkaConnOptions are the options of [kafka], [ship] and [central] that reach the brokers.
+func kafkaConnOptions() []option {
+	return []option{
 		{name: "brokers", extension: true},
-		{name: "topic", extension: true},
 		{name: "client-id", def: "statspipe", hasDefault: true, extension: true},
-		{name: "acks", def: "all", hasDefault: true, extension: true},
-		{name: "compression", def: "lz4", hasDefault: true, extension: true},
-		{name: "batch-max-bytes", def: "1000000", hasDefault: true, extension: true},
-		{name: "linger", def: "0.01", hasDefault: true, extension: true},
-		{name: "max-buffered-records", def: "100000", hasDefault: true, extension: true},
-		{name: "max-buffered-bytes", def: "4194304", hasDefault: true, extension: true},
-		{name: "record-key", def: "path", hasDefault: true, extension: true},
-		{name: "delivery-timeout", def: "60", hasDefault: true, extension: true},
 		{name: "tls", def: "false", hasDefault: true, extension: true},
 		{name: "ca-file", extension: true},
 		{name: "cert-file", extension: true},
@@ -122,7 +135,21 @@ var schema = []sectionSchema{
 		{name: "sasl-mechanism", extension: true},
 		{name: "sasl-user", extension: true},
 		{name: "sasl-password-file", extension: true},
-	}},
+	}
+}
+
+// kafkaProducerOptions are the producer options of [kafka] and [ship].
+func kafkaProducerOptions() []option {
+	return []option{
+		{name: "topic", extension: true},
+		{name: "acks", def: "all", hasDefault: true, extension: true},
+		{name: "compression", def: "lz4", hasDefault: true, extension: true},
+		{name: "batch-max-bytes", def: "1000000", hasDefault: true, extension: true},
+		{name: "linger", def: "0.01", hasDefault: true, extension: true},
+		{name: "max-buffered-records", def: "100000", hasDefault: true, extension: true},
+		{name: "max-buffered-bytes", def: "4194304", hasDefault: true, extension: true},
+		{name: "delivery-timeout", def: "60", hasDefault: true, extension: true},
+	}
 }
 
 // groupSections are the sections of `<group> = <regex>` items, in the order Config reads them.

@@ -30,6 +30,12 @@ type Config struct {
 	// Kafka is nil unless the file has a [kafka] section: its presence turns the Kafka
 	// dispatcher on (statspipe extension).
 	Kafka *Kafka
+	// Ship is nil unless the file has a [ship] section: the snapshot shipper, which sends each
+	// raw snapshot to Kafka for the central tier (statspipe extension). Its RecordKey is "host".
+	Ship *Kafka
+	// Central is nil unless the file has a [central] section: stats-process then consumes
+	// from Kafka instead of watching src-dir (statspipe extension).
+	Central *Central
 
 	// Sources are the named sources: for stats-pull the HAProxy source of [pull] first when
 	// socket-dir or servers is set (Legacy, named LegacySourceName), then every [source.*] section in file order; for
@@ -143,6 +149,25 @@ type Graphite struct {
 // LocalStore is section [local-store].
 type LocalStore struct {
 	Dir string
+}
+
+// Central is section [central]: the central tier's consumers.
+type Central struct {
+	// Conn holds the options that reach the brokers (Brokers, ClientID, TLS, SASL).
+	Conn  Kafka
+	Group string
+	// SnapshotTopic (optional) carries raw snapshots from [ship]: each is processed like a
+	// spool snapshot, its lines written with the edge's host name, to the dispatchers.
+	SnapshotTopic string
+	// LineTopic (optional) carries per-host lines keyed by path ([kafka] record-key = path):
+	// they are aggregated across hosts per Bucket into <namespace>.<Cluster>.<rest>.
+	LineTopic string
+	Cluster   string
+	// Bucket and Lateness are whole seconds.
+	Bucket, Lateness int64
+	WorkDir          string
+	// MaxSnapshotBytes bounds one received snapshot archive.
+	MaxSnapshotBytes int64
 }
 
 // Kafka is section [kafka] (statspipe extension): the Kafka dispatcher. acks is always all

@@ -53,7 +53,9 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 		v.checkGroups()
 		v.checkLocalStore()
 		v.checkKafka()
+		v.checkShip()
 		v.checkExtensions()
+		v.checkCentral()
 		v.checkLineLength()
 		v.checkSources(prog)
 	default:
@@ -767,9 +769,9 @@ func (v *validator) checkExtensions() {
 		}
 		g.Hostname = h
 	}
-	if !g.Enabled && v.cfg.LocalStore == nil && v.cfg.Kafka == nil {
+	if !g.Enabled && v.cfg.LocalStore == nil && v.cfg.Kafka == nil && v.cfg.Ship == nil {
 		s, val, _ := v.str("graphite", "enabled")
 		v.fail("graphite", "enabled", val, s, "Graphite is disabled and there is no "+
-			"[local-store] section, so processed statistics would go nowhere")
+			"[local-store], [kafka] or [ship] section, so processed statistics would go nowhere")
 	}
 }

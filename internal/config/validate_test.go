@@ -406,7 +406,7 @@ func TestValidationMessages(t *testing.T) {
 		{"local-store empty dir", process, "[local-store]\ndir =\n",
 			prefix + "line:2 section:'local-store' option:'dir' value:'' error: must not be empty"},
 		{"graphite disabled without local store", process, "[graphite]\nenabled = false\n",
-			prefix + "line:2 section:'graphite' option:'enabled' value:'false' error: Graphite is disabled and there is no [local-store] section, so processed statistics would go nowhere"},
+			prefix + "line:2 section:'graphite' option:'enabled' value:'false' error: Graphite is disabled and there is no [local-store], [kafka] or [ship] section, so processed statistics would go nowhere"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, path := loadText(t, tc.text)
