@@ -1,8 +1,10 @@
 package ship
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +32,7 @@ var (
 	ErrFormat    = errors.New("unknown statspipe-format")
 	ErrOrder     = errors.New("fragment out of order")
 	ErrLimit     = errors.New("assembler limit reached")
+	ErrAbandoned = errors.New("partial snapshot expired")
 )
 
 // Error is a record the Assembler refuses. Offsets are the records to skip (quarantine): the
@@ -194,6 +197,24 @@ func (a *Assembler) Drop(partition int32) {
 	for _, p := range a.parts[partition] {
 		a.forget(partition, p)
 	}
+}
+
+// Expire drops the partial snapshots of partition whose first fragment is at an offset below
+// before and returns an error for each, with the offsets to skip. A snapshot whose edge never
+// finishes it (the edge gave the snapshot up, or is gone) would otherwise stay partial, hold
+// the partition's commits back (Oldest) and count against the limits forever; the caller
+// chooses how far behind (records, or time through the record timestamps) is abandoned.
+func (a *Assembler) Expire(partition int32, before int64) []*Error {
+	var errs []*Error
+	for _, p := range a.parts[partition] {
+		if p.offsets[0] < before {
+			errs = append(errs, &Error{Partition: partition, Offsets: p.offsets, Snapshot: p.id,
+				Err: fmt.Errorf("%w: fragments %d to %d of %d never came", ErrAbandoned, p.next, p.n, p.n)})
+			a.forget(partition, p)
+		}
+	}
+	slices.SortFunc(errs, func(x, y *Error) int { return cmp.Compare(x.Offsets[0], y.Offsets[0]) })
+	return errs
 }
 
 // Oldest is the lowest offset of a fragment of a partial snapshot held for partition: the

@@ -24,6 +24,18 @@
 // snapshot's first fragments twice (it restarts the snapshot at a repeated fragment 1) and
 // may see a whole snapshot twice (at-least-once delivery: processing it twice is harmless, a
 // line being identified by path and timestamp).
+//
+// # Consuming
+//
+// A consumer feeds every record to an Assembler (Add), which returns an Archive once its last
+// fragment arrives; it then checks that spool.Unpack's Edge names the same host and snapshot
+// as the headers. It commits a partition no further than Assembler.Oldest (the first fragment
+// of a snapshot still partial), skips or quarantines the records an *Error lists, calls Drop
+// for a revoked partition and Expire for snapshots left partial too long (an edge that gave
+// one up after some fragments reached Kafka). If the topic's partition count changes while a
+// snapshot is being shipped, its fragments may land on two partitions: the consumer then sees
+// an ErrOrder error on one and an abandoned partial snapshot on the other; the edge ships it
+// again only if it failed, so such a snapshot can be lost to the central tier.
 package ship
 
 import (
