@@ -239,8 +239,16 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 			{Key: HeaderFormat, Value: format},
 		}}
 		s.mu.Lock()
-		s.remaining++
+		failed := s.err != nil
+		if !failed {
+			s.remaining++
+		}
 		s.mu.Unlock()
+		if failed {
+			// A fragment after a failed one is of no use to a consumer: the snapshot is
+			// shipped again whole.
+			break
+		}
 		d.cl.Produce(rctx, &recs[i], s.settle)
 	}
 	canceled := !stop() || ctx.Err() != nil
