@@ -14,6 +14,7 @@ import (
 
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/spool"
 )
 
@@ -87,6 +88,8 @@ func TestShipLargeSnapshot(t *testing.T) {
 	cfg := testConfig(c)
 	cfg.BatchMaxBytes = 256 << 10
 	d := newDispatcher(t, cfg, Options{})
+	reg := selfmetrics.New("process")
+	d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
 	files := smallSnapshot("large")
 	files["apps/a.body"] = bigText(3<<20, 1)
 	dir := makeSnapshot(t, t.TempDir(), 1700000060, files)
@@ -114,6 +117,10 @@ func TestShipLargeSnapshot(t *testing.T) {
 		t.Errorf("offsets %v, want %d", archives[0].Offsets, n)
 	}
 	checkArchive(t, archives[0], "1700000060", files)
+	get := func(name string) float64 { v, _ := reg.Get("dispatcher.ship." + name); return v }
+	if get("bytes") != float64(want.Len()) || get("lines") != 0 || get("errors") != 0 {
+		t.Errorf("self-metrics bytes %v lines %v errors %v, want %d 0 0", get("bytes"), get("lines"), get("errors"), want.Len())
+	}
 }
 
 // rawRecords reads want records of the topic from the start.
@@ -268,6 +275,8 @@ func TestShipDeliveryTimeout(t *testing.T) {
 func TestShipPackFailures(t *testing.T) {
 	c := newCluster(t, 1)
 	d := newDispatcher(t, testConfig(c), Options{MaxArchiveBytes: 64 << 10})
+	reg := selfmetrics.New("process")
+	d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
 	parent := t.TempDir()
 	big := smallSnapshot("big")
 	big["apps/a.body"] = bigText(100<<10, 3)
@@ -294,6 +303,9 @@ func TestShipPackFailures(t *testing.T) {
 		if err == nil || errors.As(err, &rej) != tc.rejected || !strings.Contains(err.Error(), tc.dir) || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("%s: done(%v), want rejected=%v naming it and %q", tc.dir, err, tc.rejected, tc.mention)
 		}
+	}
+	if v, _ := reg.Get("dispatcher.ship.errors"); v != 3 {
+		t.Errorf("self-metrics errors %v, want 3", v)
 	}
 }
 
@@ -334,5 +346,27 @@ func TestShipSubmitCanceled(t *testing.T) {
 	d.Close(ctx2) // waits for every record to settle
 	if n := r.calls.Load(); n != 0 {
 		t.Fatalf("done called %d times for an abandoned Submit", n)
+	}
+}
+
+// Close during an outage gives up when its context ends: the snapshot gets done(err) and
+// Close says it was not acknowledged.
+func TestShipCloseDuringOutage(t *testing.T) {
+	c := newCluster(t, 1)
+	d := newDispatcher(t, testConfig(c), Options{})
+	dir := makeSnapshot(t, t.TempDir(), 1700000300, smallSnapshot("close"))
+	o := startOutage(c)
+	r := newResults(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a refused produce request", func() bool { return o.refused.Load() >= 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // nothing can be flushed during the outage anyway
+	if err := d.Close(ctx); err == nil || !strings.Contains(err.Error(), "1 snapshots not acknowledged") {
+		t.Errorf("Close: %v, want 1 snapshot not acknowledged", err)
+	}
+	if err := r.wait(t, 1)[0]; err == nil {
+		t.Error("done(nil) for a snapshot Kafka never acknowledged")
 	}
 }
