@@ -113,8 +113,8 @@ func (v *validator) kafkaProducer(sect string) *Kafka {
 	k.Compression = v.oneOf(sect, "compression", kafkaCompressions)
 	lo := minKafkaBatchHost
 	if sect == "kafka" {
-		k.RecordKey = v.oneOf(sect, "record-key", []string{"path", "host"})
-		if k.RecordKey == "path" {
+		k.RecordKey = v.oneOf(sect, "record-key", []string{"path", "series", "host"})
+		if k.RecordKey != "host" {
 			lo = minKafkaBatchPath
 		}
 	}

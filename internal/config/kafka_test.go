@@ -74,7 +74,7 @@ func TestKafkaErrors(t *testing.T) {
 		{"bad topic", "[kafka]\nbrokers = k:1\ntopic = a/b\n", "error: must be 1 to 249 characters of a-z A-Z 0-9 . _ - (and not . or ..)"},
 		{"acks", base + "acks = 1\n", "option:'acks' value:'1' error: must be all: a snapshot counts as delivered only when every in-sync replica has its records"},
 		{"compression", base + "compression = brotli\n", "error: must be one of none, gzip, snappy, lz4, zstd"},
-		{"record-key", base + "record-key = value\n", "error: must be one of path, host"},
+		{"record-key", base + "record-key = value\n", "error: must be one of path, series, host"},
 		{"batch too small for host", base + "record-key = host\nbatch-max-bytes = 100000\n", "error: must be 524288 to 1073741824 with record-key = host"},
 		{"buffer too small", base + "max-buffered-bytes = 1000\n", "error: must be 1048576 to 1073741824 (it must hold a whole chunk)"},
 		{"delivery-timeout", base + "delivery-timeout = 0.5\n", "error: must be 1 to 86400 seconds (1 day)"},

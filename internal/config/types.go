@@ -184,7 +184,8 @@ type Kafka struct {
 	// Submit blocks at either limit (back-pressure).
 	MaxBufferedRecords int
 	MaxBufferedBytes   int
-	// RecordKey is "path" (one record per line, keyed by its metric path) or "host" (one
+	// RecordKey is "path" (one record per line, keyed by its metric path), "series" (the
+	// same, keyed by the path without the host component: the central tier) or "host" (one
 	// record per chunk, keyed by the host prefix).
 	RecordKey string
 	// DeliveryTimeout: a record not acknowledged after this long fails its chunk, which keeps

@@ -309,3 +309,20 @@ func TestLastChunkIsTight(t *testing.T) {
 	}
 	Recycle(last) // a tight copy is left to the garbage collector
 }
+
+func TestReplacePrefix(t *testing.T) {
+	b := &Batch{Timestamp: 7, Seq: 2, Last: true, Lines: 3,
+		Data: []byte("lb.tier.a 1 7\nother.tier.b 2 7\nlb.tier.c.d 3 7\n")}
+	got := ReplacePrefix(b, []byte("lb.tier."), []byte("lb.edge-host-1."))
+	if want := "lb.edge-host-1.a 1 7\nother.tier.b 2 7\nlb.edge-host-1.c.d 3 7\n"; string(got.Data) != want ||
+		got.Lines != 3 || got.Seq != 2 || !got.Last || got.Timestamp != 7 {
+		t.Fatalf("%+v %q", got, got.Data)
+	}
+	if b.Data != nil {
+		t.Fatal("the old chunk was not recycled")
+	}
+	short := ReplacePrefix(&Batch{Lines: 1, Data: []byte("lb.long-host.x 1 1\n")}, []byte("lb.long-host."), []byte("lb.h."))
+	if string(short.Data) != "lb.h.x 1 1\n" {
+		t.Fatalf("%q", short.Data)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,10 @@ type Runner struct {
 	records records
 
 	status *status.ProcessRecorder // stats-process's status file, for the freshness check
+
+	// Deliver's formats, one set per worker (made at the first call).
+	deliverOnce sync.Once
+	formats     chan func(kind string) (Format, bool)
 }
 
 // New checks o and returns a Runner.
@@ -384,9 +389,154 @@ func (r *Runner) handle(ctx context.Context, format func(kind string) (Format, b
 		defer r.queue.done(s.Name)
 		r.settle(s, rec, res, indexes, started)
 	}, r.noteProgress)
-	d.finish(r.produce(log, format, self, s, func(b *metric.Batch) error {
-		return d.submit(ctx, targets, b)
+	flush := func(b *metric.Batch) error { return d.submit(ctx, targets, b) }
+	if shipsOnly(targets) {
+		// Only raw snapshots are sent: nothing to parse.
+		seq := sequencer{flush: flush, ts: s.ts, source: s.Path}
+		d.finish(seq.close())
+		return
+	}
+	d.finish(r.produce(log, format, self, s, flush))
+}
+
+// shipsOnly reports whether every dispatcher of ds ships raw snapshots (dispatch.SnapshotShipper).
+func shipsOnly(ds []dispatch.Dispatcher) bool {
+	for _, d := range ds {
+		if _, ok := d.(dispatch.SnapshotShipper); !ok {
+			return false
+		}
+	}
+	return len(ds) > 0
+}
+
+// Deliver is the central tier's way in, without the spool: it processes the snapshot directory
+// dir, received from an edge and unpacked by the caller, stamped ts, as Run processes a spool
+// snapshot — every part through its kind's Format — passes each chunk through rewrite (nil:
+// unchanged; the central tier writes the edge's host name there), and hands it to every
+// dispatcher. No self-metrics part is added. Deliver returns once every chunk is handed over
+// (it blocks on the dispatchers' back-pressure, and while Workers deliveries are producing);
+// done is called once, from any goroutine: nil when every dispatcher acknowledged every chunk;
+// otherwise an error that is Unusable (nothing in dir could be used), Rejected (everything
+// else was delivered), or anything else (deliver it again). The caller owns dir: it may remove
+// it once done is called. Use Deliver or Run on a Runner, not both; Close ends it.
+func (r *Runner) Deliver(ctx context.Context, dir string, ts int64, rewrite func(*metric.Batch) *metric.Batch, done func(error)) {
+	r.deliverOnce.Do(func() {
+		r.formats = make(chan func(kind string) (Format, bool), r.o.Workers)
+		for range r.o.Workers {
+			r.formats <- r.newFormats()
+		}
+	})
+	var format func(kind string) (Format, bool)
+	select {
+	case format = <-r.formats:
+	case <-ctx.Done():
+		done(ctx.Err())
+		return
+	}
+	defer func() { r.formats <- format }()
+	s := snapshot{Entry: spool.Entry{Name: filepath.Base(dir), Path: dir}, ts: ts, valid: true}
+	started := time.Now()
+	r.inflight.Add(1)
+	d := newDelivery(len(r.o.Dispatchers), func(res deliveryDone) {
+		defer r.inflight.Done()
+		done(r.outcome(s, res, started))
+	}, r.noteProgress)
+	d.finish(r.produce(r.log.With("snapshot", dir), format, nil, s, func(b *metric.Batch) error {
+		if rewrite != nil {
+			b = rewrite(b)
+		}
+		return d.submit(ctx, r.o.Dispatchers, b)
 	}))
+}
+
+// outcome is Deliver's verdict on one attempt: the Format's Unusable error, a Rejected error
+// joining every rejection, nil, or the failure.
+func (r *Runner) outcome(s snapshot, res deliveryDone, started time.Time) error {
+	var unusable Unusable
+	if errors.As(res.produce, &unusable) {
+		r.o.Metrics.Quarantined()
+		return res.produce
+	}
+	var rejected dispatch.Rejected
+	produced := (res.produce == nil || errors.As(res.produce, &rejected)) && !res.refused
+	var failure error
+	var reasons []string
+	if rejected != nil {
+		reasons = append(reasons, "format: "+rejected.Rejected())
+	}
+	for i, result := range res.results {
+		if result.err != nil {
+			failure = errors.Join(failure, fmt.Errorf("%s: %w", r.o.Dispatchers[i].Name(), result.err))
+		}
+		for _, reason := range result.rejected {
+			reasons = append(reasons, r.o.Dispatchers[i].Name()+": "+reason)
+		}
+	}
+	if !produced {
+		failure = errors.Join(res.produce, failure)
+		if failure == nil {
+			failure = errors.New("a chunk was not handed over to every dispatcher")
+		}
+	}
+	if failure != nil {
+		r.sum.failed.Add(1)
+		r.o.Metrics.Failed()
+		return failure
+	}
+	if len(reasons) > 0 {
+		r.sum.quarantined.Add(1)
+		r.o.Metrics.Quarantined()
+		return partsRejected("lines rejected, the rest was delivered: " + strings.Join(reasons, "; "))
+	}
+	r.sum.delivered.Add(1)
+	r.sum.lines.Add(int64(res.lines))
+	r.sum.bytes.Add(int64(res.bytes))
+	r.o.Metrics.Delivered(s.ts)
+	r.lastDelivered.Store(&s.Name)
+	if r.log.Enabled(context.Background(), r.o.DeliveryLog) {
+		r.log.Log(context.Background(), r.o.DeliveryLog, "snapshot delivered", "snapshot", s.Path,
+			"lines", res.lines, "bytes", res.bytes, "seconds", roundSeconds(time.Since(started)))
+	}
+	return nil
+}
+
+// DeliverLines hands chunks that are lines already (the central tier's cluster lines) to every
+// dispatcher as one sequence; done is called once, as for Deliver.
+func (r *Runner) DeliverLines(ctx context.Context, name string, ts int64, chunks []*metric.Batch, done func(error)) {
+	s := snapshot{Entry: spool.Entry{Name: name, Path: name}, ts: ts, valid: true}
+	started := time.Now()
+	r.inflight.Add(1)
+	d := newDelivery(len(r.o.Dispatchers), func(res deliveryDone) {
+		defer r.inflight.Done()
+		done(r.outcome(s, res, started))
+	}, r.noteProgress)
+	seq := sequencer{flush: func(b *metric.Batch) error { return d.submit(ctx, r.o.Dispatchers, b) }, ts: ts, source: name}
+	var err error
+	for i, b := range chunks {
+		if err = seq.add(b); err != nil {
+			for _, rest := range chunks[i+1:] {
+				metric.Recycle(rest)
+			}
+			break
+		}
+	}
+	if err == nil {
+		err = seq.close()
+	}
+	d.finish(err)
+}
+
+// Close ends a Runner used through Deliver: the dispatchers deliver what they hold until ctx
+// ends, then every pending done is called; it returns once all of them were.
+func (r *Runner) Close(ctx context.Context) {
+	for _, d := range r.o.Dispatchers {
+		if err := d.Close(ctx); err != nil {
+			r.log.Info("stopped with lines not delivered; they are consumed again from Kafka",
+				"dispatcher", d.Name(), "error", err)
+		}
+	}
+	r.inflight.Wait()
+	r.limit.flush()
 }
 
 func (r *Runner) newFormats() func(kind string) (Format, bool) {

@@ -8,6 +8,9 @@
 //   - record-key = path: one record per line, keyed by the line's metric path. The default
 //     partitioner hashes the key (Kafka's murmur2), so one series always lands on one
 //     partition (ordered per series) and the series spread evenly over the partitions.
+//   - record-key = series: as path, keyed by the path without its host component (the
+//     <rest> of <namespace>.<host>.<rest>), so every host's line of one series lands on one
+//     partition: the central tier's line-topic, whose consumers aggregate across hosts.
 //   - record-key = host: one record per chunk (many lines, up to 256 KiB), keyed by the host
 //     prefix (<namespace>.<host>). Far fewer records, so cheaper for producer, broker and
 //     consumer; a host's lines stay ordered, but one host's lines all go to one partition.
@@ -60,8 +63,9 @@ type Dispatcher struct {
 	// fails every record buffered for the partition, comes first whenever it can.
 	timeout time.Duration
 	topic   string
-	byHost  bool
-	hostKey []byte
+	byHost   bool
+	bySeries bool // record-key = series: the path without the host component
+	hostKey  []byte
 	log     *slog.Logger
 	sm      atomic.Pointer[selfmetrics.Dispatcher]
 
@@ -110,7 +114,8 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host", hostKey: []byte(o.HostKey), log: log}
+	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host",
+		bySeries: cfg.RecordKey == "series", hostKey: []byte(o.HostKey + "."), log: log}
 	d.hooks = &hooks{d: d, lost: map[int32]bool{}}
 	opts, err := ProducerOptions(cfg)
 	if err != nil {
@@ -306,7 +311,7 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 	promise := c.settle
 	if d.byHost {
 		c.remaining++
-		d.cl.Produce(rctx, &kgo.Record{Key: d.hostKey, Value: *buf}, promise)
+		d.cl.Produce(rctx, &kgo.Record{Key: d.hostKey[:len(d.hostKey)-1], Value: *buf}, promise)
 	} else {
 		recs := make([]kgo.Record, 0, max(b.Lines, 1))
 		data := *buf
@@ -320,6 +325,13 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 			key := line
 			if sp := bytes.IndexByte(line, ' '); sp >= 0 {
 				key = line[:sp]
+			}
+			if d.bySeries {
+				// Every host's line of one series gets the same key, so one partition (one
+				// consumer of the central tier) sees all of them.
+				if rest, ok := bytes.CutPrefix(key, d.hostKey); ok {
+					key = rest
+				}
 			}
 			recs = append(recs, kgo.Record{Key: key, Value: line})
 			c.mu.Lock()

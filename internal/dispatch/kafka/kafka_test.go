@@ -332,3 +332,22 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 	}
 	t.Logf("%d records consumed for 100 lines", got.records)
 }
+
+// record-key = series: one record per line, keyed by the path without the host component, so
+// two hosts' lines of one series share a key (and a partition).
+func TestSeriesKey(t *testing.T) {
+	c := newCluster(t, 4)
+	chunks := snapshot(1700000000, "s", 20, 10)
+	r := newResults(len(chunks))
+	submitAll(t, newDispatcher(t, testConfig(c, "series")), chunks, r)
+	r.wait(t, len(chunks))
+	got := consume(t, c, 20)
+	if got.records != 20 || len(got.keys) != 20 {
+		t.Fatalf("%d records, %d keys", got.records, len(got.keys))
+	}
+	for k := range got.keys {
+		if !strings.HasPrefix(k, "s.m") {
+			t.Fatalf("key %q still has the host prefix %s", k, testHostKey)
+		}
+	}
+}
