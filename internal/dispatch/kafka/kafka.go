@@ -61,13 +61,13 @@ type Dispatcher struct {
 	// timeout: a chunk not acknowledged for this long fails even when franz-go cannot fail its
 	// records (see Submit); 1.5 × delivery-timeout, so that franz-go's own timeout, which
 	// fails every record buffered for the partition, comes first whenever it can.
-	timeout time.Duration
-	topic   string
+	timeout  time.Duration
+	topic    string
 	byHost   bool
 	bySeries bool // record-key = series: the path without the host component
 	hostKey  []byte
-	log     *slog.Logger
-	sm      atomic.Pointer[selfmetrics.Dispatcher]
+	log      *slog.Logger
+	sm       atomic.Pointer[selfmetrics.Dispatcher]
 
 	mu      sync.Mutex
 	closed  bool
