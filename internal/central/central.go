@@ -87,6 +87,7 @@ type Aggregator struct {
 	newest  int64 // the newest snapshot timestamp seen
 	late    int
 	s       sample.Sample
+	nsDot   []byte // "<namespace>."
 }
 
 // bucket holds, per host, the values of its snapshots in the bucket (several snapshots of one
@@ -130,7 +131,7 @@ func New(o Options) (*Aggregator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Aggregator{o: o, agg: agg, buckets: map[int64]*bucket{}}, nil
+	return &Aggregator{o: o, agg: agg, buckets: map[int64]*bucket{}, nsDot: []byte(o.Namespace + ".")}, nil
 }
 
 // Late is the number of snapshots left out because they came after their bucket's window.
@@ -142,31 +143,16 @@ func (a *Aggregator) start(ts int64) int64 { return ts - ((ts%a.o.Bucket)+a.o.Bu
 // wrote: "<namespace>.<host>.<rest> <value> <ts>\n" lines; others are ignored). It returns
 // ErrLate for a snapshot whose bucket is already written.
 func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
-	if ts > a.o.Now()+a.o.MaxAhead {
-		return ErrTooFarAway
-	}
-	start := a.start(ts)
-	if a.closed != 0 && start < a.closed {
-		a.late++
-		return ErrLate
-	}
-	b := a.buckets[start]
-	if b == nil {
-		if len(a.buckets) >= a.o.MaxBuckets {
-			return ErrTooFarAway
-		}
-		b = &bucket{index: map[string]int32{}, hosts: map[string][]float64{}, ts: map[string]int64{}}
-		a.buckets[start] = b
-	}
-	vals, known := b.hosts[host]
-	if !known && len(b.hosts) >= a.o.MaxHosts {
-		return fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
+	b, err := a.bucketOf(host, ts)
+	if err != nil {
+		return err
 	}
 	newer := ts >= b.ts[host]
 	if newer {
 		b.ts[host] = ts
 	}
 	prefix := []byte(a.o.Namespace + "." + host + ".")
+	vals := b.hosts[host]
 	for len(lines) > 0 {
 		line := lines
 		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
@@ -178,39 +164,118 @@ func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
 		if !ok {
 			continue
 		}
-		// "<rest> <value> <timestamp>"
-		sp := bytes.IndexByte(rest, ' ')
-		last := bytes.LastIndexByte(rest, ' ')
-		if sp <= 0 || last <= sp+1 {
-			continue
-		}
-		v, err := strconv.ParseFloat(string(rest[sp+1:last]), 64)
-		if err != nil || math.IsNaN(v) {
-			continue
-		}
-		idx, ok := b.index[string(rest[:sp])]
+		name, v, _, ok := parseRest(rest)
 		if !ok {
-			if a.o.MaxSeries > 0 && len(b.names) >= a.o.MaxSeries {
-				continue
-			}
-			idx = int32(len(b.names))
-			name := string(rest[:sp])
-			b.names = append(b.names, name)
-			b.index[name] = idx
+			continue
 		}
-		for int(idx) >= len(vals) {
-			vals = append(vals, math.NaN())
-		}
-		if !math.IsNaN(vals[idx]) && !newer {
-			continue // an older snapshot of the host in the same bucket: the newer value wins
-		}
-		vals[idx] = v
+		vals = a.put(b, vals, name, v, newer)
 	}
 	b.hosts[host] = vals
+	a.saw(ts)
+	return nil
+}
+
+// AddLine takes one line "<namespace>.<host>.<rest> <value> <ts>" (a record of the central
+// tier's line-topic, keyed by series) and returns the start of its bucket. Lines of one
+// series of one host arrive in the order they were produced, so a later one replaces an
+// earlier one in the same bucket. A line of another namespace or without a valid value and
+// timestamp is ErrNotALine; ErrLate and ErrTooFarAway as for Add.
+func (a *Aggregator) AddLine(line []byte) (int64, error) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	rest, ok := bytes.CutPrefix(line, a.nsDot)
+	dot := bytes.IndexByte(rest, '.')
+	if !ok || dot <= 0 {
+		return 0, ErrNotALine
+	}
+	host := rest[:dot]
+	name, v, ts, ok := parseRest(rest[dot+1:])
+	if !ok {
+		return 0, ErrNotALine
+	}
+	b, err := a.bucketOf(string(host), ts)
+	if err != nil {
+		return a.start(ts), err
+	}
+	old, known := b.hosts[string(host)]
+	if vals := a.put(b, old, name, v, true); !known || len(vals) != len(old) {
+		b.hosts[string(host)] = vals // grown (appending is what reallocates)
+	}
+	if ts > b.ts[string(host)] {
+		b.ts[string(host)] = ts
+	}
+	a.saw(ts)
+	return a.start(ts), nil
+}
+
+// ErrNotALine is AddLine's error for what is not a line of the namespace.
+var ErrNotALine = errors.New("not a Graphite line \"<namespace>.<host>.<rest> <value> <timestamp>\" of this namespace")
+
+// bucketOf returns the open bucket of ts for host, made if needed, or why there is none.
+func (a *Aggregator) bucketOf(host string, ts int64) (*bucket, error) {
+	if ts > a.o.Now()+a.o.MaxAhead {
+		return nil, ErrTooFarAway
+	}
+	start := a.start(ts)
+	if a.closed != 0 && start < a.closed {
+		a.late++
+		return nil, ErrLate
+	}
+	b := a.buckets[start]
+	if b == nil {
+		if len(a.buckets) >= a.o.MaxBuckets {
+			return nil, ErrTooFarAway
+		}
+		b = &bucket{index: map[string]int32{}, hosts: map[string][]float64{}, ts: map[string]int64{}}
+		a.buckets[start] = b
+	}
+	if _, known := b.hosts[host]; !known && len(b.hosts) >= a.o.MaxHosts {
+		return nil, fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
+	}
+	return b, nil
+}
+
+// parseRest splits "<name> <value> <timestamp>".
+func parseRest(rest []byte) (name []byte, v float64, ts int64, ok bool) {
+	sp := bytes.IndexByte(rest, ' ')
+	last := bytes.LastIndexByte(rest, ' ')
+	if sp <= 0 || last <= sp+1 {
+		return nil, 0, 0, false
+	}
+	v, err := strconv.ParseFloat(string(rest[sp+1:last]), 64)
+	if err != nil || math.IsNaN(v) {
+		return nil, 0, 0, false
+	}
+	ts, err = strconv.ParseInt(string(rest[last+1:]), 10, 64)
+	return rest[:sp], v, ts, err == nil
+}
+
+// put stores v for name in a host's values vals of bucket b (an older snapshot's value does
+// not replace a newer one's) and returns vals, grown if needed.
+func (a *Aggregator) put(b *bucket, vals []float64, name []byte, v float64, newer bool) []float64 {
+	idx, ok := b.index[string(name)]
+	if !ok {
+		if a.o.MaxSeries > 0 && len(b.names) >= a.o.MaxSeries {
+			return vals
+		}
+		idx = int32(len(b.names))
+		n := string(name)
+		b.names = append(b.names, n)
+		b.index[n] = idx
+	}
+	for int(idx) >= len(vals) {
+		vals = append(vals, math.NaN())
+	}
+	if math.IsNaN(vals[idx]) || newer {
+		vals[idx] = v
+	}
+	return vals
+}
+
+// saw notes the newest timestamp seen, which closes buckets (event time).
+func (a *Aggregator) saw(ts int64) {
 	if ts > a.newest {
 		a.newest = ts
 	}
-	return nil
 }
 
 // Flush writes, oldest first, every bucket whose window has passed (a snapshot at least

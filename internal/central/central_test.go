@@ -145,3 +145,49 @@ func BenchmarkAddAndFlush(b *testing.B) {
 	b.ReportMetric(float64(hosts*perHost)*float64(b.N)/b.Elapsed().Seconds(), "host-lines/s")
 	b.ReportMetric(float64(out), "cluster-lines/op")
 }
+
+// AddLine (the line-topic's records, one line each, hosts mixed) gives the same cluster lines
+// as Add of each host's snapshot; a later line of a series replaces an earlier one in its
+// bucket; lines of another namespace are refused.
+func TestAddLineEqualsAdd(t *testing.T) {
+	now := func() int64 { return 1700000100 }
+	byHost, err := New(Options{Namespace: "lb", Cluster: "eu", Bucket: 10, Lateness: 0, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byLine, _ := New(Options{Namespace: "lb", Cluster: "eu", Bucket: 10, Lateness: 0, Now: now})
+	hosts := map[string]string{
+		"a": "lb.a.fe.req 10 1700000000\nlb.a.fe.rtime 4 1700000000\n",
+		"b": "lb.b.fe.req 5 1700000003\nlb.b.fe.rtime 8 1700000003\n",
+	}
+	for h, lines := range hosts {
+		if err := byHost.Add(h, 1700000000, []byte(lines)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []string{"lb.a.fe.req 99 1700000000", "lb.a.fe.req 10 1700000000\n", "lb.a.fe.rtime 4 1700000000",
+		"lb.b.fe.req 5 1700000003", "lb.b.fe.rtime 8 1700000003"} {
+		if start, err := byLine.AddLine([]byte(l)); err != nil || start != 1700000000 {
+			t.Fatalf("%q: %v %d", l, err, start)
+		}
+	}
+	for _, bad := range []string{"other.a.x 1 1700000000", "lb.a.x one 1700000000", "lb.a.x 1", "lb.x 1 1700000000"} {
+		if _, err := byLine.AddLine([]byte(bad)); !errors.Is(err, ErrNotALine) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	flushAll := func(a *Aggregator) string {
+		var out strings.Builder
+		if _, err := a.Flush(func(b *metric.Batch) error { out.Write(b.Data); return nil }, true); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	want, got := flushAll(byHost), flushAll(byLine)
+	if got != want || !strings.Contains(got, "lb.eu.fe.req 15.0 1700000000\n") {
+		t.Fatalf("by line:\n%s\nby host:\n%s", got, want)
+	}
+	if _, err := byLine.AddLine([]byte("lb.c.fe.req 1 1700000005")); !errors.Is(err, ErrLate) {
+		t.Fatalf("after the flush: %v", err)
+	}
+}
