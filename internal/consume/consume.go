@@ -10,8 +10,9 @@
 // duplicates are possible (and harmless downstream), loss is not.
 //
 // Start at the earliest offset: a group (or a partition) with no committed offset starts at the
-// log start, and so does a committed offset that retention has already deleted, so nothing that
-// is in the topic is skipped; the price of a new group is reading the retained log once.
+// log start, and so does a committed offset that retention has already deleted, or a position
+// the broker lost data under where kgo cannot tell where the loss began: nothing that is in
+// the topic is skipped; the price is reading the retained log again (duplicates).
 //
 // Rebalances: Assigned, Handle and Revoked are never called concurrently (kgo's
 // BlockRebalanceOnPoll: a rebalance waits until the records of the last poll are handled). When
@@ -30,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -266,11 +268,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) Committed() map[int32]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[int32]int64, len(c.committed))
-	for p, o := range c.committed {
-		out[p] = o
-	}
-	return out
+	return maps.Clone(c.committed)
 }
 
 func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {

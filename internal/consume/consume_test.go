@@ -36,6 +36,7 @@ func TestEveryRecordConsumed(t *testing.T) {
 	end := endOffsets(t, cl, parts)
 
 	h := newRecorder(t, false)
+	h.checkRecords = true
 	co := start(t, c, "all", h)
 	committedEqual(t, cl, "all", end, co.Consumer)
 	co.stop(t)
@@ -50,6 +51,9 @@ func TestEveryRecordConsumed(t *testing.T) {
 				t.Fatalf("partition %d: record %d handled has offset %d (out of order, a gap or a duplicate)", p, i, off)
 			}
 		}
+	}
+	if n := h.mismatches.Load(); n > 0 {
+		t.Errorf("%d records handled do not hold what was produced at their partition and offset", n)
 	}
 	if got := h.revokedCount(); got != parts {
 		t.Errorf("%d partitions revoked at stop, want %d", got, parts)

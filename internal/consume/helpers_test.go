@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,7 +79,9 @@ func produceErr(cl *kgo.Client, partitions int32, perPartition, size int) error 
 				v = append(v, 'x')
 			}
 			wg.Add(1)
-			cl.Produce(ctx, &kgo.Record{Partition: p, Value: v}, func(_ *kgo.Record, err error) {
+			rec := &kgo.Record{Partition: p, Key: fmt.Appendf(nil, "k%d", i), Value: v,
+				Headers: []kgo.RecordHeader{{Key: "seq", Value: fmt.Appendf(nil, "%d", i)}}}
+			cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 				if err != nil {
 					failed.CompareAndSwap(nil, &err)
 				}
@@ -229,6 +233,10 @@ type recorder struct {
 	async     bool
 	doneBelow int64 // 0: no limit
 	manual    bool  // mark nothing done; the test calls the done funcs itself
+	// checkRecords: the topic holds only what produce wrote, so a record's offset says what
+	// it holds; mismatches counts the records that hold something else.
+	checkRecords bool
+	mismatches   atomic.Int64
 
 	mu        sync.Mutex
 	gen       map[int32]int // the partition's current assignment (0: not owned)
@@ -289,6 +297,9 @@ func (r *recorder) Handle(ctx context.Context, rec *Record) {
 		r.fresh[p] = false
 	}
 	r.seen[p] = append(r.seen[p], rec.Offset)
+	if r.checkRecords && !wellFormed(rec) {
+		r.mismatches.Add(1)
+	}
 	r.handled++
 	done := r.doneFuncs[p][len(r.doneFuncs[p])-1]
 	if !r.async {
@@ -303,6 +314,14 @@ func (r *recorder) Handle(ctx context.Context, rec *Record) {
 	case r.queue <- queued{p, rec.Offset, gen, done}:
 	case <-ctx.Done():
 	}
+}
+
+// wellFormed reports whether rec holds what produce wrote at its offset.
+func wellFormed(rec *Record) bool {
+	seq := strconv.FormatInt(rec.Offset, 10)
+	return strings.HasPrefix(string(rec.Value), fmt.Sprintf("p%d.m%s %s ", rec.Partition, seq, seq)) &&
+		string(rec.Key) == "k"+seq && len(rec.Headers) == 1 && rec.Headers[0].Key == "seq" &&
+		string(rec.Headers[0].Value) == seq && time.Since(rec.Timestamp).Abs() < time.Hour
 }
 
 // markLocked calls done for the record at off if its assignment gen is current, and counts it.
