@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch/graphite"
 	"github.com/statspipe/statspipe/internal/dispatch/kafka"
 	"github.com/statspipe/statspipe/internal/dispatch/localstore"
+	"github.com/statspipe/statspipe/internal/dispatch/ship"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
 	"github.com/statspipe/statspipe/internal/selfmetrics"
@@ -81,6 +83,13 @@ func run(argv []string) int {
 	log := cli.Logger(level, "stats-process", loaded)
 	setUpSelfMetrics(cfg)
 
+	if cfg.Central != nil {
+		if once {
+			fmt.Fprintln(os.Stderr, "stats-process: --once does not apply with [central]: the central tier consumes from Kafka until stopped")
+			return 2
+		}
+		return runCentral(cfg, req, level, log)
+	}
 	if once {
 		runner, err := newRunner(cfg, true, onceTimeout, log)
 		if err != nil {
@@ -224,6 +233,18 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		ls := localstore.New(*cfg.LocalStore, log.With("dispatcher", "local-store"))
 		ls.SetMetrics(selfMetrics.process.Dispatcher(ls.Name()))
 		dispatchers = append(dispatchers, ls)
+	}
+	if cfg.Ship != nil {
+		g := cfg.Graphite
+		prefix := metric.HostPrefix(g.Namespace, g.Hostname, true, g.FQDN)
+		sh, err := ship.New(*cfg.Ship, ship.Options{Host: strings.TrimPrefix(prefix, metric.Namespace(g.Namespace)+".")},
+			log.With("dispatcher", "ship"))
+		if err != nil {
+			closeAll(dispatchers)
+			return nil, err
+		}
+		sh.SetMetrics(selfMetrics.process.Dispatcher(sh.Name()))
+		dispatchers = append(dispatchers, sh)
 	}
 	if cfg.Kafka != nil {
 		g := cfg.Graphite
