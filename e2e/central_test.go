@@ -27,32 +27,12 @@ func TestCentralSumsAcrossHosts(t *testing.T) {
 	hosts := []string{"lb1", "lb2", "lb3"}
 	lines := map[string]string{} // host → its local-store lines
 	for i, host := range hosts {
-		h := testrig.StartHAProxy(t, testrig.HAProxyOptions{Instances: 2})
-		h.SendTraffic(t, 20*(i+1))
-		dir := t.TempDir()
-		conf := writeConfig(t, dir, `
-[pull]
-socket-dir = `+h.SocketDir+`
-dst-dir = `+dir+`/incoming
-tmp-dst-dir = `+dir+`/incoming.tmp
-pull-timeout = 3
-[process]
-src-dir = `+dir+`/incoming
-[graphite]
-enabled = false
-namespace = lb
-hostname = `+host+`
-fqdn = false
-[local-store]
-dir = `+dir+`/store
-`)
-		os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
-		snap, log := omPull(t, conf)
+		snap, dir, conf := pullHAProxyHost(t, host, 20*(i+1))
 		// The snapshot, renamed to a chosen second of the bucket (the spool's names are the
 		// snapshots' timestamps): the hosts' pulls ran at different moments.
 		ts := base + int64(10*i)
 		if err := os.Rename(snap, filepath.Join(dir, "incoming", strconv.FormatInt(ts, 10))); err != nil {
-			t.Fatalf("%v\n%s", err, log)
+			t.Fatal(err)
 		}
 		got := omProcess(t, conf, filepath.Join(dir, "store"), strconv.FormatInt(ts, 10))
 		if len(got) < 50 {
@@ -120,15 +100,60 @@ dir = `+dir+`/store
 			values["lb.eu."+strings.TrimPrefix(f[0], "lb."+src+".")] = append(values["lb.eu."+strings.TrimPrefix(f[0], "lb."+src+".")], v)
 		}
 	}
+	checkClusterLines(t, values, clusterLines(t, out.String(), base))
+}
+
+// pullHAProxyHost starts a real HAProxy (two processes) for one simulated host, sends it
+// traffic requests and pulls one snapshot with a real stats-pull. It returns the snapshot, the
+// host's directory (incoming/, store/) and its configuration (namespace lb, hostname host,
+// local store).
+func pullHAProxyHost(t *testing.T, host string, traffic int) (snap, dir, conf string) {
+	t.Helper()
+	h := testrig.StartHAProxy(t, testrig.HAProxyOptions{Instances: 2})
+	h.SendTraffic(t, traffic)
+	dir = t.TempDir()
+	conf = writeConfig(t, dir, `
+[pull]
+socket-dir = `+h.SocketDir+`
+dst-dir = `+dir+`/incoming
+tmp-dst-dir = `+dir+`/incoming.tmp
+pull-timeout = 3
+[process]
+src-dir = `+dir+`/incoming
+[graphite]
+enabled = false
+namespace = lb
+hostname = `+host+`
+fqdn = false
+[local-store]
+dir = `+dir+`/store
+`)
+	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
+	snap, _ = omPull(t, conf)
+	return snap, dir, conf
+}
+
+// clusterLines reads "path value ts" lines, each stamped ts, into path → value.
+func clusterLines(t *testing.T, text string, ts int64) map[string]float64 {
+	t.Helper()
 	got := map[string]float64{}
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		f := strings.Fields(l)
-		if len(f) != 3 || f[2] != strconv.FormatInt(base, 10) {
+		if len(f) != 3 || f[2] != strconv.FormatInt(ts, 10) {
 			t.Fatalf("line %q", l)
 		}
 		v, _ := strconv.ParseFloat(f[1], 64)
 		got[f[0]] = v
 	}
+	return got
+}
+
+// checkClusterLines compares the cluster lines got with the model: per cluster path, the
+// hosts' values. Every path has cluster lines; each function line present equals that
+// function of the hosts' values (the central defaults: sums for counts, avg/max for times and
+// percentiles, which must not be summed).
+func checkClusterLines(t *testing.T, values map[string][]float64, got map[string]float64) {
+	t.Helper()
 	for p, vs := range values {
 		found := 0
 		for _, fn := range []string{"sum", "avg", "max", "min"} {
@@ -157,7 +182,7 @@ dir = `+dir+`/store
 	if _, ok := got[rt+".avg"]; !ok {
 		t.Errorf("no %s.avg", rt)
 	}
-	// The issue's numbers, once more: the requests of the three hosts' frontends add up.
+	// The issue's numbers, once more: the requests of the hosts' frontends add up.
 	fe := "lb.eu.haproxy.frontend.fe_main.req_tot"
 	if sum, _ := omFunc("sum", values[fe]); got[fe] == 0 || got[fe] != sum {
 		t.Errorf("%s = %v, want %v", fe, got[fe], sum)

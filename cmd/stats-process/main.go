@@ -248,7 +248,8 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 	}
 	if cfg.Kafka != nil {
 		g := cfg.Graphite
-		k, err := kafka.New(*cfg.Kafka, kafka.Options{HostKey: metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN)},
+		k, err := kafka.New(*cfg.Kafka, kafka.Options{HostKey: metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN),
+			Namespace: seriesNamespace(g)},
 			log.With("dispatcher", "kafka"))
 		if err != nil {
 			closeAll(dispatchers)
@@ -280,6 +281,15 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		return nil, err
 	}
 	return runner, nil
+}
+
+// seriesNamespace is the namespace whose next component record-key = series leaves out of a
+// line's key: none without host names.
+func seriesNamespace(g config.Graphite) string {
+	if !g.PrefixHostname {
+		return ""
+	}
+	return metric.Namespace(g.Namespace)
 }
 
 // closeAll closes dispatchers to which nothing was submitted.

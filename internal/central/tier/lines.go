@@ -37,6 +37,9 @@ type Lines struct {
 	o     LineOptions
 	log   *slog.Logger
 	limit *logLimit
+	// ownPrefix starts the cluster lines ("<namespace>.<cluster>."): the runner delivers them
+	// to every dispatcher, so a [kafka] dispatcher feeding line-topic sends them back.
+	ownPrefix []byte
 
 	mu    sync.Mutex
 	parts map[int32]*linePart
@@ -69,7 +72,8 @@ func NewLines(o LineOptions) (*Lines, error) {
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = max(30*time.Second, o.RetryMin)
 	}
-	return &Lines{o: o, log: o.Log, limit: newLogLimit(30 * time.Second), parts: map[int32]*linePart{}}, nil
+	return &Lines{o: o, log: o.Log, limit: newLogLimit(30 * time.Second), parts: map[int32]*linePart{},
+		ownPrefix: []byte(o.Central.Namespace + "." + o.Central.Cluster + ".")}, nil
 }
 
 // Late is the number of lines left out of the cluster lines because their bucket was written.
@@ -124,6 +128,9 @@ func (l *Lines) Handle(ctx context.Context, r *consume.Record) {
 			line, v = v[:i], v[i+1:]
 		} else {
 			v = nil
+		}
+		if bytes.HasPrefix(line, l.ownPrefix) {
+			continue // the tier's own cluster lines, back from a [kafka] dispatcher into line-topic
 		}
 		start, err := part.agg.AddLine(line)
 		switch {

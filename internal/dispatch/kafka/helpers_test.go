@@ -51,7 +51,7 @@ var quick = []kgo.Opt{
 
 func newDispatcher(t testing.TB, cfg config.Kafka) *Dispatcher {
 	t.Helper()
-	d, err := New(cfg, Options{HostKey: testHostKey, Extra: quick}, nil)
+	d, err := New(cfg, Options{HostKey: testHostKey, Namespace: "loadbalancers", Extra: quick}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

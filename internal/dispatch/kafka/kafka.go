@@ -64,7 +64,8 @@ type Dispatcher struct {
 	timeout  time.Duration
 	topic    string
 	byHost   bool
-	bySeries bool // record-key = series: the path without the host component
+	bySeries bool   // record-key = series: the path without the host component
+	nsDot    []byte // "<namespace>."
 	hostKey  []byte
 	log      *slog.Logger
 	sm       atomic.Pointer[selfmetrics.Dispatcher]
@@ -104,6 +105,9 @@ type Options struct {
 	// HostKey is the record key with record-key = host: the host prefix of the lines
 	// (<namespace>.<host>, as metric.HostPrefix builds it).
 	HostKey string
+	// Namespace is the lines' namespace (metric.Namespace): with record-key = series the
+	// component after it, the host, is left out of the key.
+	Namespace string
 	// Extra are kgo options appended last (tests: quicker metadata refresh and retries).
 	Extra []kgo.Opt
 }
@@ -115,7 +119,7 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host",
-		bySeries: cfg.RecordKey == "series", hostKey: []byte(o.HostKey + "."), log: log}
+		bySeries: cfg.RecordKey == "series", nsDot: []byte(o.Namespace + "."), hostKey: []byte(o.HostKey + "."), log: log}
 	d.hooks = &hooks{d: d, lost: map[int32]bool{}}
 	opts, err := ProducerOptions(cfg)
 	if err != nil {
@@ -328,9 +332,12 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 			}
 			if d.bySeries {
 				// Every host's line of one series gets the same key, so one partition (one
-				// consumer of the central tier) sees all of them.
-				if rest, ok := bytes.CutPrefix(key, d.hostKey); ok {
-					key = rest
+				// consumer of the central tier) sees all of them; the host is not always this
+				// one's (the central tier writes its edges' lines).
+				if rest, ok := bytes.CutPrefix(key, d.nsDot); ok {
+					if dot := bytes.IndexByte(rest, '.'); dot >= 0 {
+						key = rest[dot+1:]
+					}
 				}
 			}
 			recs = append(recs, kgo.Record{Key: key, Value: line})
