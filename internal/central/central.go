@@ -88,6 +88,10 @@ type Aggregator struct {
 	late    int
 	s       sample.Sample
 	nsDot   []byte // "<namespace>."
+	oldest  int64  // the start of the oldest open bucket (when there is one)
+	// last is the bucket of the previous line (lastStart), kept to spare a map lookup.
+	last      *bucket
+	lastStart int64
 }
 
 // bucket holds, per host, the values of its snapshots in the bucket (several snapshots of one
@@ -143,7 +147,7 @@ func (a *Aggregator) start(ts int64) int64 { return ts - ((ts%a.o.Bucket)+a.o.Bu
 // wrote: "<namespace>.<host>.<rest> <value> <ts>\n" lines; others are ignored). It returns
 // ErrLate for a snapshot whose bucket is already written.
 func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
-	b, err := a.bucketOf(host, ts)
+	b, vals, _, err := a.bucketOf([]byte(host), ts)
 	if err != nil {
 		return err
 	}
@@ -152,7 +156,6 @@ func (a *Aggregator) Add(host string, ts int64, lines []byte) error {
 		b.ts[host] = ts
 	}
 	prefix := []byte(a.o.Namespace + "." + host + ".")
-	vals := b.hosts[host]
 	for len(lines) > 0 {
 		line := lines
 		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
@@ -192,46 +195,55 @@ func (a *Aggregator) AddLine(line []byte) (int64, error) {
 	if !ok {
 		return 0, ErrNotALine
 	}
-	b, err := a.bucketOf(string(host), ts)
+	b, old, known, err := a.bucketOf(host, ts)
 	if err != nil {
 		return a.start(ts), err
 	}
-	old, known := b.hosts[string(host)]
 	if vals := a.put(b, old, name, v, true); !known || len(vals) != len(old) {
 		b.hosts[string(host)] = vals // grown (appending is what reallocates)
 	}
-	if ts > b.ts[string(host)] {
-		b.ts[string(host)] = ts
-	}
 	a.saw(ts)
 	return a.start(ts), nil
+}
+
+// Ready reports whether Flush would write a bucket (its window has passed), cheaply.
+func (a *Aggregator) Ready() bool {
+	return len(a.buckets) > 0 && a.oldest+a.o.Bucket+a.o.Lateness <= a.newest
 }
 
 // ErrNotALine is AddLine's error for what is not a line of the namespace.
 var ErrNotALine = errors.New("not a Graphite line \"<namespace>.<host>.<rest> <value> <timestamp>\" of this namespace")
 
 // bucketOf returns the open bucket of ts for host, made if needed, or why there is none.
-func (a *Aggregator) bucketOf(host string, ts int64) (*bucket, error) {
+func (a *Aggregator) bucketOf(host []byte, ts int64) (*bucket, []float64, bool, error) {
 	if ts > a.o.Now()+a.o.MaxAhead {
-		return nil, ErrTooFarAway
+		return nil, nil, false, ErrTooFarAway
 	}
 	start := a.start(ts)
 	if a.closed != 0 && start < a.closed {
 		a.late++
-		return nil, ErrLate
+		return nil, nil, false, ErrLate
 	}
-	b := a.buckets[start]
+	b := a.last
+	if b == nil || a.lastStart != start {
+		b = a.buckets[start]
+	}
 	if b == nil {
 		if len(a.buckets) >= a.o.MaxBuckets {
-			return nil, ErrTooFarAway
+			return nil, nil, false, ErrTooFarAway
 		}
 		b = &bucket{index: map[string]int32{}, hosts: map[string][]float64{}, ts: map[string]int64{}}
 		a.buckets[start] = b
+		if len(a.buckets) == 1 || start < a.oldest {
+			a.oldest = start
+		}
 	}
-	if _, known := b.hosts[host]; !known && len(b.hosts) >= a.o.MaxHosts {
-		return nil, fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
+	a.last, a.lastStart = b, start
+	vals, known := b.hosts[string(host)]
+	if !known && len(b.hosts) >= a.o.MaxHosts {
+		return nil, nil, false, fmt.Errorf("central: more than %d hosts in one bucket", a.o.MaxHosts)
 	}
-	return b, nil
+	return b, vals, known, nil
 }
 
 // parseRest splits "<name> <value> <timestamp>".
@@ -241,12 +253,61 @@ func parseRest(rest []byte) (name []byte, v float64, ts int64, ok bool) {
 	if sp <= 0 || last <= sp+1 {
 		return nil, 0, 0, false
 	}
-	v, err := strconv.ParseFloat(string(rest[sp+1:last]), 64)
-	if err != nil || math.IsNaN(v) {
+	v, ok = parseValue(rest[sp+1 : last])
+	if !ok {
 		return nil, 0, 0, false
 	}
-	ts, err = strconv.ParseInt(string(rest[last+1:]), 10, 64)
-	return rest[:sp], v, ts, err == nil
+	digits := rest[last+1:]
+	if len(digits) == 0 || len(digits) > 18 {
+		return nil, 0, 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, 0, 0, false
+		}
+		ts = ts*10 + int64(c-'0')
+	}
+	return rest[:sp], v, ts, true
+}
+
+// exact10 are the powers of ten a float64 holds exactly.
+var exact10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// parseValue reads a Graphite value. Plain decimals of at most 15 digits ("12", "-0.375"),
+// nearly every value, are read without strconv (and its string): the integer of their digits
+// and the power of ten are exact in a float64, so one division is the correctly rounded value
+// strconv.ParseFloat gives. Anything else goes to strconv; NaN is refused.
+func parseValue(b []byte) (float64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	digits := b
+	if neg {
+		digits = b[1:]
+	}
+	var m uint64
+	n, frac, dot := 0, 0, false
+	for _, c := range digits {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			n++
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			n = 99 // not a plain decimal
+		}
+	}
+	if n > 0 && n <= 15 && !(dot && frac == 0) {
+		v := float64(m) / exact10[frac]
+		if neg {
+			v = -v
+		}
+		return v, true
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	return v, err == nil && !math.IsNaN(v)
 }
 
 // put stores v for name in a host's values vals of bucket b (an older snapshot's value does
@@ -289,10 +350,24 @@ func (a *Aggregator) Flush(flush metric.FlushFunc, all bool) ([]int64, error) {
 		}
 	}
 	slices.Sort(ready)
+	if len(ready) == 0 {
+		return nil, nil
+	}
+	defer func() { // the oldest of the buckets left open
+		first := true
+		for start := range a.buckets {
+			if first || start < a.oldest {
+				a.oldest, first = start, false
+			}
+		}
+	}()
 	ch := metric.NewChunker(0)
 	for _, start := range ready {
 		b := a.buckets[start]
 		delete(a.buckets, start)
+		if a.last == b {
+			a.last = nil
+		}
 		if start+a.o.Bucket > a.closed {
 			a.closed = start + a.o.Bucket
 		}

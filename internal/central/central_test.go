@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,4 +192,30 @@ func TestAddLineEqualsAdd(t *testing.T) {
 	if _, err := byLine.AddLine([]byte("lb.c.fe.req 1 1700000005")); !errors.Is(err, ErrLate) {
 		t.Fatalf("after the flush: %v", err)
 	}
+}
+
+// parseValue equals strconv.ParseFloat on what it reads itself and hands the rest to it.
+func TestParseValue(t *testing.T) {
+	for _, s := range []string{"0", "12", "-0.375", "0.1", "123456789012345", "1234567890.12345", "99.9", "-0", "1e3",
+		"1.", ".5", "1234567890123456", "0.30000000000000004", "inf", "-Inf", "1_0", "", "-", ".", "nan", "NaN", "1.2.3"} {
+		got, ok := parseValue([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		wantOK := err == nil && !math.IsNaN(want)
+		if ok != wantOK || ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
+			t.Errorf("%q: %v %v, strconv %v %v", s, got, ok, want, err)
+		}
+	}
+}
+
+func FuzzParseValue(f *testing.F) {
+	for _, s := range []string{"0", "-0.375", "1e3", "12345678901234.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseValue([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		if wantOK := err == nil && !math.IsNaN(want); ok != wantOK || ok && got != want {
+			t.Fatalf("%q: %v %v, strconv %v %v", s, got, ok, want, err)
+		}
+	})
 }

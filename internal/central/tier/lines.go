@@ -150,8 +150,14 @@ func (l *Lines) Handle(ctx context.Context, r *consume.Record) {
 			}
 		}
 	}
-	ready := l.flush(r.Partition, part)
-	l.advance(part)
+	var ready []*metric.Batch
+	if part.agg.Ready() {
+		ready = l.flush(r.Partition, part)
+	}
+	if ready != nil || len(part.open) == 0 && len(part.sending) == 0 {
+		// Otherwise the oldest open bucket holds the commit where it was.
+		l.advance(part)
+	}
 	l.mu.Unlock()
 	if bad != nil {
 		l.quarantine(r, bad)
