@@ -115,7 +115,8 @@ func startCentral(parent context.Context, cfg *config.Config, log *slog.Logger) 
 	}
 	if c.LineTopic != "" {
 		h, err := tier.NewLines(tier.LineOptions{Runner: runner, WorkDir: c.WorkDir, Log: log.With("topic", c.LineTopic),
-			Central: central.Options{Namespace: ns, Cluster: c.Cluster, Bucket: c.Bucket, Lateness: c.Lateness}})
+			Central: central.Options{Namespace: ns, Cluster: c.Cluster, Bucket: c.Bucket, Lateness: c.Lateness,
+				Policies: c.Policies}})
 		if err == nil {
 			var k *consume.Consumer
 			// A group of its own: its members subscribe to another topic.

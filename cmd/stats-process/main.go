@@ -30,7 +30,9 @@ import (
 )
 
 const usage = `Aggregate the snapshots of stats-pull (HAProxy and named sources) and send the lines to
-Graphite or a local store.
+Graphite, a local store or Kafka, or ship the raw snapshots to Kafka ([ship]). With a [central]
+section it is the central tier instead: it consumes shipped snapshots and per-host lines from
+Kafka and aggregates across hosts.
 
 Usage:
     stats-process [-f <file>] [-d <dir>] [-p | -P] [--once [--once-timeout <seconds>]]

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/statspipe/statspipe/internal/aggregate"
 )
 
 // Bounds of [kafka] (statspipe extension).
@@ -93,10 +95,31 @@ func (v *validator) checkCentral() {
 		c.WorkDir = s
 	}
 	c.MaxSnapshotBytes = int64(v.integer(sect, "max-snapshot-bytes", 1<<20, maxKafkaBytes*4, fmt.Sprintf("%d to %d", 1<<20, int64(maxKafkaBytes*4))))
+	if !v.failed() {
+		var opts [][2]string
+		for _, key := range v.l.sections[sect].keys {
+			if isKnownOption(sect, key) && (key == "aggregate" || strings.HasPrefix(key, "aggregate.")) {
+				s, _, _ := v.str(sect, key)
+				opts = append(opts, [2]string{key, s})
+			}
+		}
+		p, err := aggregate.ParsePolicies(opts)
+		if err != nil {
+			sec := v.l.sections[sect]
+			v.err = &Error{File: sec.file, Line: sec.line, Section: sect, Reason: err.Error()}
+		}
+		p.FoldCase = true // option names, globs included, are lower-cased by the INI reader
+		c.Policies = p
+	}
 	if !v.failed() && c.SnapshotTopic != "" && !v.cfg.Graphite.PrefixHostname {
 		s, val, _ := v.str("graphite", "prefix-hostname")
 		v.fail("graphite", "prefix-hostname", val, s, "must be true with [central] snapshot-topic: "+
 			"the edges' lines are told apart by their host component")
+	}
+	if !v.failed() && v.cfg.LocalStore != nil {
+		v.warnings = append(v.warnings, "[local-store] with [central]: the local store keeps one file per timestamp, "+
+			"so snapshots of several edges (and the cluster lines of several partitions) with one timestamp replace "+
+			"each other there; Graphite and [kafka] keep every line")
 	}
 	if !v.failed() {
 		v.cfg.Central = c

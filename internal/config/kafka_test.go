@@ -124,7 +124,8 @@ func TestKafkaCheck(t *testing.T) {
 // [ship] and [central]: the same connection options as [kafka], their own defaults and rules.
 func TestShipAndCentral(t *testing.T) {
 	l, _ := loadText(t, "[graphite]\nenabled = false\n[ship]\nbrokers = k1:9092\ntopic = snapshots\n"+
-		"[central]\nbrokers = k2:9092\nsnapshot-topic = snapshots\nline-topic = lines\ncluster = eu\n")
+		"[central]\nbrokers = k2:9092\nsnapshot-topic = snapshots\nline-topic = lines\ncluster = eu\n"+
+		"aggregate.*.Conn_Rate = avg max\naggregate = sum\n")
 	cfg, err := l.Config(ProcessProgram)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,12 @@ func TestShipAndCentral(t *testing.T) {
 		c.WorkDir != "/var/lib/haproxystats/central" || c.MaxSnapshotBytes != 256<<20 {
 		t.Fatalf("central %+v", c)
 	}
+	if p := c.Policies; len(p.Rules) != 1 || p.Rules[0].Glob != "*.conn_rate" || len(p.Rules[0].Funcs) != 2 ||
+		len(p.Default) != 1 || !p.FoldCase || len(l.Warnings) != 0 {
+		t.Fatalf("policies %+v, warnings %q", p, l.Warnings)
+	}
 	for _, tc := range []struct{ name, text, want string }{
+		{"central bad policy", "[central]\nbrokers = k:1\nline-topic = l\ncluster = c\naggregate.x = p101\n", "option aggregate.x: "},
 		{"ship without brokers", "[ship]\ntopic = t\n", "No option 'brokers' in section: 'ship' (the section turns the snapshot shipper on, so it needs brokers)"},
 		{"ship has no record-key", "[ship]\nbrokers = k:1\ntopic = t\nrecord-key = path\n", "option 'record-key'"},
 		{"central without topics", "[central]\nbrokers = k:1\n", "[central] needs snapshot-topic"},

@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // DefaultFile is the configuration file read when -f is not given.
 const DefaultFile = "/etc/haproxystats.conf"
 
@@ -194,6 +196,9 @@ func knownOptions(section string) []string {
 }
 
 func isKnownOption(section, name string) bool {
+	if section == "central" && (name == "aggregate" || strings.HasPrefix(name, "aggregate.")) {
+		return true // the cross-host policies: aggregate = <functions>, aggregate.<glob> = <functions>
+	}
 	for _, o := range knownOptions(section) {
 		if o == name {
 			return true

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"regexp"
 	"time"
+
+	"github.com/statspipe/statspipe/internal/aggregate"
 )
 
 // Program selects which sections a program validates and prints (-p / -P).
@@ -168,6 +170,9 @@ type Central struct {
 	WorkDir          string
 	// MaxSnapshotBytes bounds one received snapshot archive.
 	MaxSnapshotBytes int64
+	// Policies are the functions across hosts (aggregate, aggregate.<glob>), tried before
+	// central.DefaultRules.
+	Policies aggregate.Policies
 }
 
 // Kafka is section [kafka] (statspipe extension): the Kafka dispatcher. acks is always all

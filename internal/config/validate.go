@@ -570,8 +570,8 @@ func (v *validator) checkGroupNamespace() {
 // checkSrcDir is §1.5 item 7. The reason says what is wrong and what to do; haproxystats'
 // "read and write access is not granted" stays for the cases it described.
 func (v *validator) checkSrcDir() {
-	if v.failed() {
-		return
+	if v.failed() || v.l.hasSection("central") {
+		return // the central tier consumes from Kafka, not from src-dir
 	}
 	dir := v.cfg.Process.SrcDir
 	if err := v.l.checkWritable(dir); err != nil {

@@ -195,12 +195,19 @@
 // first statspipe-edge.json ({"format":1,"host":…,"snapshot":"<epoch>"}: the edge's host name,
 // which its lines carry), then every file of the snapshot — top-level files and "<source>/<file>"
 // of part directories — in name order, mode 0644, time 0, so that one snapshot always packs to
-// the same bytes. The receiver unpacks into a tmp directory of its spool and publishes with one
-// rename. Anything a snapshot may not hold fails the whole archive, naming the entry, and leaves
+// the same bytes. Anything a snapshot may not hold fails the whole archive, naming the entry, and leaves
 // nothing behind: a link, device or directory entry, a name outside the snapshot or nested
 // deeper than a part directory, a dot name, a part name CheckPartName refuses, a file twice, a
 // part without source.json, more than the limits (100,000 files, 1 GiB), an archive with no
 // file (truncated).
+//
+// On Kafka (dispatch/ship writes, central/tier reads): the archive of one snapshot is cut into
+// fragments of at most batch-max-bytes − 16 KiB, one record each, all keyed by the edge's host
+// name (so in order on one partition), with the headers statspipe-snapshot = "<host>/<epoch>",
+// statspipe-fragment = "<i>/<n>" (1-based) and statspipe-format = "1". The central tier joins
+// the fragments, unpacks the archive into a directory of its work-dir and processes it like a
+// spool snapshot, writing its lines under the edge's host name; it commits the records' offsets
+// once every line is delivered, and quarantines what cannot be used with the reason.
 //
 // # Permissions
 //

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -16,10 +18,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/statspipe/statspipe/internal/central"
+	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/consume"
 	"github.com/statspipe/statspipe/internal/dispatch"
+	"github.com/statspipe/statspipe/internal/dispatch/ship"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
+	"github.com/statspipe/statspipe/internal/process/haproxy"
+	"github.com/statspipe/statspipe/internal/process/haproxy/synthetic"
 )
 
 func cpuTime(b *testing.B) time.Duration {
@@ -209,4 +215,99 @@ func BenchmarkSimulateFleet(b *testing.B) {
 			b.ReportMetric(float64(out), "cluster-lines/op")
 		})
 	}
+}
+
+// haproxyFormat is the tuned HAProxy processor as a process.Format.
+type haproxyFormat struct{ p *haproxy.Processor }
+
+func (f haproxyFormat) Process(dir string, ts int64, flush metric.FlushFunc) error {
+	_, err := f.p.Process(dir, ts, flush)
+	return err
+}
+
+// recycling counts the lines it is given and gives the chunks back.
+type recycling struct{ lines atomic.Int64 }
+
+func (c *recycling) Name() string { return "recycling" }
+func (c *recycling) Submit(_ context.Context, b *metric.Batch, done func(error)) error {
+	c.lines.Add(int64(b.Lines))
+	done(nil)
+	return nil
+}
+func (c *recycling) Close(context.Context) error { return nil }
+
+// BenchmarkSnapshotsThroughKafka is the snapshot stage whole: 20 edges' snapshots of the
+// 4 × 1000 × 10 set (21 MB of CSV, 22 fragments each), shipped by the [ship] dispatcher into an
+// in-process kfake topic beforehand, then consumed by one consume.Consumer whose tier.Snapshots
+// joins, unpacks and processes them (the HAProxy processor, two workers) under each edge's
+// host name. Timed from Run to the last line delivered; CPU includes kfake's.
+func BenchmarkSnapshotsThroughKafka(b *testing.B) {
+	const edges = 20
+	src := filepath.Join(b.TempDir(), "1700000000")
+	os.Mkdir(src, 0o755)
+	if err := synthetic.Write(src, synthetic.DefaultConfig); err != nil {
+		b.Fatal(err)
+	}
+	var cpu, wall time.Duration
+	var lines int64
+	for n := 0; n < b.N; n++ {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "snapshots"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := config.Kafka{Brokers: c.ListenAddrs(), Topic: "snapshots", ClientID: "bench", Compression: "lz4",
+			BatchMaxBytes: 1000000, Linger: 10 * time.Millisecond, MaxBufferedRecords: 100000, MaxBufferedBytes: 64 << 20,
+			RecordKey: "host", DeliveryTimeout: 60 * time.Second}
+		for e := range edges {
+			d, err := ship.New(cfg, ship.Options{Host: fmt.Sprintf("edge-%02d", e)}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			res := make(chan error, 1)
+			if err := d.Submit(context.Background(), &metric.Batch{Timestamp: 1700000000, Source: src, Last: true},
+				func(err error) { res <- err }); err != nil {
+				b.Fatal(err)
+			}
+			if err := <-res; err != nil {
+				b.Fatal(err)
+			}
+			d.Close(context.Background())
+		}
+		out := &recycling{}
+		r, err := process.New(process.Options{SrcDir: b.TempDir(), Workers: 2, Dispatchers: []dispatch.Dispatcher{out},
+			NewFormat: func() process.Format {
+				return haproxyFormat{haproxy.NewProcessor(haproxy.Options{Prefix: "lb.tier.haproxy"}, nil)}
+			}, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := NewSnapshots(SnapshotOptions{Runner: r, Namespace: "lb", OwnPrefix: "lb.tier", WorkDir: b.TempDir(),
+			MaxSnapshotBytes: 256 << 20, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		k, err := consume.New(consume.Options{Conn: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Topic: "snapshots",
+			Group: "bench", Log: slog.New(slog.DiscardHandler)}, h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		c0, w0 := cpuTime(b), time.Now()
+		go func() { defer close(done); k.Run(ctx) }()
+		for r.Summary().Delivered < edges {
+			time.Sleep(time.Millisecond)
+		}
+		cpu += cpuTime(b) - c0
+		wall += time.Since(w0)
+		lines = out.lines.Load()
+		cancel()
+		<-done
+		r.Close(context.Background())
+		c.Close()
+	}
+	total := float64(lines) * float64(b.N)
+	b.ReportMetric(total/wall.Seconds(), "lines/s")
+	b.ReportMetric(cpu.Seconds()/(total/1e6), "cpu-s/Mlines")
+	b.ReportMetric(float64(lines)/edges, "lines/snapshot")
 }
