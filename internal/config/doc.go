@@ -30,9 +30,11 @@
 //     'pull'section"), followed by a hint in parentheses where one helps.
 //   - Validation order is §1.5. After it come the statspipe checks: *-groups patterns must
 //     compile as Go RE2 (upstream skipped bad ones at run time), [local-store] needs dir,
-//     [kafka] (present only when a file has it; kafka.go) needs brokers and topic,
+//     [kafka] and [ship] (present only when a file has them; kafka.go) need brokers and topic,
+//     [central] (the central tier) needs brokers and snapshot-topic or line-topic (cluster
+//     with line-topic, prefix-hostname with snapshot-topic) and makes src-dir unused,
 //     the host name must be known when prefix-hostname is on, Graphite may only be
-//     disabled when [local-store] or [kafka] exists, and max-line-length must hold the longest Graphite
+//     disabled when [local-store], [kafka] or [ship] exists, and max-line-length must hold the longest Graphite
 //     line with 32-byte names (an estimate from the path layout, linelength.go; with names of
 //     max-component-length bytes that do not fit, a warning). Range checks sit with each option's type check and
 //     keep any configuration from crashing or spinning the programs (README "Configuration
