@@ -164,7 +164,7 @@ func TestPackageInstallsAndRunsTheUnits(t *testing.T) {
 	// The spool, from tmpfiles.d.
 	for dir, mode := range map[string]os.FileMode{"/var/lib/haproxystats": 0o755, "/var/lib/haproxystats/incoming": 0o775,
 		"/var/lib/haproxystats/incoming.tmp": 0o770, "/var/lib/haproxystats/incoming.quarantine": 0o775,
-		"/var/lib/haproxystats/local-store": 0o770} {
+		"/var/lib/haproxystats/local-store": 0o770, "/var/lib/haproxystats/central": 0o770} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Errorf("spool: %v", err)
