@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -74,28 +73,16 @@ type Dispatcher struct {
 	closed  bool
 	pending sync.WaitGroup // chunks accepted and not yet settled
 	failed  atomic.Int64   // chunks settled with an error
-	hooks   *hooks
 
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	failLog FailureLog
 }
 
-// logEvery bounds the "chunk not delivered" lines: an outage fails every chunk.
-const logEvery = time.Minute
-
-// logFailure logs a failed chunk, at most once per logEvery with the number suppressed.
+// logFailure logs a failed chunk, at most once a minute with the number suppressed.
 func (d *Dispatcher) logFailure(b *metric.Batch, err error) {
-	d.logMu.Lock()
-	now := time.Now()
-	if !d.lastLog.IsZero() && now.Sub(d.lastLog) < logEvery {
-		d.suppressed++
-		d.logMu.Unlock()
+	ok, n := d.failLog.Allow()
+	if !ok {
 		return
 	}
-	n := d.suppressed
-	d.lastLog, d.suppressed = now, 0
-	d.logMu.Unlock()
 	d.log.Warn("chunk not delivered; the snapshot stays in the spool", "source", b.Source, "seq", b.Seq,
 		"err", err.Error(), "suppressed", n)
 }
@@ -120,12 +107,11 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{timeout: (cfg.DeliveryTimeout + cfg.Linger) * 3 / 2, topic: cfg.Topic, byHost: cfg.RecordKey == "host",
 		bySeries: cfg.RecordKey == "series", nsDot: []byte(o.Namespace + "."), hostKey: []byte(o.HostKey + "."), log: log}
-	d.hooks = &hooks{d: d, lost: map[int32]bool{}}
 	opts, err := ProducerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.WithHooks(d.hooks))
+	opts = append(opts, kgo.WithHooks(NewReconnectHook(d.sm.Load)))
 	opts = append(opts, o.Extra...)
 	d.cl, err = kgo.NewClient(opts...)
 	if err != nil {
@@ -463,43 +449,8 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.closed = true
 	d.mu.Unlock()
-	before := d.failed.Load()
-	flushErr := d.cl.Flush(ctx)
-	d.cl.Close() // fails whatever is still buffered with ErrClientClosed
-	d.pending.Wait()
-	if n := d.failed.Load() - before; n > 0 || flushErr != nil {
+	if n, flushErr := CloseProducer(ctx, d.cl, &d.pending, &d.failed); n > 0 || flushErr != nil {
 		return fmt.Errorf("kafka: %d chunks not acknowledged when closing", n)
 	}
 	return nil
-}
-
-// hooks counts connections made again to a broker after one was closed.
-type hooks struct {
-	d    *Dispatcher
-	mu   sync.Mutex
-	lost map[int32]bool
-}
-
-var (
-	_ kgo.HookBrokerConnect    = (*hooks)(nil)
-	_ kgo.HookBrokerDisconnect = (*hooks)(nil)
-)
-
-func (h *hooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	if err != nil {
-		return
-	}
-	h.mu.Lock()
-	again := h.lost[meta.NodeID]
-	delete(h.lost, meta.NodeID)
-	h.mu.Unlock()
-	if again {
-		h.d.sm.Load().Reconnect()
-	}
-}
-
-func (h *hooks) OnBrokerDisconnect(meta kgo.BrokerMetadata, _ net.Conn) {
-	h.mu.Lock()
-	h.lost[meta.NodeID] = true
-	h.mu.Unlock()
 }

@@ -43,7 +43,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -107,9 +106,7 @@ type Dispatcher struct {
 	pending sync.WaitGroup // chunks accepted and not yet answered
 	failed  atomic.Int64   // snapshots answered with an error
 
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	failLog kafka.FailureLog
 }
 
 var _ dispatch.SnapshotShipper = (*Dispatcher)(nil)
@@ -136,7 +133,7 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.WithHooks(&hooks{d: d, lost: map[int32]bool{}}))
+	opts = append(opts, kgo.WithHooks(kafka.NewReconnectHook(d.sm.Load)))
 	d.cl, err = kgo.NewClient(append(opts, o.Extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("ship: %w", err)
@@ -155,20 +152,11 @@ func (d *Dispatcher) ShipsSnapshots() {}
 // connections made again after one closed.
 func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.sm.Store(m) }
 
-// logEvery bounds the "snapshot not shipped" lines: an outage fails every snapshot.
-const logEvery = time.Minute
-
 func (d *Dispatcher) logFailure(source string, err error) {
-	d.logMu.Lock()
-	now := time.Now()
-	if !d.lastLog.IsZero() && now.Sub(d.lastLog) < logEvery {
-		d.suppressed++
-		d.logMu.Unlock()
+	ok, n := d.failLog.Allow()
+	if !ok {
 		return
 	}
-	n := d.suppressed
-	d.lastLog, d.suppressed = now, 0
-	d.logMu.Unlock()
 	d.log.Warn("snapshot not shipped", "source", source, "err", err.Error(), "suppressed", n)
 }
 
@@ -361,11 +349,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.closed = true
 	d.mu.Unlock()
-	before := d.failed.Load()
-	flushErr := d.cl.Flush(ctx)
-	d.cl.Close() // fails whatever is still buffered with ErrClientClosed
-	d.pending.Wait()
-	if n := d.failed.Load() - before; n > 0 || flushErr != nil {
+	if n, flushErr := kafka.CloseProducer(ctx, d.cl, &d.pending, &d.failed); n > 0 || flushErr != nil {
 		return fmt.Errorf("ship: %d snapshots not acknowledged when closing", n)
 	}
 	return nil
@@ -402,34 +386,3 @@ func getArchiveBuf(limit int) *archiveBuf {
 }
 
 func putArchiveBuf(w *archiveBuf) { archiveBufs.Put(w) }
-
-// hooks counts connections made again to a broker after one was closed.
-type hooks struct {
-	d    *Dispatcher
-	mu   sync.Mutex
-	lost map[int32]bool
-}
-
-var (
-	_ kgo.HookBrokerConnect    = (*hooks)(nil)
-	_ kgo.HookBrokerDisconnect = (*hooks)(nil)
-)
-
-func (h *hooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	if err != nil {
-		return
-	}
-	h.mu.Lock()
-	again := h.lost[meta.NodeID]
-	delete(h.lost, meta.NodeID)
-	h.mu.Unlock()
-	if again {
-		h.d.sm.Load().Reconnect()
-	}
-}
-
-func (h *hooks) OnBrokerDisconnect(meta kgo.BrokerMetadata, _ net.Conn) {
-	h.mu.Lock()
-	h.lost[meta.NodeID] = true
-	h.mu.Unlock()
-}
