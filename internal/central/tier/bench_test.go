@@ -36,7 +36,7 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// counter is a dispatcher that counts the cluster lines it is given.
+// counter is a dispatcher that counts the lines it is given (and lets the runner recycle them).
 type counter struct{ lines atomic.Int64 }
 
 func (c *counter) Name() string { return "counter" }
@@ -46,6 +46,27 @@ func (c *counter) Submit(_ context.Context, b *metric.Batch, done func(error)) e
 	return nil
 }
 func (c *counter) Close(context.Context) error { return nil }
+
+// consumeUntil runs one consumer of topic (a new group) with h until finished holds, and
+// returns the CPU and wall time from its start; the benchmark's measured part.
+func consumeUntil(b *testing.B, c *kfake.Cluster, topic string, h consume.Handler, finished func() bool) (cpu, wall time.Duration) {
+	k, err := consume.New(consume.Options{Conn: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Topic: topic,
+		Group: "bench", Log: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	c0, w0 := cpuTime(b), time.Now()
+	go func() { defer close(done); k.Run(ctx) }()
+	for !finished() {
+		time.Sleep(time.Millisecond)
+	}
+	cpu, wall = cpuTime(b)-c0, time.Since(w0)
+	cancel()
+	<-done
+	return cpu, wall
+}
 
 func benchRunner(b *testing.B, d dispatch.Dispatcher) *process.Runner {
 	r, err := process.New(process.Options{SrcDir: b.TempDir(), Workers: 1, NewFormat: func() process.Format { return fileFormat{} },
@@ -129,22 +150,8 @@ func BenchmarkLinesThroughKafka(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		k, err := consume.New(consume.Options{Conn: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Topic: "lines",
-			Group: "bench", Log: slog.New(slog.DiscardHandler)}, h)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		c0, w0 := cpuTime(b), time.Now()
-		go func() { defer close(done); k.Run(ctx) }()
-		for out.lines.Load() < series {
-			time.Sleep(time.Millisecond)
-		}
-		cpu += cpuTime(b) - c0
-		wall += time.Since(w0)
-		cancel()
-		<-done
+		dc, dw := consumeUntil(b, c, "lines", h, func() bool { return out.lines.Load() >= series })
+		cpu, wall = cpu+dc, wall+dw
 		c.Close()
 	}
 	lines := float64(produced) * float64(b.N)
@@ -225,17 +232,6 @@ func (f haproxyFormat) Process(dir string, ts int64, flush metric.FlushFunc) err
 	return err
 }
 
-// recycling counts the lines it is given and gives the chunks back.
-type recycling struct{ lines atomic.Int64 }
-
-func (c *recycling) Name() string { return "recycling" }
-func (c *recycling) Submit(_ context.Context, b *metric.Batch, done func(error)) error {
-	c.lines.Add(int64(b.Lines))
-	done(nil)
-	return nil
-}
-func (c *recycling) Close(context.Context) error { return nil }
-
 // BenchmarkSnapshotsThroughKafka is the snapshot stage whole: 20 edges' snapshots of the
 // 4 × 1000 × 10 set (21 MB of CSV, 22 fragments each), shipped by the [ship] dispatcher into an
 // in-process kfake topic beforehand, then consumed by one consume.Consumer whose tier.Snapshots
@@ -273,7 +269,7 @@ func BenchmarkSnapshotsThroughKafka(b *testing.B) {
 			}
 			d.Close(context.Background())
 		}
-		out := &recycling{}
+		out := &counter{}
 		r, err := process.New(process.Options{SrcDir: b.TempDir(), Workers: 2, Dispatchers: []dispatch.Dispatcher{out},
 			NewFormat: func() process.Format {
 				return haproxyFormat{haproxy.NewProcessor(haproxy.Options{Prefix: "lb.tier.haproxy"}, nil)}
@@ -286,23 +282,9 @@ func BenchmarkSnapshotsThroughKafka(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		k, err := consume.New(consume.Options{Conn: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Topic: "snapshots",
-			Group: "bench", Log: slog.New(slog.DiscardHandler)}, h)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		c0, w0 := cpuTime(b), time.Now()
-		go func() { defer close(done); k.Run(ctx) }()
-		for r.Summary().Delivered < edges {
-			time.Sleep(time.Millisecond)
-		}
-		cpu += cpuTime(b) - c0
-		wall += time.Since(w0)
+		dc, dw := consumeUntil(b, c, "snapshots", h, func() bool { return r.Summary().Delivered >= edges })
+		cpu, wall = cpu+dc, wall+dw
 		lines = out.lines.Load()
-		cancel()
-		<-done
 		r.Close(context.Background())
 		c.Close()
 	}
