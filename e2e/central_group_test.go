@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // snapshots are shipped, the second one joins, then the first one stops (SIGTERM) and is
 // started again later. Every shipped snapshot is delivered by one of them (a rebalance loses
 // nothing), and the restarted one resumes from the committed offsets: it does not deliver
-// again what it had delivered and committed before it stopped.
+// again what it had delivered and committed before it stopped, nor after a reload (SIGHUP).
 func TestCentralGroupRebalanceAndRestart(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "snapshots"))
 	if err != nil {
@@ -127,6 +128,12 @@ topic = snapshots
 	a2 := start(t, "stats-process", "-f", confA)
 	waitUntil(t, 60*time.Second, "tier A rejoining", func() bool {
 		return strings.Contains(a2.out.String(), "kafka partitions assigned")
+	})
+	// A reload (SIGHUP) restarts A's consumers on the configuration read again: they rejoin and
+	// go on from the committed offsets.
+	a2.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 60*time.Second, "tier A reloaded", func() bool {
+		return strings.Contains(a2.out.String(), "msg=reloaded")
 	})
 	b.stop(t)
 	from := shipped
