@@ -9,14 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 const (
@@ -25,16 +24,6 @@ const (
 	// waitLimit bounds every wait of these tests.
 	waitLimit = 30 * time.Second
 )
-
-func newCluster(t testing.TB, partitions int32) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 // testConfig is [kafka] with its shipped defaults, for the cluster c.
 func testConfig(c *kfake.Cluster) config.Kafka {
@@ -147,16 +136,12 @@ func (r *results) wait(t testing.TB, n int) []error {
 // counts what it read.
 func consumeArchives(t testing.TB, c *kfake.Cluster, want int) (archives []*Archive, records int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(testTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := testrig.KafkaReader(t, c.ListenAddrs(), testTopic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	asm := NewAssembler(Limits{})
-	for len(archives) < want || int64(records) < endOffsets(t, ctx, cl) {
+	for len(archives) < want || int64(records) < testrig.SumOffsets(testrig.KafkaEndOffsets(t, ctx, cl, testTopic)) {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			t.Fatalf("got %d archives from %d records, want %d", len(archives), records, want)
@@ -174,88 +159,4 @@ func consumeArchives(t testing.TB, c *kfake.Cluster, want int) (archives []*Arch
 		})
 	}
 	return archives, records
-}
-
-// endOffsets adds up the topic's partitions' end offsets (= records, as nothing is deleted).
-func endOffsets(t testing.TB, ctx context.Context, cl *kgo.Client) int64 {
-	t.Helper()
-	md := kmsg.NewPtrMetadataRequest()
-	mt := kmsg.NewMetadataRequestTopic()
-	mt.Topic = kmsg.StringPtr(testTopic)
-	md.Topics = append(md.Topics, mt)
-	mresp, err := md.RequestWith(ctx, cl)
-	if err != nil || len(mresp.Topics) != 1 {
-		t.Fatalf("metadata: %v", err)
-	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = testTopic
-	for _, p := range mresp.Topics[0].Partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p.Partition
-		rp.Timestamp = -1 // latest
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("list offsets: %v", err)
-	}
-	var sum int64
-	for _, tp := range resp.Topics {
-		for _, p := range tp.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				t.Fatalf("list offsets: %v", err)
-			}
-			sum += p.Offset
-		}
-	}
-	return sum
-}
-
-// outage makes the cluster answer every Produce request with NOT_LEADER_OR_FOLLOWER (a
-// retriable error) while it is on, counting the requests it refused.
-type outage struct {
-	on      atomic.Bool
-	refused atomic.Int64
-}
-
-func startOutage(c *kfake.Cluster) *outage {
-	o := &outage{}
-	o.on.Store(true)
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if !o.on.Load() {
-			c.DropControl()
-			return nil, nil, false
-		}
-		c.KeepControl()
-		o.refused.Add(1)
-		preq := req.(*kmsg.ProduceRequest)
-		resp := preq.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range preq.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-	return o
-}
-
-// waitFor polls cond until it holds, failing the test after waitLimit.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
