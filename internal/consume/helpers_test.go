@@ -30,12 +30,7 @@ const (
 
 // fast makes kgo notice rebalances and retry quickly (defaults: 3 s heartbeats, metadata at
 // most every 5 s, 5 s fetch long-poll).
-var fast = []kgo.Opt{
-	kgo.HeartbeatInterval(100 * time.Millisecond),
-	kgo.MetadataMinAge(50 * time.Millisecond),
-	kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-	kgo.FetchMaxWait(100 * time.Millisecond),
-}
+var fast = append(testrig.KafkaQuick(), kgo.HeartbeatInterval(100*time.Millisecond), kgo.FetchMaxWait(100*time.Millisecond))
 
 // newClient is a plain client of the cluster, for producing and for asking it questions.
 func newClient(t testing.TB, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {

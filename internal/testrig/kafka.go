@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/statspipe/statspipe/internal/config"
 )
 
 // StartKafka starts an in-process kfake cluster of one broker with topic of partitions
@@ -30,6 +32,32 @@ func StartKafka(t testing.TB, partitions int32, topic string, opts ...kfake.Opt)
 		}
 	}
 	return c
+}
+
+// KafkaConfig is [kafka] with its shipped defaults, for brokers and topic.
+func KafkaConfig(brokers []string, topic, recordKey string) config.Kafka {
+	return config.Kafka{Brokers: brokers, Topic: topic, ClientID: "statspipe", Compression: "lz4",
+		BatchMaxBytes: 1000000, Linger: 10 * time.Millisecond, MaxBufferedRecords: 100000,
+		MaxBufferedBytes: 4 << 20, RecordKey: recordKey, DeliveryTimeout: 60 * time.Second}
+}
+
+// KafkaQuick makes a kgo client retry fast: by default it waits 5 s before it asks for
+// metadata again, longer than a test's outage.
+func KafkaQuick() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.MetadataMinAge(50 * time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
+	}
+}
+
+// CloseAtEnd calls closeFn at the end of the test with a context of limit, for what the test
+// may already have closed itself (so its error is not the test's business).
+func CloseAtEnd(t testing.TB, limit time.Duration, closeFn func(context.Context) error) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		defer cancel()
+		_ = closeFn(ctx)
+	})
 }
 
 // KafkaReader is a client outside any group that reads topic from its start (long polls of at
@@ -202,4 +230,40 @@ func Receive[T any](t testing.TB, ch <-chan T, limit time.Duration, what string)
 		t.Fatalf("%s: nothing within %s", what, limit)
 		panic("unreachable") // Fatalf does not return
 	}
+}
+
+// DoneCalls collects the errors a dispatcher passes to the done funcs of what was submitted,
+// for up to the n calls it was made for (a further call blocks).
+type DoneCalls struct {
+	calls atomic.Int64
+	ch    chan error
+}
+
+// NewDoneCalls is room for n done calls.
+func NewDoneCalls(n int) *DoneCalls { return &DoneCalls{ch: make(chan error, n)} }
+
+// Done is the done func to submit with.
+func (d *DoneCalls) Done(err error) {
+	d.calls.Add(1)
+	d.ch <- err
+}
+
+// Calls is the number of done calls so far.
+func (d *DoneCalls) Calls() int64 { return d.calls.Load() }
+
+// Wait returns the errors of the next n done calls, failing the test if they do not all come
+// within limit; what names the things submitted.
+func (d *DoneCalls) Wait(t testing.TB, n int, limit time.Duration, what string) []error {
+	t.Helper()
+	var errs []error
+	deadline := time.After(limit)
+	for len(errs) < n {
+		select {
+		case err := <-d.ch:
+			errs = append(errs, err)
+		case <-deadline:
+			t.Fatalf("only %d of %d %s answered within %s", len(errs), n, what, limit)
+		}
+	}
+	return errs
 }

@@ -42,9 +42,9 @@ func TestSASL(t *testing.T) {
 				cfg.DeliveryTimeout = time.Second
 				d := newDispatcher(t, cfg)
 				chunks := snapshot(1700000000, "a", 10, 10)
-				r := newResults(len(chunks))
+				r := testrig.NewDoneCalls(len(chunks))
 				submitAll(t, d, chunks, r)
-				err := r.wait(t, 1)[0]
+				err := r.Wait(t, 1, waitLimit, "chunks")[0]
 				if (err == nil) != tc.ok {
 					t.Fatalf("password %q: done(%v)", strings.TrimSpace(tc.password), err)
 				}
@@ -78,9 +78,9 @@ func TestTLS(t *testing.T) {
 		cfg.DeliveryTimeout = time.Second
 		d := newDispatcher(t, cfg)
 		chunks := snapshot(1700000000, "t", 5, 5)
-		r := newResults(1)
+		r := testrig.NewDoneCalls(1)
 		submitAll(t, d, chunks, r)
-		if err := r.wait(t, 1)[0]; (err == nil) != tc.ok {
+		if err := r.Wait(t, 1, waitLimit, "chunks")[0]; (err == nil) != tc.ok {
 			t.Fatalf("ca-file %q: done(%v)", tc.ca, err)
 		}
 	}

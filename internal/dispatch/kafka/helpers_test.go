@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,28 +24,16 @@ const (
 
 // testConfig is [kafka] with its defaults, for the cluster c.
 func testConfig(c *kfake.Cluster, recordKey string) config.Kafka {
-	return config.Kafka{Brokers: c.ListenAddrs(), Topic: testTopic, ClientID: "statspipe", Compression: "lz4",
-		BatchMaxBytes: 1000000, Linger: 10 * time.Millisecond, MaxBufferedRecords: 100000,
-		MaxBufferedBytes: 4 << 20, RecordKey: recordKey, DeliveryTimeout: 60 * time.Second}
-}
-
-// quick makes retries fast (kgo waits 5 s for metadata by default, rigs.md §2.1).
-var quick = []kgo.Opt{
-	kgo.MetadataMinAge(50 * time.Millisecond),
-	kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
+	return testrig.KafkaConfig(c.ListenAddrs(), testTopic, recordKey)
 }
 
 func newDispatcher(t testing.TB, cfg config.Kafka) *Dispatcher {
 	t.Helper()
-	d, err := New(cfg, Options{HostKey: testHostKey, Namespace: "loadbalancers", Extra: quick}, nil)
+	d, err := New(cfg, Options{HostKey: testHostKey, Namespace: "loadbalancers", Extra: testrig.KafkaQuick()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Close(ctx)
-	})
+	testrig.CloseAtEnd(t, 5*time.Second, d.Close)
 	return d
 }
 
@@ -74,41 +60,10 @@ func snapshot(ts int64, tag string, lines, perChunk int) []*metric.Batch {
 	return out
 }
 
-// results collects the done calls of submitted chunks.
-type results struct {
-	mu    sync.Mutex
-	errs  []error
-	calls atomic.Int64
-	ch    chan error
-}
-
-func newResults(n int) *results { return &results{ch: make(chan error, n)} }
-
-func (r *results) done(err error) {
-	r.calls.Add(1)
-	r.ch <- err
-}
-
-// wait returns the errors of n done calls, failing the test after waitLimit.
-func (r *results) wait(t testing.TB, n int) []error {
-	t.Helper()
-	var errs []error
-	deadline := time.After(waitLimit)
-	for len(errs) < n {
-		select {
-		case err := <-r.ch:
-			errs = append(errs, err)
-		case <-deadline:
-			t.Fatalf("only %d of %d chunks answered within %s", len(errs), n, waitLimit)
-		}
-	}
-	return errs
-}
-
-func submitAll(t testing.TB, d *Dispatcher, chunks []*metric.Batch, r *results) {
+func submitAll(t testing.TB, d *Dispatcher, chunks []*metric.Batch, r *testrig.DoneCalls) {
 	t.Helper()
 	for _, b := range chunks {
-		if err := d.Submit(context.Background(), b, r.done); err != nil {
+		if err := d.Submit(context.Background(), b, r.Done); err != nil {
 			t.Fatal(err)
 		}
 	}

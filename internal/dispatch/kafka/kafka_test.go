@@ -42,9 +42,9 @@ func TestProducedEqualsConsumed(t *testing.T) {
 					}
 				}
 			}
-			r := newResults(len(chunks))
+			r := testrig.NewDoneCalls(len(chunks))
 			submitAll(t, d, chunks, r)
-			for _, err := range r.wait(t, len(chunks)) {
+			for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 				if err != nil {
 					t.Fatalf("done(%v)", err)
 				}
@@ -89,9 +89,9 @@ func TestPathKeyPartitioning(t *testing.T) {
 	for i := range 3 { // the same 200 series in 3 snapshots
 		chunks = append(chunks, snapshot(int64(1700000000+10*i), "p", 200, 50)...)
 	}
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	r.wait(t, len(chunks))
+	r.Wait(t, len(chunks), waitLimit, "chunks")
 	cl := testrig.KafkaReader(t, c.ListenAddrs(), testTopic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -132,14 +132,14 @@ func TestBrokerOutageNoLoss(t *testing.T) {
 			d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
 			o := testrig.KafkaDrop(c, kmsg.Produce)
 			chunks := snapshot(1700000000, "o", 3000, 500)
-			r := newResults(len(chunks))
+			r := testrig.NewDoneCalls(len(chunks))
 			submitAll(t, d, chunks, r)
 			testrig.WaitFor(t, waitLimit, "produce requests refused", func() bool { return o.Refused() >= 5 })
-			if n := r.calls.Load(); n != 0 {
+			if n := r.Calls(); n != 0 {
 				t.Fatalf("%d chunks answered while the broker refused every produce request", n)
 			}
 			o.End()
-			for _, err := range r.wait(t, len(chunks)) {
+			for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 				if err != nil {
 					t.Fatalf("done(%v) after the outage", err)
 				}
@@ -177,10 +177,10 @@ func TestDeliveryTimeout(t *testing.T) {
 	d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
 	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
 	chunks := snapshot(1700000000, "t", 100, 40)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	start := time.Now()
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err == nil || !errors.Is(err, kgo.ErrRecordTimeout) || !strings.Contains(err.Error(), "delivery-timeout") {
 			t.Fatalf("done(%v), want the delivery timeout", err)
 		}
@@ -194,9 +194,9 @@ func TestDeliveryTimeout(t *testing.T) {
 		t.Errorf("errors %v, want %d", v, len(chunks))
 	}
 	o.End()
-	r = newResults(len(chunks))
+	r = testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err != nil {
 			t.Fatalf("retry: done(%v)", err)
 		}
@@ -216,9 +216,9 @@ func TestBackPressure(t *testing.T) {
 	d := newDispatcher(t, cfg)
 	o := testrig.KafkaDrop(c, kmsg.Produce)
 	chunk := snapshot(1700000000, "b", 50, 50)[0]
-	r := newResults(2)
+	r := testrig.NewDoneCalls(2)
 	returned := make(chan error, 1)
-	go func() { returned <- d.Submit(context.Background(), chunk, r.done) }()
+	go func() { returned <- d.Submit(context.Background(), chunk, r.Done) }()
 	testrig.WaitFor(t, waitLimit, "a full producer buffer", func() bool { return d.cl.BufferedProduceRecords() >= 10 })
 	testrig.WaitFor(t, waitLimit, "produce requests refused", func() bool { return o.Refused() >= 2 })
 	select {
@@ -246,7 +246,7 @@ func TestBackPressure(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("Submit still blocked after the outage ended")
 	}
-	if err := r.wait(t, 1)[0]; err != nil {
+	if err := r.Wait(t, 1, waitLimit, "chunks")[0]; err != nil {
 		t.Fatalf("done(%v)", err)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), waitLimit)
@@ -257,7 +257,7 @@ func TestBackPressure(t *testing.T) {
 	if calls2 != 0 {
 		t.Fatalf("done called %d times for a Submit that returned an error", calls2)
 	}
-	if err := d.Submit(context.Background(), chunk, r.done); !errors.Is(err, dispatch.ErrClosed) {
+	if err := d.Submit(context.Background(), chunk, r.Done); !errors.Is(err, dispatch.ErrClosed) {
 		t.Fatalf("Submit after Close: %v", err)
 	}
 }
@@ -269,7 +269,7 @@ func TestClose(t *testing.T) {
 	d := newDispatcher(t, testConfig(c, "host"))
 	o := testrig.KafkaDrop(c, kmsg.Produce)
 	chunks := snapshot(1700000000, "x", 100, 30)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
 	testrig.WaitFor(t, waitLimit, "produce requests refused", func() bool { return o.Refused() >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -277,7 +277,7 @@ func TestClose(t *testing.T) {
 	if err := d.Close(ctx); err == nil || !strings.Contains(err.Error(), "not acknowledged") {
 		t.Fatalf("Close during an outage: %v", err)
 	}
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err == nil {
 			t.Fatal("a chunk was acknowledged during the outage")
 		}
@@ -295,10 +295,10 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 	d := newDispatcher(t, cfg)
 	o := testrig.KafkaDrop(c, kmsg.Produce)
 	chunks := snapshot(1700000000, "g", 100, 40)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	start := time.Now()
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err == nil || !strings.Contains(err.Error(), "delivery-timeout") {
 			t.Fatalf("done(%v), want the delivery timeout", err)
 		}
@@ -309,9 +309,9 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 	}
 	t.Logf("failed after %s, %d produce connections dropped", took.Round(time.Millisecond), o.Refused())
 	o.End()
-	r = newResults(len(chunks))
+	r = testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err != nil {
 			t.Fatalf("retry: done(%v)", err)
 		}
@@ -332,9 +332,9 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 func TestSeriesKey(t *testing.T) {
 	c := testrig.StartKafka(t, 4, testTopic)
 	chunks := snapshot(1700000000, "s", 20, 10)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	submitAll(t, newDispatcher(t, testConfig(c, "series")), chunks, r)
-	r.wait(t, len(chunks))
+	r.Wait(t, len(chunks), waitLimit, "chunks")
 	got := consume(t, c, 20)
 	if got.records != 20 || len(got.keys) != 20 {
 		t.Fatalf("%d records, %d keys", got.records, len(got.keys))

@@ -23,9 +23,9 @@ func TestKcatReadsRecords(t *testing.T) {
 			c := testrig.StartKafka(t, 2, testTopic)
 			d := newDispatcher(t, testConfig(c, mode))
 			chunks := snapshot(1700000000, "k", 300, 100)
-			r := newResults(len(chunks))
+			r := testrig.NewDoneCalls(len(chunks))
 			submitAll(t, d, chunks, r)
-			for _, err := range r.wait(t, len(chunks)) {
+			for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,15 +26,7 @@ const (
 
 // testConfig is [kafka] with its shipped defaults, for the cluster c.
 func testConfig(c *kfake.Cluster) config.Kafka {
-	return config.Kafka{Brokers: c.ListenAddrs(), Topic: testTopic, ClientID: "statspipe", Compression: "lz4",
-		BatchMaxBytes: 1000000, Linger: 10 * time.Millisecond, MaxBufferedRecords: 100000,
-		MaxBufferedBytes: 4 << 20, RecordKey: "host", DeliveryTimeout: 60 * time.Second}
-}
-
-// quick makes retries fast (kgo waits 5 s for metadata by default).
-var quick = []kgo.Opt{
-	kgo.MetadataMinAge(50 * time.Millisecond),
-	kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
+	return testrig.KafkaConfig(c.ListenAddrs(), testTopic, "host")
 }
 
 func newDispatcher(t testing.TB, cfg config.Kafka, o Options) *Dispatcher {
@@ -43,16 +34,12 @@ func newDispatcher(t testing.TB, cfg config.Kafka, o Options) *Dispatcher {
 	if o.Host == "" {
 		o.Host = testHost
 	}
-	o.Extra = append(o.Extra, quick...)
+	o.Extra = append(o.Extra, testrig.KafkaQuick()...)
 	d, err := New(cfg, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Close(ctx)
-	})
+	testrig.CloseAtEnd(t, 5*time.Second, d.Close)
 	return d
 }
 
@@ -101,34 +88,6 @@ func bigText(n int, seed int) string {
 func lastChunk(dir string) *metric.Batch {
 	ts, _ := spool.TimestampOf(filepath.Base(dir))
 	return &metric.Batch{Timestamp: ts, Source: dir, Last: true}
-}
-
-// results collects done calls.
-type results struct {
-	calls atomic.Int64
-	ch    chan error
-}
-
-func newResults(n int) *results { return &results{ch: make(chan error, n)} }
-
-func (r *results) done(err error) {
-	r.calls.Add(1)
-	r.ch <- err
-}
-
-func (r *results) wait(t testing.TB, n int) []error {
-	t.Helper()
-	var errs []error
-	deadline := time.After(waitLimit)
-	for len(errs) < n {
-		select {
-		case err := <-r.ch:
-			errs = append(errs, err)
-		case <-deadline:
-			t.Fatalf("only %d of %d snapshots answered within %s", len(errs), n, waitLimit)
-		}
-	}
-	return errs
 }
 
 // consumeArchives reads the topic from the start through an Assembler until it has want

@@ -59,14 +59,14 @@ func TestShipRoundTrip(t *testing.T) {
 	d := newDispatcher(t, testConfig(c), Options{})
 	files := smallSnapshot("round trip")
 	dir := makeSnapshot(t, t.TempDir(), 1700000000, files)
-	r := newResults(2)
-	if err := d.Submit(context.Background(), &metric.Batch{Source: dir, Data: []byte("a.b 1 1700000000\n"), Lines: 1}, r.done); err != nil {
+	r := testrig.NewDoneCalls(2)
+	if err := d.Submit(context.Background(), &metric.Batch{Source: dir, Data: []byte("a.b 1 1700000000\n"), Lines: 1}, r.Done); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	for _, err := range r.wait(t, 2) {
+	for _, err := range r.Wait(t, 2, waitLimit, "snapshots") {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestShipRoundTrip(t *testing.T) {
 	if err := d.Close(context.Background()); err != nil {
 		t.Error(err)
 	}
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); !errors.Is(err, dispatch.ErrClosed) {
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); !errors.Is(err, dispatch.ErrClosed) {
 		t.Errorf("Submit after Close: %v, want ErrClosed", err)
 	}
 }
@@ -96,11 +96,11 @@ func TestShipLargeSnapshot(t *testing.T) {
 	files := smallSnapshot("large")
 	files["apps/a.body"] = bigText(3<<20, 1)
 	dir := makeSnapshot(t, t.TempDir(), 1700000060, files)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.wait(t, 1)[0]; err != nil {
+	if err := r.Wait(t, 1, waitLimit, "snapshots")[0]; err != nil {
 		t.Fatal(err)
 	}
 	var want bytes.Buffer
@@ -153,17 +153,17 @@ func TestAssembleInterleaved(t *testing.T) {
 	d := newDispatcher(t, cfg, Options{})
 	parent := t.TempDir()
 	snaps := map[string]map[string]string{}
-	r := newResults(2)
+	r := testrig.NewDoneCalls(2)
 	for i, epoch := range []int64{1700000000, 1700000060} {
 		files := smallSnapshot("interleaved")
 		files["apps/a.body"] = bigText(1<<20, i)
 		dir := makeSnapshot(t, parent, epoch, files)
 		snaps[filepath.Base(dir)] = files
-		if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+		if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, err := range r.wait(t, 2) {
+	for _, err := range r.Wait(t, 2, waitLimit, "snapshots") {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,16 +227,16 @@ func TestShipOutage(t *testing.T) {
 	files["apps/a.body"] = bigText(1<<20, 7)
 	dir := makeSnapshot(t, t.TempDir(), 1700000120, files)
 	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
 	testrig.WaitFor(t, waitLimit, "refused produce requests", func() bool { return o.Refused() >= 5 })
-	if n := r.calls.Load(); n != 0 {
+	if n := r.Calls(); n != 0 {
 		t.Fatalf("done called %d times during the outage", n)
 	}
 	o.End()
-	if err := r.wait(t, 1)[0]; err != nil {
+	if err := r.Wait(t, 1, waitLimit, "snapshots")[0]; err != nil {
 		t.Fatal(err)
 	}
 	archives, _ := consumeArchives(t, c, 1)
@@ -255,11 +255,11 @@ func TestShipDeliveryTimeout(t *testing.T) {
 	d := newDispatcher(t, cfg, Options{})
 	dir := makeSnapshot(t, t.TempDir(), 1700000180, smallSnapshot("timeout"))
 	testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	err := r.wait(t, 1)[0]
+	err := r.Wait(t, 1, waitLimit, "snapshots")[0]
 	var rej dispatch.Rejected
 	if !errors.Is(err, kgo.ErrRecordTimeout) || errors.As(err, &rej) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("done(%v), want a delivery timeout naming %s", err, dir)
@@ -293,11 +293,11 @@ func TestShipPackFailures(t *testing.T) {
 		{unsafe, true, "x.sock_stat"},
 		{filepath.Join(parent, "1700000120"), false, "1700000120"},
 	} {
-		r := newResults(1)
-		if err := d.Submit(context.Background(), lastChunk(tc.dir), r.done); err != nil {
+		r := testrig.NewDoneCalls(1)
+		if err := d.Submit(context.Background(), lastChunk(tc.dir), r.Done); err != nil {
 			t.Fatal(err)
 		}
-		err := r.wait(t, 1)[0]
+		err := r.Wait(t, 1, waitLimit, "snapshots")[0]
 		var rej dispatch.Rejected
 		if err == nil || errors.As(err, &rej) != tc.rejected || !strings.Contains(err.Error(), tc.dir) || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("%s: done(%v), want rejected=%v naming it and %q", tc.dir, err, tc.rejected, tc.mention)
@@ -321,9 +321,9 @@ func TestShipSubmitCanceled(t *testing.T) {
 	dir := makeSnapshot(t, t.TempDir(), 1700000240, files)
 	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := newResults(1)
+	r := testrig.NewDoneCalls(1)
 	returned := make(chan error, 1)
-	go func() { returned <- d.Submit(ctx, lastChunk(dir), r.done) }()
+	go func() { returned <- d.Submit(ctx, lastChunk(dir), r.Done) }()
 	testrig.WaitFor(t, waitLimit, "refused produce requests", func() bool { return o.Refused() >= 2 })
 	select {
 	case err := <-returned:
@@ -338,7 +338,7 @@ func TestShipSubmitCanceled(t *testing.T) {
 	ctx2, cancel2 := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel2()
 	d.Close(ctx2) // waits for every record to settle
-	if n := r.calls.Load(); n != 0 {
+	if n := r.Calls(); n != 0 {
 		t.Fatalf("done called %d times for an abandoned Submit", n)
 	}
 }
@@ -350,8 +350,8 @@ func TestShipCloseDuringOutage(t *testing.T) {
 	d := newDispatcher(t, testConfig(c), Options{})
 	dir := makeSnapshot(t, t.TempDir(), 1700000300, smallSnapshot("close"))
 	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
 	testrig.WaitFor(t, waitLimit, "a refused produce request", func() bool { return o.Refused() >= 1 })
@@ -360,7 +360,7 @@ func TestShipCloseDuringOutage(t *testing.T) {
 	if err := d.Close(ctx); err == nil || !strings.Contains(err.Error(), "1 snapshots not acknowledged") {
 		t.Errorf("Close: %v, want 1 snapshot not acknowledged", err)
 	}
-	if err := r.wait(t, 1)[0]; err == nil {
+	if err := r.Wait(t, 1, waitLimit, "snapshots")[0]; err == nil {
 		t.Error("done(nil) for a snapshot Kafka never acknowledged")
 	}
 }
