@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // countHandler marks every record done as it is handled and says when it has seen want.
@@ -59,7 +61,7 @@ func BenchmarkConsume(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := newCluster(b, benchPartitions)
+			c := testrig.StartKafka(b, benchPartitions, testTopic)
 			cl := newClient(b, c, kgo.ProducerBatchCompression(kgo.Lz4Compression()), kgo.ProducerLinger(5*time.Millisecond),
 				kgo.MaxBufferedBytes(64<<20))
 			var size int64

@@ -1,7 +1,6 @@
 package consume
 
 import (
-	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -10,8 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 func TestNewChecksOptions(t *testing.T) {
@@ -30,7 +30,7 @@ func TestNewChecksOptions(t *testing.T) {
 // the end offsets.
 func TestEveryRecordConsumed(t *testing.T) {
 	const parts, per = 4, 2500
-	c := newCluster(t, parts)
+	c := testrig.StartKafka(t, parts, testTopic)
 	cl := newClient(t, c)
 	produce(t, cl, parts, per, 100)
 	end := endOffsets(t, cl, parts)
@@ -67,7 +67,7 @@ func TestEveryRecordConsumed(t *testing.T) {
 // nothing is skipped.
 func TestRestartResumesAtCommitted(t *testing.T) {
 	const parts, per, half = 4, 1000, 500
-	c := newCluster(t, parts)
+	c := testrig.StartKafka(t, parts, testTopic)
 	cl := newClient(t, c)
 	produce(t, cl, parts, per, 100)
 	end := endOffsets(t, cl, parts)
@@ -75,7 +75,7 @@ func TestRestartResumesAtCommitted(t *testing.T) {
 	first := newRecorder(t, false)
 	first.doneBelow = half
 	co1 := start(t, c, "restart", first)
-	waitFor(t, "the first consumer to handle every record", func() bool { return first.handledCount() == parts*per })
+	testrig.WaitFor(t, waitLimit, "the first consumer to handle every record", func() bool { return first.handledCount() == parts*per })
 	halfway := map[int32]int64{0: half, 1: half, 2: half, 3: half}
 	committedEqual(t, cl, "restart", halfway, co1.Consumer)
 	co1.stop(t)
@@ -101,7 +101,7 @@ func TestRestartResumesAtCommitted(t *testing.T) {
 // before they were done are consumed again by the new owner, and the commits reach the end.
 func TestRebalanceLosesNothing(t *testing.T) {
 	const parts = 6
-	c := newCluster(t, parts)
+	c := testrig.StartKafka(t, parts, testTopic)
 	cl := newClient(t, c)
 	produce(t, cl, parts, 200, 100)
 
@@ -140,19 +140,19 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	defer stop()
 
 	ca := start(t, c, "rebalance", a)
-	waitFor(t, "the first consumer to own every partition and mark 1000 records done", func() bool {
+	testrig.WaitFor(t, waitLimit, "the first consumer to own every partition and mark 1000 records done", func() bool {
 		return len(a.owned()) == parts && a.effectiveCount() >= 1000
 	})
 
 	cb := start(t, c, "rebalance", b)
-	waitFor(t, "the partitions to be shared and the second consumer to mark 500 records done", func() bool {
+	testrig.WaitFor(t, waitLimit, "the partitions to be shared and the second consumer to mark 500 records done", func() bool {
 		return a.revokedCount() > 0 && len(b.owned()) > 0 && len(a.owned()) > 0 && b.effectiveCount() >= 500
 	})
 
 	// The first consumer stops marking done, so that records it handled are not done, then
 	// leaves: they must reach the second one.
 	a.hold()
-	waitFor(t, "the first consumer to hold records handled but not done", func() bool {
+	testrig.WaitFor(t, waitLimit, "the first consumer to hold records handled but not done", func() bool {
 		return a.handledCount() > a.effectiveCount()
 	})
 	ca.stop(t)
@@ -180,60 +180,14 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	if pending == 0 {
 		t.Error("the first consumer had no record pending at its stop; the test proved nothing about redelivery")
 	}
-	t.Logf("%d records produced; %d pending at the first consumer's stop, consumed again by the second", sum(end), pending)
-}
-
-func sum(m map[int32]int64) int64 {
-	var n int64
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
-// outage refuses every request of one kind while on: with drop it closes the client's
-// connection (a broker gone), otherwise OffsetCommit partitions get COORDINATOR_LOAD_IN_PROGRESS.
-type outage struct {
-	on      atomic.Bool
-	refused atomic.Int64
-}
-
-func startOutage(c *kfake.Cluster, key kmsg.Key, drop bool) *outage {
-	o := &outage{}
-	o.on.Store(true)
-	c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if !o.on.Load() {
-			c.DropControl()
-			return nil, nil, false
-		}
-		c.KeepControl()
-		o.refused.Add(1)
-		if drop {
-			return nil, errors.New("broker down"), true
-		}
-		creq := req.(*kmsg.OffsetCommitRequest)
-		resp := creq.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range creq.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-	return o
+	t.Logf("%d records produced; %d pending at the first consumer's stop, consumed again by the second", testrig.SumOffsets(end), pending)
 }
 
 // Broker outages (commits refused, then fetches and commits on dropped connections): the
 // consumer goes on afterwards, nothing is lost and the commits land.
 func TestBrokerOutage(t *testing.T) {
 	const parts, per = 4, 250
-	c := newCluster(t, parts)
+	c := testrig.StartKafka(t, parts, testTopic)
 	cl := newClient(t, c)
 	h := newRecorder(t, false)
 	co := start(t, c, "outage", h)
@@ -241,32 +195,32 @@ func TestBrokerOutage(t *testing.T) {
 	end := endOffsets(t, cl, parts)
 	committedEqual(t, cl, "outage", end, co.Consumer)
 
-	commits := startOutage(c, kmsg.OffsetCommit, false)
+	commits := testrig.KafkaRefuse(t, c, kmsg.OffsetCommit, kerr.CoordinatorLoadInProgress)
 	produce(t, cl, parts, per, 100)
-	waitFor(t, "the records produced during the commit outage to be handled, and 3 commits refused", func() bool {
-		return h.handledCount() == 2*parts*per && commits.refused.Load() >= 3
+	testrig.WaitFor(t, waitLimit, "the records produced during the commit outage to be handled, and 3 commits refused", func() bool {
+		return h.handledCount() == 2*parts*per && commits.Refused() >= 3
 	})
 	if got := groupCommitted(t, cl, "outage"); !maps.Equal(got, end) {
 		t.Fatalf("a commit landed during the outage: %v, want %v", got, end)
 	}
-	commits.on.Store(false)
+	commits.End()
 	end = endOffsets(t, cl, parts)
 	committedEqual(t, cl, "outage", end, co.Consumer)
 
-	fetches := startOutage(c, kmsg.Fetch, true)
-	commits = startOutage(c, kmsg.OffsetCommit, true)
+	fetches := testrig.KafkaDrop(c, kmsg.Fetch)
+	commits = testrig.KafkaDrop(c, kmsg.OffsetCommit)
 	// A fetch long-polling since before the outage would still return new records.
-	waitFor(t, "3 fetches refused", func() bool { return fetches.refused.Load() >= 3 })
+	testrig.WaitFor(t, waitLimit, "3 fetches refused", func() bool { return fetches.Refused() >= 3 })
 	produce(t, cl, parts, per, 100)
-	waitFor(t, "3 more fetches refused", func() bool { return fetches.refused.Load() >= 6 })
+	testrig.WaitFor(t, waitLimit, "3 more fetches refused", func() bool { return fetches.Refused() >= 6 })
 	if n := h.handledCount(); n != 2*parts*per {
 		t.Fatalf("%d records handled during the fetch outage, want %d", n, 2*parts*per)
 	}
-	fetches.on.Store(false)
-	waitFor(t, "the records produced during the fetch outage to be handled, and 3 commits refused", func() bool {
-		return h.handledCount() >= 3*parts*per && commits.refused.Load() >= 3
+	fetches.End()
+	testrig.WaitFor(t, waitLimit, "the records produced during the fetch outage to be handled, and 3 commits refused", func() bool {
+		return h.handledCount() >= 3*parts*per && commits.Refused() >= 3
 	})
-	commits.on.Store(false)
+	commits.End()
 	end = endOffsets(t, cl, parts)
 	committedEqual(t, cl, "outage", end, co.Consumer)
 	co.stop(t)
@@ -278,7 +232,7 @@ func TestBrokerOutage(t *testing.T) {
 func TestDoneAfterRevokeIgnored(t *testing.T) {
 	const parts, per = 4, 100
 	const bogus = int64(1) << 40
-	c := newCluster(t, parts)
+	c := testrig.StartKafka(t, parts, testTopic)
 	cl := newClient(t, c)
 	produce(t, cl, parts, per, 100)
 	end := endOffsets(t, cl, parts)
@@ -308,11 +262,11 @@ func TestDoneAfterRevokeIgnored(t *testing.T) {
 	a := newRecorder(t, false)
 	a.manual = true
 	ca := start(t, c, "late", a)
-	waitFor(t, "the first consumer to handle every record", func() bool { return a.handledCount() == parts*per })
+	testrig.WaitFor(t, waitLimit, "the first consumer to handle every record", func() bool { return a.handledCount() == parts*per })
 
 	b := newRecorder(t, false)
 	cb := start(t, c, "late", b)
-	waitFor(t, "the second consumer to take partitions and commit them to the end", func() bool {
+	testrig.WaitFor(t, waitLimit, "the second consumer to take partitions and commit them to the end", func() bool {
 		ps := b.owned()
 		if len(ps) == 0 || len(a.owned()) == 0 {
 			return false
@@ -338,7 +292,7 @@ func TestDoneAfterRevokeIgnored(t *testing.T) {
 	}
 	// A commit of a partition still owned proves a commit round ran after the late calls.
 	keptDone(end[kept[0]])
-	waitFor(t, "the first consumer to commit its kept partition", func() bool {
+	testrig.WaitFor(t, waitLimit, "the first consumer to commit its kept partition", func() bool {
 		return ca.Committed()[kept[0]] == end[kept[0]]
 	})
 	for _, p := range moved {
@@ -350,7 +304,7 @@ func TestDoneAfterRevokeIgnored(t *testing.T) {
 
 	// The moved partitions come back: the done funcs of their first assignment stay dead.
 	cb.stop(t)
-	waitFor(t, "the moved partitions to come back", func() bool { return len(a.owned()) == parts })
+	testrig.WaitFor(t, waitLimit, "the moved partitions to come back", func() bool { return len(a.owned()) == parts })
 	for _, p := range moved {
 		oldDone[p](bogus)
 	}
@@ -363,7 +317,7 @@ func TestDoneAfterRevokeIgnored(t *testing.T) {
 	}
 	a.mu.Unlock()
 	committedEqual(t, cl, "late", end, nil)
-	waitFor(t, "the first consumer to commit the partitions that came back", func() bool {
+	testrig.WaitFor(t, waitLimit, "the first consumer to commit the partitions that came back", func() bool {
 		got := ca.Committed()
 		for _, p := range moved {
 			if got[p] != end[p] {

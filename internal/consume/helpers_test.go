@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 const (
@@ -28,23 +30,7 @@ const (
 
 // fast makes kgo notice rebalances and retry quickly (defaults: 3 s heartbeats, metadata at
 // most every 5 s, 5 s fetch long-poll).
-var fast = []kgo.Opt{
-	kgo.HeartbeatInterval(100 * time.Millisecond),
-	kgo.MetadataMinAge(50 * time.Millisecond),
-	kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-	kgo.FetchMaxWait(100 * time.Millisecond),
-}
-
-// newCluster starts an in-process kfake cluster on random 127.0.0.1 ports with testTopic.
-func newCluster(t testing.TB, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, testTopic)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
+var fast = append(testrig.KafkaQuick(), kgo.HeartbeatInterval(100*time.Millisecond), kgo.FetchMaxWait(100*time.Millisecond))
 
 // newClient is a plain client of the cluster, for producing and for asking it questions.
 func newClient(t testing.TB, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
@@ -96,34 +82,17 @@ func produceErr(cl *kgo.Client, partitions int32, perPartition, size int) error 
 	return nil
 }
 
-// endOffsets is every partition's end offset (its record count: nothing is deleted).
+// endOffsets is every partition's end offset (its record count: nothing is deleted), failing
+// the test unless the topic has exactly partitions partitions.
 func endOffsets(t testing.TB, cl *kgo.Client, partitions int32) map[int32]int64 {
 	t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = testTopic
-	for p := range partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp = p, -1 // latest
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("list offsets: %v", err)
+	end := testrig.KafkaEndOffsets(t, ctx, cl, testTopic)
+	if len(end) != int(partitions) {
+		t.Fatalf("topic %s has end offsets %v, want %d partitions", testTopic, end, partitions)
 	}
-	out := map[int32]int64{}
-	for _, tp := range resp.Topics {
-		for _, p := range tp.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				t.Fatalf("list offsets of partition %d: %v", p.Partition, err)
-			}
-			out[p.Partition] = p.Offset
-		}
-	}
-	return out
+	return end
 }
 
 // groupCommitted is the group's committed offset per partition, as the broker has it.
@@ -152,18 +121,6 @@ func groupCommitted(t testing.TB, cl *kgo.Client, group string) map[int32]int64 
 		}
 	}
 	return out
-}
-
-// waitFor polls cond until it holds, failing the test after waitLimit.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // running is a Consumer whose Run is going on in a goroutine.

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/statspipe/statspipe/internal/config"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // SASL PLAIN and SCRAM: the password comes from sasl-password-file; a wrong one delivers
@@ -26,7 +27,7 @@ import (
 func TestSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
-			c := newCluster(t, 1, kfake.EnableSASL(), kfake.Superuser(mech, "statspipe", "s3cret"))
+			c := testrig.StartKafka(t, 1, testTopic, kfake.EnableSASL(), kfake.Superuser(mech, "statspipe", "s3cret"))
 			dir := t.TempDir()
 			for _, tc := range []struct {
 				password string
@@ -41,9 +42,9 @@ func TestSASL(t *testing.T) {
 				cfg.DeliveryTimeout = time.Second
 				d := newDispatcher(t, cfg)
 				chunks := snapshot(1700000000, "a", 10, 10)
-				r := newResults(len(chunks))
+				r := testrig.NewDoneCalls(len(chunks))
 				submitAll(t, d, chunks, r)
-				err := r.wait(t, 1)[0]
+				err := r.Wait(t, 1, waitLimit, "chunks")[0]
 				if (err == nil) != tc.ok {
 					t.Fatalf("password %q: done(%v)", strings.TrimSpace(tc.password), err)
 				}
@@ -67,7 +68,7 @@ func testConfigSASL() (cfg config.Kafka) {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile, serverCert := testCA(t, dir)
-	c := newCluster(t, 1, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}))
+	c := testrig.StartKafka(t, 1, testTopic, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}))
 	for _, tc := range []struct {
 		ca string
 		ok bool
@@ -77,9 +78,9 @@ func TestTLS(t *testing.T) {
 		cfg.DeliveryTimeout = time.Second
 		d := newDispatcher(t, cfg)
 		chunks := snapshot(1700000000, "t", 5, 5)
-		r := newResults(1)
+		r := testrig.NewDoneCalls(1)
 		submitAll(t, d, chunks, r)
-		if err := r.wait(t, 1)[0]; (err == nil) != tc.ok {
+		if err := r.Wait(t, 1, waitLimit, "chunks")[0]; (err == nil) != tc.ok {
 			t.Fatalf("ca-file %q: done(%v)", tc.ca, err)
 		}
 	}

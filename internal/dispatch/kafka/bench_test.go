@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/statspipe/statspipe/internal/dispatch/dispatchtest"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 var benchSnapshot = dispatchtest.BenchSnapshot
@@ -38,7 +39,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.SetBytes(int64(size))
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				c := newCluster(b, 4)
+				c := testrig.StartKafka(b, 4, testTopic)
 				d, err := New(testConfig(c, mode), Options{HostKey: testHostKey}, nil)
 				if err != nil {
 					b.Fatal(err)

@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/selfmetrics"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // Every line produced is consumed exactly once, with the documented framing, in both keying
@@ -19,7 +22,7 @@ import (
 func TestProducedEqualsConsumed(t *testing.T) {
 	for _, mode := range []string{"path", "host"} {
 		t.Run(mode, func(t *testing.T) {
-			c := newCluster(t, 4)
+			c := testrig.StartKafka(t, 4, testTopic)
 			d := newDispatcher(t, testConfig(c, mode))
 			reg := selfmetrics.New("process")
 			d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
@@ -39,9 +42,9 @@ func TestProducedEqualsConsumed(t *testing.T) {
 					}
 				}
 			}
-			r := newResults(len(chunks))
+			r := testrig.NewDoneCalls(len(chunks))
 			submitAll(t, d, chunks, r)
-			for _, err := range r.wait(t, len(chunks)) {
+			for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 				if err != nil {
 					t.Fatalf("done(%v)", err)
 				}
@@ -80,20 +83,16 @@ func TestProducedEqualsConsumed(t *testing.T) {
 // With record-key = path, each record is one line keyed by its path, so one series always
 // goes to one partition.
 func TestPathKeyPartitioning(t *testing.T) {
-	c := newCluster(t, 8)
+	c := testrig.StartKafka(t, 8, testTopic)
 	d := newDispatcher(t, testConfig(c, "path"))
 	var chunks []*metric.Batch
 	for i := range 3 { // the same 200 series in 3 snapshots
 		chunks = append(chunks, snapshot(int64(1700000000+10*i), "p", 200, 50)...)
 	}
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	r.wait(t, len(chunks))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(testTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.Wait(t, len(chunks), waitLimit, "chunks")
+	cl := testrig.KafkaReader(t, c.ListenAddrs(), testTopic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -127,20 +126,20 @@ func TestPathKeyPartitioning(t *testing.T) {
 func TestBrokerOutageNoLoss(t *testing.T) {
 	for _, mode := range []string{"path", "host"} {
 		t.Run(mode, func(t *testing.T) {
-			c := newCluster(t, 3)
+			c := testrig.StartKafka(t, 3, testTopic)
 			d := newDispatcher(t, testConfig(c, mode))
 			reg := selfmetrics.New("process")
 			d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
-			o := startOutage(c, true)
+			o := testrig.KafkaDrop(c, kmsg.Produce)
 			chunks := snapshot(1700000000, "o", 3000, 500)
-			r := newResults(len(chunks))
+			r := testrig.NewDoneCalls(len(chunks))
 			submitAll(t, d, chunks, r)
-			waitFor(t, "produce requests refused", func() bool { return o.refused.Load() >= 5 })
-			if n := r.calls.Load(); n != 0 {
+			testrig.WaitFor(t, waitLimit, "produce requests refused", func() bool { return o.Refused() >= 5 })
+			if n := r.Calls(); n != 0 {
 				t.Fatalf("%d chunks answered while the broker refused every produce request", n)
 			}
-			o.on.Store(false)
-			for _, err := range r.wait(t, len(chunks)) {
+			o.End()
+			for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 				if err != nil {
 					t.Fatalf("done(%v) after the outage", err)
 				}
@@ -159,10 +158,10 @@ func TestBrokerOutageNoLoss(t *testing.T) {
 			}
 			reconnects, _ := reg.Get("dispatcher.kafka.reconnects")
 			if reconnects < 1 {
-				t.Errorf("reconnects %v after %d dropped connections", reconnects, o.refused.Load())
+				t.Errorf("reconnects %v after %d dropped connections", reconnects, o.Refused())
 			}
 			t.Logf("%d produce requests refused; %d records consumed for %d lines; %v reconnects counted",
-				o.refused.Load(), got.records, 3000, reconnects)
+				o.Refused(), got.records, 3000, reconnects)
 		})
 	}
 }
@@ -170,18 +169,18 @@ func TestBrokerOutageNoLoss(t *testing.T) {
 // A retriable error on every Produce reply for longer than delivery-timeout fails the chunk
 // (done(err): the snapshot stays in the spool); sent again once Kafka is back, it is delivered.
 func TestDeliveryTimeout(t *testing.T) {
-	c := newCluster(t, 2)
+	c := testrig.StartKafka(t, 2, testTopic)
 	cfg := testConfig(c, "path")
 	cfg.DeliveryTimeout = time.Second // franz-go's minimum
 	d := newDispatcher(t, cfg)
 	reg := selfmetrics.New("process")
 	d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
-	o := startOutage(c, false)
+	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
 	chunks := snapshot(1700000000, "t", 100, 40)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	start := time.Now()
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err == nil || !errors.Is(err, kgo.ErrRecordTimeout) || !strings.Contains(err.Error(), "delivery-timeout") {
 			t.Fatalf("done(%v), want the delivery timeout", err)
 		}
@@ -190,14 +189,14 @@ func TestDeliveryTimeout(t *testing.T) {
 			t.Fatalf("a timeout is not a rejection: %v", err)
 		}
 	}
-	t.Logf("failed after %s, %d produce requests refused", time.Since(start).Round(time.Millisecond), o.refused.Load())
+	t.Logf("failed after %s, %d produce requests refused", time.Since(start).Round(time.Millisecond), o.Refused())
 	if v, _ := reg.Get("dispatcher.kafka.errors"); v != float64(len(chunks)) {
 		t.Errorf("errors %v, want %d", v, len(chunks))
 	}
-	o.on.Store(false)
-	r = newResults(len(chunks))
+	o.End()
+	r = testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err != nil {
 			t.Fatalf("retry: done(%v)", err)
 		}
@@ -211,17 +210,17 @@ func TestDeliveryTimeout(t *testing.T) {
 // Submit blocks while the producer holds max-buffered-records, resumes when Kafka drains it,
 // and returns ctx's error (done never called) when ctx ends while it waits.
 func TestBackPressure(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	cfg := testConfig(c, "path")
 	cfg.MaxBufferedRecords = 10
 	d := newDispatcher(t, cfg)
-	o := startOutage(c, true)
+	o := testrig.KafkaDrop(c, kmsg.Produce)
 	chunk := snapshot(1700000000, "b", 50, 50)[0]
-	r := newResults(2)
+	r := testrig.NewDoneCalls(2)
 	returned := make(chan error, 1)
-	go func() { returned <- d.Submit(context.Background(), chunk, r.done) }()
-	waitFor(t, "a full producer buffer", func() bool { return d.cl.BufferedProduceRecords() >= 10 })
-	waitFor(t, "produce requests refused", func() bool { return o.refused.Load() >= 2 })
+	go func() { returned <- d.Submit(context.Background(), chunk, r.Done) }()
+	testrig.WaitFor(t, waitLimit, "a full producer buffer", func() bool { return d.cl.BufferedProduceRecords() >= 10 })
+	testrig.WaitFor(t, waitLimit, "produce requests refused", func() bool { return o.Refused() >= 2 })
 	select {
 	case err := <-returned:
 		t.Fatalf("Submit returned (%v) with the buffer full", err)
@@ -235,15 +234,10 @@ func TestBackPressure(t *testing.T) {
 		second <- d.Submit(ctx, snapshot(1700000010, "c", 5, 5)[0], func(error) { calls2++ })
 	}()
 	cancel()
-	select {
-	case err := <-second:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("second Submit: %v, want context.Canceled", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("second Submit did not return after its context ended")
+	if err := testrig.Receive(t, second, waitLimit, "second Submit's return after its context ended"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second Submit: %v, want context.Canceled", err)
 	}
-	o.on.Store(false)
+	o.End()
 	select {
 	case err := <-returned:
 		if err != nil {
@@ -252,7 +246,7 @@ func TestBackPressure(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("Submit still blocked after the outage ended")
 	}
-	if err := r.wait(t, 1)[0]; err != nil {
+	if err := r.Wait(t, 1, waitLimit, "chunks")[0]; err != nil {
 		t.Fatalf("done(%v)", err)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), waitLimit)
@@ -263,7 +257,7 @@ func TestBackPressure(t *testing.T) {
 	if calls2 != 0 {
 		t.Fatalf("done called %d times for a Submit that returned an error", calls2)
 	}
-	if err := d.Submit(context.Background(), chunk, r.done); !errors.Is(err, dispatch.ErrClosed) {
+	if err := d.Submit(context.Background(), chunk, r.Done); !errors.Is(err, dispatch.ErrClosed) {
 		t.Fatalf("Submit after Close: %v", err)
 	}
 }
@@ -271,19 +265,19 @@ func TestBackPressure(t *testing.T) {
 // Close flushes what the producer holds; when its context ends first, the rest fails with
 // done(err) and Close says so.
 func TestClose(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	d := newDispatcher(t, testConfig(c, "host"))
-	o := startOutage(c, true)
+	o := testrig.KafkaDrop(c, kmsg.Produce)
 	chunks := snapshot(1700000000, "x", 100, 30)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	waitFor(t, "produce requests refused", func() bool { return o.refused.Load() >= 1 })
+	testrig.WaitFor(t, waitLimit, "produce requests refused", func() bool { return o.Refused() >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := d.Close(ctx); err == nil || !strings.Contains(err.Error(), "not acknowledged") {
 		t.Fatalf("Close during an outage: %v", err)
 	}
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err == nil {
 			t.Fatal("a chunk was acknowledged during the outage")
 		}
@@ -295,16 +289,16 @@ func TestClose(t *testing.T) {
 // delivery-timeout) fails it; sent again once the broker is back, every line arrives at least
 // once (the first attempt's records may arrive too: duplicates).
 func TestDeliveryTimeoutBrokerGone(t *testing.T) {
-	c := newCluster(t, 2)
+	c := testrig.StartKafka(t, 2, testTopic)
 	cfg := testConfig(c, "path")
 	cfg.DeliveryTimeout = time.Second
 	d := newDispatcher(t, cfg)
-	o := startOutage(c, true)
+	o := testrig.KafkaDrop(c, kmsg.Produce)
 	chunks := snapshot(1700000000, "g", 100, 40)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	start := time.Now()
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err == nil || !strings.Contains(err.Error(), "delivery-timeout") {
 			t.Fatalf("done(%v), want the delivery timeout", err)
 		}
@@ -313,11 +307,11 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 	if took < time.Second {
 		t.Fatalf("failed after %s, before delivery-timeout", took)
 	}
-	t.Logf("failed after %s, %d produce connections dropped", took.Round(time.Millisecond), o.refused.Load())
-	o.on.Store(false)
-	r = newResults(len(chunks))
+	t.Logf("failed after %s, %d produce connections dropped", took.Round(time.Millisecond), o.Refused())
+	o.End()
+	r = testrig.NewDoneCalls(len(chunks))
 	submitAll(t, d, chunks, r)
-	for _, err := range r.wait(t, len(chunks)) {
+	for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 		if err != nil {
 			t.Fatalf("retry: done(%v)", err)
 		}
@@ -336,11 +330,11 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 // record-key = series: one record per line, keyed by the path without the host component, so
 // two hosts' lines of one series share a key (and a partition).
 func TestSeriesKey(t *testing.T) {
-	c := newCluster(t, 4)
+	c := testrig.StartKafka(t, 4, testTopic)
 	chunks := snapshot(1700000000, "s", 20, 10)
-	r := newResults(len(chunks))
+	r := testrig.NewDoneCalls(len(chunks))
 	submitAll(t, newDispatcher(t, testConfig(c, "series")), chunks, r)
-	r.wait(t, len(chunks))
+	r.Wait(t, len(chunks), waitLimit, "chunks")
 	got := consume(t, c, 20)
 	if got.records != 20 || len(got.keys) != 20 {
 		t.Fatalf("%d records, %d keys", got.records, len(got.keys))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // kcat (librdkafka) reads what the dispatcher wrote: with -f '%s' its output is exactly the
@@ -18,12 +20,12 @@ func TestKcatReadsRecords(t *testing.T) {
 	}
 	for _, mode := range []string{"path", "host"} {
 		t.Run(mode, func(t *testing.T) {
-			c := newCluster(t, 2)
+			c := testrig.StartKafka(t, 2, testTopic)
 			d := newDispatcher(t, testConfig(c, mode))
 			chunks := snapshot(1700000000, "k", 300, 100)
-			r := newResults(len(chunks))
+			r := testrig.NewDoneCalls(len(chunks))
 			submitAll(t, d, chunks, r)
-			for _, err := range r.wait(t, len(chunks)) {
+			for _, err := range r.Wait(t, len(chunks), waitLimit, "chunks") {
 				if err != nil {
 					t.Fatal(err)
 				}

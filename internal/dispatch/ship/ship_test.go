@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/selfmetrics"
 	"github.com/statspipe/statspipe/internal/spool"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // checkArchive unpacks a and compares it with files, the snapshot it was shipped from.
@@ -52,18 +55,18 @@ func checkArchive(t *testing.T, a *Archive, snapshot string, files map[string]st
 // A snapshot with HAProxy files and a part directory reaches a consumer as one record that
 // the Assembler turns back into the same files; a chunk that is not Last ships nothing.
 func TestShipRoundTrip(t *testing.T) {
-	c := newCluster(t, 3)
+	c := testrig.StartKafka(t, 3, testTopic)
 	d := newDispatcher(t, testConfig(c), Options{})
 	files := smallSnapshot("round trip")
 	dir := makeSnapshot(t, t.TempDir(), 1700000000, files)
-	r := newResults(2)
-	if err := d.Submit(context.Background(), &metric.Batch{Source: dir, Data: []byte("a.b 1 1700000000\n"), Lines: 1}, r.done); err != nil {
+	r := testrig.NewDoneCalls(2)
+	if err := d.Submit(context.Background(), &metric.Batch{Source: dir, Data: []byte("a.b 1 1700000000\n"), Lines: 1}, r.Done); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	for _, err := range r.wait(t, 2) {
+	for _, err := range r.Wait(t, 2, waitLimit, "snapshots") {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +79,7 @@ func TestShipRoundTrip(t *testing.T) {
 	if err := d.Close(context.Background()); err != nil {
 		t.Error(err)
 	}
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); !errors.Is(err, dispatch.ErrClosed) {
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); !errors.Is(err, dispatch.ErrClosed) {
 		t.Errorf("Submit after Close: %v, want ErrClosed", err)
 	}
 }
@@ -84,7 +87,7 @@ func TestShipRoundTrip(t *testing.T) {
 // A 3 MB snapshot with batch-max-bytes 256 KiB travels as fragments of 240 KiB, reassembled
 // byte for byte into the archive Pack makes (Pack is reproducible).
 func TestShipLargeSnapshot(t *testing.T) {
-	c := newCluster(t, 3)
+	c := testrig.StartKafka(t, 3, testTopic)
 	cfg := testConfig(c)
 	cfg.BatchMaxBytes = 256 << 10
 	d := newDispatcher(t, cfg, Options{})
@@ -93,11 +96,11 @@ func TestShipLargeSnapshot(t *testing.T) {
 	files := smallSnapshot("large")
 	files["apps/a.body"] = bigText(3<<20, 1)
 	dir := makeSnapshot(t, t.TempDir(), 1700000060, files)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.wait(t, 1)[0]; err != nil {
+	if err := r.Wait(t, 1, waitLimit, "snapshots")[0]; err != nil {
 		t.Fatal(err)
 	}
 	var want bytes.Buffer
@@ -126,11 +129,7 @@ func TestShipLargeSnapshot(t *testing.T) {
 // rawRecords reads want records of the topic from the start.
 func rawRecords(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(testTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := testrig.KafkaReader(t, brokers, testTopic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -148,23 +147,23 @@ func rawRecords(t *testing.T, brokers []string, want int) []*kgo.Record {
 // Fragments of two snapshots of one host interleaved on their partition (two workers
 // shipping at once) come out as the two archives.
 func TestAssembleInterleaved(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	cfg := testConfig(c)
 	cfg.BatchMaxBytes = 256 << 10
 	d := newDispatcher(t, cfg, Options{})
 	parent := t.TempDir()
 	snaps := map[string]map[string]string{}
-	r := newResults(2)
+	r := testrig.NewDoneCalls(2)
 	for i, epoch := range []int64{1700000000, 1700000060} {
 		files := smallSnapshot("interleaved")
 		files["apps/a.body"] = bigText(1<<20, i)
 		dir := makeSnapshot(t, parent, epoch, files)
 		snaps[filepath.Base(dir)] = files
-		if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+		if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, err := range r.wait(t, 2) {
+	for _, err := range r.Wait(t, 2, waitLimit, "snapshots") {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,24 +219,24 @@ func TestAssembleInterleaved(t *testing.T) {
 // While every Produce fails (a leader election that does not end), the snapshot is not
 // answered; once the brokers answer again it is, and the topic holds it exactly once.
 func TestShipOutage(t *testing.T) {
-	c := newCluster(t, 3)
+	c := testrig.StartKafka(t, 3, testTopic)
 	cfg := testConfig(c)
 	cfg.BatchMaxBytes = 256 << 10
 	d := newDispatcher(t, cfg, Options{})
 	files := smallSnapshot("outage")
 	files["apps/a.body"] = bigText(1<<20, 7)
 	dir := makeSnapshot(t, t.TempDir(), 1700000120, files)
-	o := startOutage(c)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "refused produce requests", func() bool { return o.refused.Load() >= 5 })
-	if n := r.calls.Load(); n != 0 {
+	testrig.WaitFor(t, waitLimit, "refused produce requests", func() bool { return o.Refused() >= 5 })
+	if n := r.Calls(); n != 0 {
 		t.Fatalf("done called %d times during the outage", n)
 	}
-	o.on.Store(false)
-	if err := r.wait(t, 1)[0]; err != nil {
+	o.End()
+	if err := r.Wait(t, 1, waitLimit, "snapshots")[0]; err != nil {
 		t.Fatal(err)
 	}
 	archives, _ := consumeArchives(t, c, 1)
@@ -250,17 +249,17 @@ func TestShipOutage(t *testing.T) {
 // A snapshot Kafka never acknowledges fails with a delivery timeout (not Rejected: it is
 // shipped again later).
 func TestShipDeliveryTimeout(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	cfg := testConfig(c)
 	cfg.DeliveryTimeout = time.Second // the least franz-go and the configuration allow
 	d := newDispatcher(t, cfg, Options{})
 	dir := makeSnapshot(t, t.TempDir(), 1700000180, smallSnapshot("timeout"))
-	startOutage(c)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	err := r.wait(t, 1)[0]
+	err := r.Wait(t, 1, waitLimit, "snapshots")[0]
 	var rej dispatch.Rejected
 	if !errors.Is(err, kgo.ErrRecordTimeout) || errors.As(err, &rej) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("done(%v), want a delivery timeout naming %s", err, dir)
@@ -273,7 +272,7 @@ func TestShipDeliveryTimeout(t *testing.T) {
 // A snapshot that cannot be packed: too large or unsafe is Rejected (quarantined), a
 // directory that is gone is an error to retry on.
 func TestShipPackFailures(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	d := newDispatcher(t, testConfig(c), Options{MaxArchiveBytes: 64 << 10})
 	reg := selfmetrics.New("process")
 	d.SetMetrics(selfmetrics.NewProcess(reg).Dispatcher(d.Name()))
@@ -294,11 +293,11 @@ func TestShipPackFailures(t *testing.T) {
 		{unsafe, true, "x.sock_stat"},
 		{filepath.Join(parent, "1700000120"), false, "1700000120"},
 	} {
-		r := newResults(1)
-		if err := d.Submit(context.Background(), lastChunk(tc.dir), r.done); err != nil {
+		r := testrig.NewDoneCalls(1)
+		if err := d.Submit(context.Background(), lastChunk(tc.dir), r.Done); err != nil {
 			t.Fatal(err)
 		}
-		err := r.wait(t, 1)[0]
+		err := r.Wait(t, 1, waitLimit, "snapshots")[0]
 		var rej dispatch.Rejected
 		if err == nil || errors.As(err, &rej) != tc.rejected || !strings.Contains(err.Error(), tc.dir) || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("%s: done(%v), want rejected=%v naming it and %q", tc.dir, err, tc.rejected, tc.mention)
@@ -312,7 +311,7 @@ func TestShipPackFailures(t *testing.T) {
 // Submit blocks while the producer's buffer is full (back-pressure) and returns the
 // context's error when it ends first; done is then never called.
 func TestShipSubmitCanceled(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	cfg := testConfig(c)
 	cfg.BatchMaxBytes = 256 << 10
 	cfg.MaxBufferedBytes = 1 << 20
@@ -320,31 +319,26 @@ func TestShipSubmitCanceled(t *testing.T) {
 	files := smallSnapshot("canceled")
 	files["apps/a.body"] = bigText(3<<20, 5)
 	dir := makeSnapshot(t, t.TempDir(), 1700000240, files)
-	o := startOutage(c)
+	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := newResults(1)
+	r := testrig.NewDoneCalls(1)
 	returned := make(chan error, 1)
-	go func() { returned <- d.Submit(ctx, lastChunk(dir), r.done) }()
-	waitFor(t, "refused produce requests", func() bool { return o.refused.Load() >= 2 })
+	go func() { returned <- d.Submit(ctx, lastChunk(dir), r.Done) }()
+	testrig.WaitFor(t, waitLimit, "refused produce requests", func() bool { return o.Refused() >= 2 })
 	select {
 	case err := <-returned:
 		t.Fatalf("Submit returned (%v) with the buffer full", err)
 	default:
 	}
 	cancel()
-	select {
-	case err := <-returned:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Submit: %v, want context.Canceled", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("Submit did not return after its context ended")
+	if err := testrig.Receive(t, returned, waitLimit, "Submit's return after its context ended"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Submit: %v, want context.Canceled", err)
 	}
-	o.on.Store(false)
+	o.End()
 	ctx2, cancel2 := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel2()
 	d.Close(ctx2) // waits for every record to settle
-	if n := r.calls.Load(); n != 0 {
+	if n := r.Calls(); n != 0 {
 		t.Fatalf("done called %d times for an abandoned Submit", n)
 	}
 }
@@ -352,21 +346,21 @@ func TestShipSubmitCanceled(t *testing.T) {
 // Close during an outage gives up when its context ends: the snapshot gets done(err) and
 // Close says it was not acknowledged.
 func TestShipCloseDuringOutage(t *testing.T) {
-	c := newCluster(t, 1)
+	c := testrig.StartKafka(t, 1, testTopic)
 	d := newDispatcher(t, testConfig(c), Options{})
 	dir := makeSnapshot(t, t.TempDir(), 1700000300, smallSnapshot("close"))
-	o := startOutage(c)
-	r := newResults(1)
-	if err := d.Submit(context.Background(), lastChunk(dir), r.done); err != nil {
+	o := testrig.KafkaRefuse(t, c, kmsg.Produce, kerr.NotLeaderForPartition)
+	r := testrig.NewDoneCalls(1)
+	if err := d.Submit(context.Background(), lastChunk(dir), r.Done); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a refused produce request", func() bool { return o.refused.Load() >= 1 })
+	testrig.WaitFor(t, waitLimit, "a refused produce request", func() bool { return o.Refused() >= 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // nothing can be flushed during the outage anyway
 	if err := d.Close(ctx); err == nil || !strings.Contains(err.Error(), "1 snapshots not acknowledged") {
 		t.Errorf("Close: %v, want 1 snapshot not acknowledged", err)
 	}
-	if err := r.wait(t, 1)[0]; err == nil {
+	if err := r.Wait(t, 1, waitLimit, "snapshots")[0]; err == nil {
 		t.Error("done(nil) for a snapshot Kafka never acknowledged")
 	}
 }
