@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // Two central stats-process instances in one consumer group share the snapshot-topic: while
@@ -18,11 +18,7 @@ import (
 // nothing), and the restarted one resumes from the committed offsets: it does not deliver
 // again what it had delivered and committed before it stopped, nor after a reload (SIGHUP).
 func TestCentralGroupRebalanceAndRestart(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "snapshots"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testrig.StartKafka(t, 6, "snapshots")
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	tierConf := func(name string) (conf, store string) {
 		dir := t.TempDir()

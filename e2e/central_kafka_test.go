@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/statspipe/statspipe/internal/testrig"
 )
 
 // The central tier end to end, through Kafka (kfake on 127.0.0.1): three simulated hosts, each
@@ -26,11 +28,7 @@ import (
 func TestCentralThroughKafka(t *testing.T) {
 	const bucket, lateness = 60, 120
 	base := int64(1796000040) // a bucket start (a multiple of 60), in the past
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "snapshots", "lines"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testrig.StartKafka(t, 4, "snapshots", kfake.SeedTopics(4, "lines"))
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	tap := tapLines(t, c.ListenAddrs(), "lines")
 
@@ -177,11 +175,7 @@ type lineTap struct {
 
 func tapLines(t *testing.T, brokers []string, topic string) *lineTap {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := testrig.KafkaReader(t, brokers, topic)
 	tap := &lineTap{lines: map[int64]map[string]float64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
