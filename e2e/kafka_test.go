@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -26,16 +25,7 @@ import (
 func TestKafkaOnceGoldenSnapshot(t *testing.T) {
 	for _, mode := range []string{"path", "host"} {
 		t.Run(mode, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "haproxy"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			for _, a := range c.ListenAddrs() {
-				if !strings.HasPrefix(a, "127.0.0.1:") {
-					t.Fatalf("kfake listens on %s, not loopback", a)
-				}
-			}
+			c := testrig.StartKafka(t, 4, "haproxy")
 			dir := filepath.Join(goldenDir, "A-real-default")
 			inputs, _ := filepath.Glob(filepath.Join(dir, "input", "*"))
 			if len(inputs) != 1 {
@@ -85,11 +75,7 @@ func TestKafkaOnceGoldenSnapshot(t *testing.T) {
 // and returns them with their newlines and the number of records.
 func consumeLines(t *testing.T, brokers []string, topic string, want int) ([]string, int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := testrig.KafkaReader(t, brokers, topic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -117,11 +103,7 @@ func consumeLines(t *testing.T, brokers []string, topic string, want int) ([]str
 // only to the local store; the one after reaches the topic too, every line of its local-store
 // file consumed; then a broker outage keeps the next snapshot in the spool until it ends.
 func TestKafkaReload(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "haproxy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testrig.StartKafka(t, 2, "haproxy")
 	notify := testrig.ListenNotify(t)
 	base := t.TempDir()
 	in := filepath.Join(base, "incoming")
