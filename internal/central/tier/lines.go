@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/statspipe/statspipe/internal/consume"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process"
-	"github.com/statspipe/statspipe/internal/spool"
 )
 
 // LineOptions configure Lines.
@@ -241,17 +238,12 @@ func (l *Lines) advance(part *linePart) {
 func (l *Lines) quarantine(r *consume.Record, bad []string) {
 	reason := fmt.Sprintf("record at partition %d offset %d: lines that are not this namespace's Graphite lines: %v",
 		r.Partition, r.Offset, bad)
-	src := filepath.Join(l.o.WorkDir, "lines")
-	dir := filepath.Join(src, "p"+strconv.Itoa(int(r.Partition))+"-o"+strconv.FormatInt(r.Offset, 10))
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		if err = os.WriteFile(filepath.Join(dir, "record"), r.Value, 0o644); err == nil {
-			if dest, err := spool.Quarantine(src, dir, reason); err == nil {
-				l.limit.Do("quarantine", func(n int) {
-					l.log.Error("line record quarantined", "to", dest, "reason", reason, "repeated", n)
-				})
-				return
-			}
-		}
+	dest, err := quarantineRecord(filepath.Join(l.o.WorkDir, "lines"), recordName(r.Partition, r.Offset), r.Value, reason)
+	if err != nil {
+		l.log.Error("cannot quarantine a line record; it is left out", "reason", reason, "error", err)
+		return
 	}
-	l.log.Error("cannot quarantine a line record; it is left out", "reason", reason)
+	l.limit.Do("quarantine", func(n int) {
+		l.log.Error("line record quarantined", "to", dest, "reason", reason, "repeated", n)
+	})
 }

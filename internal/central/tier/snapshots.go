@@ -170,7 +170,7 @@ func containsOffset(offsets []int64, o int64) bool {
 func (s *Snapshots) deliver(ctx context.Context, part *snapPart, a *ship.Archive) {
 	where := fmt.Sprintf("snapshot %s/%s (partition %d, offset %d)", a.Host, a.Snapshot, a.Partition, a.Offsets[len(a.Offsets)-1])
 	s.seq++
-	tmp := filepath.Join(Received(s.o.WorkDir), fmt.Sprintf("p%d-o%d-%d", a.Partition, a.Offsets[0], s.seq))
+	tmp := filepath.Join(Received(s.o.WorkDir), recordName(a.Partition, a.Offsets[0])+"-"+strconv.Itoa(s.seq))
 	fail := func(reason string) {
 		os.RemoveAll(tmp)
 		s.quarantineBytes(a.Partition, a.Offsets[0], a.Data, where+": "+reason)
@@ -266,15 +266,31 @@ func (s *Snapshots) quarantineRecord(r *consume.Record, reason string) {
 // quarantineBytes writes data as received.quarantine/p<partition>-o<offset>/record with a
 // REASON.
 func (s *Snapshots) quarantineBytes(p int32, offset int64, data []byte, reason string) {
-	dir := filepath.Join(Received(s.o.WorkDir), "p"+strconv.Itoa(int(p))+"-o"+strconv.FormatInt(offset, 10)+"-record")
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		err = os.WriteFile(filepath.Join(dir, "record"), data, 0o644)
-		if err == nil {
-			s.quarantineDir(dir, reason)
-			return
-		}
+	dest, err := quarantineRecord(Received(s.o.WorkDir), recordName(p, offset)+"-record", data, reason)
+	if err != nil {
+		s.log.Error("cannot quarantine a record; it is left out", "reason", reason, "error", err)
+		return
 	}
-	s.log.Error("cannot quarantine a record; it is left out", "reason", reason)
+	s.log.Error("received snapshot quarantined", "to", dest, "reason", reason)
+}
+
+// recordName names a record's quarantine directory: p<partition>-o<offset>.
+func recordName(p int32, offset int64) string {
+	return "p" + strconv.Itoa(int(p)) + "-o" + strconv.FormatInt(offset, 10)
+}
+
+// quarantineRecord keeps data, a record that cannot be used, as <srcDir>.quarantine/<name>/
+// record with a REASON (spool.Quarantine), and returns where.
+func quarantineRecord(srcDir, name string, data []byte, reason string) (string, error) {
+	dir := filepath.Join(srcDir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "record"), data, 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return spool.Quarantine(srcDir, dir, reason)
 }
 
 func (s *Snapshots) quarantineDir(dir, reason string) {
