@@ -20,11 +20,10 @@ import (
 type LineOptions struct {
 	Runner *process.Runner
 	// Central is the aggregation of every partition (Now, Policies… included).
-	Central  central.Options
-	WorkDir  string // lines.quarantine/ is made here
-	Log      *slog.Logger
-	RetryMin time.Duration // default 1 s, doubling up to RetryMax (default 30 s)
-	RetryMax time.Duration
+	Central central.Options
+	WorkDir string // lines.quarantine/ is made here
+	Log     *slog.Logger
+	Retry   Retry
 }
 
 // Lines is the consume.Handler of the line-topic. Its rule for what arrives late is the
@@ -63,12 +62,7 @@ func NewLines(o LineOptions) (*Lines, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
-	}
-	if o.RetryMax < o.RetryMin {
-		o.RetryMax = max(30*time.Second, o.RetryMin)
-	}
+	o.Retry = o.Retry.orDefaults()
 	return &Lines{o: o, log: o.Log, limit: newLogLimit(30 * time.Second), parts: map[int32]*linePart{},
 		ownPrefix: []byte(o.Central.Namespace + "." + o.Central.Cluster + ".")}, nil
 }
@@ -161,7 +155,7 @@ func (l *Lines) Handle(ctx context.Context, r *consume.Record) {
 	}
 	// Outside the lock: the runner blocks on back-pressure, and its answers take the lock.
 	for _, b := range ready {
-		l.send(ctx, r.Partition, part, b, l.o.RetryMin)
+		l.send(ctx, r.Partition, part, b, l.o.Retry.Min)
 	}
 }
 
@@ -206,8 +200,7 @@ func (l *Lines) send(ctx context.Context, p int32, part *linePart, bucket *metri
 				l.log.Warn("cluster lines not delivered; tried again", "bucket", start, "partition", p,
 					"error", err, "retry_in", wait.String(), "repeated", n)
 			})
-			t := time.AfterFunc(wait, func() { l.send(ctx, p, part, bucket, min(2*wait, l.o.RetryMax)) })
-			context.AfterFunc(ctx, func() { t.Stop() })
+			l.o.Retry.after(ctx, wait, func(next time.Duration) { l.send(ctx, p, part, bucket, next) })
 			return
 		}
 		if err == nil {

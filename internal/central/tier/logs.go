@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -33,4 +34,24 @@ func (l *logLimit) Do(kind string, log func(suppressed int)) {
 	if ok {
 		log(n)
 	}
+}
+
+// Retry bounds the pause before a failed delivery is tried again: Min, doubling up to Max
+// (defaults 1 s and 30 s).
+type Retry struct{ Min, Max time.Duration }
+
+func (r Retry) orDefaults() Retry {
+	if r.Min <= 0 {
+		r.Min = time.Second
+	}
+	if r.Max < r.Min {
+		r.Max = max(30*time.Second, r.Min)
+	}
+	return r
+}
+
+// after calls again(the next pause) after wait, unless ctx ends first.
+func (r Retry) after(ctx context.Context, wait time.Duration, again func(next time.Duration)) {
+	t := time.AfterFunc(wait, func() { again(min(2*wait, r.Max)) })
+	context.AfterFunc(ctx, func() { t.Stop() })
 }

@@ -48,9 +48,7 @@ type SnapshotOptions struct {
 	WorkDir          string
 	MaxSnapshotBytes int64
 	Log              *slog.Logger
-	// RetryMin and RetryMax bound the pause before a failed delivery is tried again
-	// (defaults 1 s and 30 s, doubling).
-	RetryMin, RetryMax time.Duration
+	Retry            Retry
 }
 
 // Snapshots is the consume.Handler of the snapshot-topic.
@@ -82,12 +80,7 @@ func NewSnapshots(o SnapshotOptions) (*Snapshots, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
-	}
-	if o.RetryMax < o.RetryMin {
-		o.RetryMax = max(30*time.Second, o.RetryMin)
-	}
+	o.Retry = o.Retry.orDefaults()
 	recv := Received(o.WorkDir)
 	if err := os.RemoveAll(recv); err != nil {
 		return nil, fmt.Errorf("central: cleaning %s: %w", recv, err)
@@ -200,10 +193,10 @@ func (s *Snapshots) deliver(ctx context.Context, part *snapPart, a *ship.Archive
 	from := []byte(s.o.OwnPrefix + ".")
 	to := []byte(s.o.Namespace + "." + host + ".")
 	rewrite := func(b *metric.Batch) *metric.Batch { return metric.ReplacePrefix(b, from, to) }
-	s.attempt(ctx, part, a, where, tmp, dir, ts, rewrite, s.o.RetryMin)
+	s.attempt(ctx, part, a, where, tmp, dir, ts, rewrite, s.o.Retry.Min)
 }
 
-// attempt delivers dir once; a failure is tried again after wait (doubling up to RetryMax)
+// attempt delivers dir once; a failure is tried again after wait (doubling up to Retry.Max)
 // while the partition is still this consumer's and ctx has not ended.
 func (s *Snapshots) attempt(ctx context.Context, part *snapPart, a *ship.Archive, where, tmp, dir string, ts int64,
 	rewrite func(*metric.Batch) *metric.Batch, wait time.Duration) {
@@ -230,10 +223,9 @@ func (s *Snapshots) attempt(ctx context.Context, part *snapPart, a *ship.Archive
 				s.log.Warn("a received snapshot was not delivered; it is tried again", "snapshot", where,
 					"error", err, "retry_in", wait.String(), "repeated", n)
 			})
-			t := time.AfterFunc(wait, func() {
-				s.attempt(ctx, part, a, where, tmp, dir, ts, rewrite, min(2*wait, s.o.RetryMax))
+			s.o.Retry.after(ctx, wait, func(next time.Duration) {
+				s.attempt(ctx, part, a, where, tmp, dir, ts, rewrite, next)
 			})
-			context.AfterFunc(ctx, func() { t.Stop() })
 		}
 	})
 }

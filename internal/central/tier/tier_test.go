@@ -168,7 +168,7 @@ func TestSnapshots(t *testing.T) {
 	rec := &recorder{}
 	work := t.TempDir()
 	h, err := NewSnapshots(SnapshotOptions{Runner: newRunner(t, rec), Namespace: "lb", OwnPrefix: "lb.tier", WorkDir: work,
-		MaxSnapshotBytes: 1 << 20, Log: slog.New(slog.DiscardHandler), RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+		MaxSnapshotBytes: 1 << 20, Log: slog.New(slog.DiscardHandler), Retry: Retry{Min: time.Millisecond, Max: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestLines(t *testing.T) {
 	rec := &recorder{}
 	work := t.TempDir()
 	h, err := NewLines(LineOptions{Runner: newRunner(t, rec), WorkDir: work, Log: slog.New(slog.DiscardHandler),
-		RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		Retry:   Retry{Min: time.Millisecond, Max: 5 * time.Millisecond},
 		Central: central.Options{Namespace: "lb", Cluster: "eu", Bucket: 10, Lateness: 10, Now: func() int64 { return 1700000100 }}})
 	if err != nil {
 		t.Fatal(err)
