@@ -36,17 +36,14 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/statspipe/statspipe/internal/config"
-	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/selfmetrics"
 )
@@ -58,7 +55,7 @@ const maxSecretFileSize = 64 << 10
 type Dispatcher struct {
 	cl *kgo.Client
 	// timeout: a chunk not acknowledged for this long fails even when franz-go cannot fail its
-	// records (see Submit); 1.5 × delivery-timeout, so that franz-go's own timeout, which
+	// records (see Unit.End); 1.5 × delivery-timeout, so that franz-go's own timeout, which
 	// fails every record buffered for the partition, comes first whenever it can.
 	timeout  time.Duration
 	topic    string
@@ -67,14 +64,8 @@ type Dispatcher struct {
 	nsDot    []byte // "<namespace>."
 	hostKey  []byte
 	log      *slog.Logger
-	sm       atomic.Pointer[selfmetrics.Dispatcher]
-
-	mu      sync.Mutex
-	closed  bool
-	pending sync.WaitGroup // chunks accepted and not yet settled
-	failed  atomic.Int64   // chunks settled with an error
-
-	failLog FailureLog
+	units    Units
+	failLog  FailureLog
 }
 
 // logFailure logs a failed chunk, at most once a minute with the number suppressed.
@@ -111,7 +102,7 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.WithHooks(NewReconnectHook(d.sm.Load)))
+	opts = append(opts, kgo.WithHooks(NewReconnectHook(d.units.Metrics)))
 	opts = append(opts, o.Extra...)
 	d.cl, err = kgo.NewClient(opts...)
 	if err != nil {
@@ -253,54 +244,35 @@ func readSecret(path string) (string, error) {
 
 // SetMetrics makes the dispatcher count, in m, the lines and bytes of every chunk Kafka
 // acknowledged, every chunk that failed, and connections made again after one closed.
-func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.sm.Store(m) }
+func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.units.SetMetrics(m) }
 
 // Name implements dispatch.Dispatcher.
 func (d *Dispatcher) Name() string { return "kafka" }
 
-// chunk tracks the records of one Submit.
+// chunk is the Unit of one Submit.
 type chunk struct {
-	d         *Dispatcher
-	b         *metric.Batch
-	done      func(error)
-	cancel    context.CancelFunc
-	buf       *[]byte // the copy of b.Data the records point into
-	mu        sync.Mutex
-	remaining int // records not yet settled, plus one while Submit is producing
-	err       error
-	abandoned bool // Submit returned an error: done is never called
-	answered  bool // done was called already (by the delivery timer)
-	timer     *time.Timer
+	Unit
+	d   *Dispatcher
+	b   *metric.Batch
+	buf *[]byte // the copy of b.Data the records point into
 }
 
 // Submit implements dispatch.Dispatcher. It hands the chunk's records to franz-go, blocking
 // while the producer holds max-buffered-records or max-buffered-bytes (back-pressure); done
 // is called once Kafka acknowledged every record (nil) or one of them failed.
 func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(error)) error {
-	if err := ctx.Err(); err != nil {
+	if err := d.units.Admit(ctx); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return dispatch.ErrClosed
-	}
-	d.pending.Add(1)
-	d.mu.Unlock()
-
-	// The records' context ends only if Submit's does while Submit waits for buffer space:
-	// franz-go would otherwise also cancel records already buffered when a worker's context
-	// ends after Submit returned.
-	rctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel)
 	// The records point into a copy of the chunk: when Submit gives up half-way, the caller
 	// reuses b.Data at once, while franz-go may still hold the records produced so far.
 	buf := getBuf(len(b.Data))
 	copy(*buf, b.Data)
-	c := &chunk{d: d, b: b, done: done, cancel: cancel, buf: buf, remaining: 1}
-	promise := c.settle
+	c := &chunk{d: d, b: b, buf: buf}
+	rctx := c.Begin(ctx, &d.units, c, done)
+	promise := c.Settle
 	if d.byHost {
-		c.remaining++
+		c.Add()
 		d.cl.Produce(rctx, &kgo.Record{Key: d.hostKey[:len(d.hostKey)-1], Value: *buf}, promise)
 	} else {
 		recs := make([]kgo.Record, 0, max(b.Lines, 1))
@@ -327,69 +299,23 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 				}
 			}
 			recs = append(recs, kgo.Record{Key: key, Value: line})
-			c.mu.Lock()
-			c.remaining++
-			c.mu.Unlock()
+			c.Add()
 			d.cl.Produce(rctx, &recs[len(recs)-1], promise)
 		}
 	}
-	canceled := !stop() || ctx.Err() != nil
-	c.mu.Lock()
-	if canceled {
-		c.abandoned = true
-	} else {
-		// franz-go enforces its record timeout only when failing the records is safe for the
-		// idempotent sequence numbers: not after a request whose connection broke (a broker
-		// that went away). The chunk's own timer gives up on it anyway; records delivered
-		// later are duplicates of the retried snapshot.
-		c.timer = time.AfterFunc(d.timeout, c.expire)
-	}
-	c.mu.Unlock()
-	c.settle(nil, nil) // Submit's own share
-	if canceled {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return context.Canceled
-	}
-	return nil
+	return c.End(ctx, d.timeout)
 }
 
-// settle records one record's outcome; the last one answers the chunk.
-func (c *chunk) settle(_ *kgo.Record, err error) {
-	c.mu.Lock()
-	if err != nil && c.err == nil {
-		c.err = err
-	}
-	c.remaining--
-	last := c.remaining == 0
-	answered := c.answered || c.abandoned
-	c.answered = c.answered || last
-	c.mu.Unlock()
-	if !last {
-		return
-	}
-	c.cancel()
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	putBuf(c.buf) // franz-go is done with every record of the chunk
-	d := c.d
-	defer d.pending.Done()
-	if answered {
-		return
-	}
-	sm := d.sm.Load()
-	if c.err != nil {
-		d.failed.Add(1)
-		sm.Error()
-		err := describe(c.err)
-		d.logFailure(c.b, err)
-		c.done(err)
-		return
-	}
-	sm.Delivered(c.b.Lines, len(c.b.Data))
-	c.done(nil)
+// The chunk's Owner methods: its buffer is released once franz-go is done with every record.
+func (c *chunk) Release()                            { putBuf(c.buf) }
+func (c *chunk) Delivered(m *selfmetrics.Dispatcher) { m.Delivered(c.b.Lines, len(c.b.Data)) }
+func (c *chunk) LogFailure(err error)                { c.d.logFailure(c.b, err) }
+func (c *chunk) Describe(err error) error {
+	return DescribeRecordError(err, "kafka refuses a record of the chunk", "kafka: not acknowledged within delivery-timeout", "kafka")
+}
+
+func (c *chunk) Expired() error {
+	return fmt.Errorf("kafka: not acknowledged within delivery-timeout (%s): %w", c.d.timeout, kgo.ErrRecordTimeout)
 }
 
 // bufs holds chunk copies for reuse, so that a steady stream allocates none.
@@ -406,50 +332,10 @@ func getBuf(n int) *[]byte {
 
 func putBuf(p *[]byte) { bufs.Put(p) }
 
-// expire fails a chunk that Kafka has not acknowledged within delivery-timeout.
-func (c *chunk) expire() {
-	c.mu.Lock()
-	if c.answered || c.abandoned || c.remaining == 0 {
-		c.mu.Unlock()
-		return
-	}
-	c.answered = true
-	c.mu.Unlock()
-	d := c.d
-	d.failed.Add(1)
-	d.sm.Load().Error()
-	err := fmt.Errorf("kafka: not acknowledged within delivery-timeout (%s): %w", d.timeout, kgo.ErrRecordTimeout)
-	d.logFailure(c.b, err)
-	c.done(err)
-}
-
-// rejected is a chunk Kafka refuses whatever the number of tries (a record too large).
-type rejected struct{ error }
-
-func (r rejected) Rejected() string { return r.Error() }
-
-// describe turns a record error into the error passed to done.
-func describe(err error) error {
-	switch {
-	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge), errors.Is(err, kerr.InvalidRecord):
-		return rejected{fmt.Errorf("kafka refuses a record of the chunk: %w", err)}
-	case errors.Is(err, kgo.ErrRecordTimeout):
-		return fmt.Errorf("kafka: not acknowledged within delivery-timeout: %w", err)
-	}
-	return fmt.Errorf("kafka: %w", err)
-}
-
 // Close implements dispatch.Dispatcher: it flushes what the producer holds until ctx ends,
 // then fails the rest (done(err)) and closes the connections.
 func (d *Dispatcher) Close(ctx context.Context) error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.closed = true
-	d.mu.Unlock()
-	if n, flushErr := CloseProducer(ctx, d.cl, &d.pending, &d.failed); n > 0 || flushErr != nil {
+	if n, flushErr := d.units.Close(ctx, d.cl); n > 0 || flushErr != nil {
 		return fmt.Errorf("kafka: %d chunks not acknowledged when closing", n)
 	}
 	return nil

@@ -46,10 +46,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/statspipe/statspipe/internal/config"
@@ -99,13 +97,7 @@ type Dispatcher struct {
 	// franz-go's own timeout comes first whenever it can.
 	timeout time.Duration
 	log     *slog.Logger
-	sm      atomic.Pointer[selfmetrics.Dispatcher]
-
-	mu      sync.Mutex
-	closed  bool
-	pending sync.WaitGroup // chunks accepted and not yet answered
-	failed  atomic.Int64   // snapshots answered with an error
-
+	units   kafka.Units
 	failLog kafka.FailureLog
 }
 
@@ -133,7 +125,7 @@ func New(cfg config.Kafka, o Options, log *slog.Logger) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.WithHooks(kafka.NewReconnectHook(d.sm.Load)))
+	opts = append(opts, kgo.WithHooks(kafka.NewReconnectHook(d.units.Metrics)))
 	d.cl, err = kgo.NewClient(append(opts, o.Extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("ship: %w", err)
@@ -150,7 +142,7 @@ func (d *Dispatcher) ShipsSnapshots() {}
 // SetMetrics makes the dispatcher count, in m, the archive bytes of every snapshot Kafka
 // acknowledged (as bytes; no lines: none are shipped), every snapshot that failed, and
 // connections made again after one closed.
-func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.sm.Store(m) }
+func (d *Dispatcher) SetMetrics(m *selfmetrics.Dispatcher) { d.units.SetMetrics(m) }
 
 func (d *Dispatcher) logFailure(source string, err error) {
 	ok, n := d.failLog.Allow()
@@ -160,19 +152,13 @@ func (d *Dispatcher) logFailure(source string, err error) {
 	d.log.Warn("snapshot not shipped", "source", source, "err", err.Error(), "suppressed", n)
 }
 
-// shipment tracks the fragments of one snapshot.
+// shipment is the Unit of one snapshot's fragments.
 type shipment struct {
-	d         *Dispatcher
-	source    string
-	done      func(error)
-	cancel    context.CancelFunc
-	buf       *archiveBuf // the archive the records point into
-	mu        sync.Mutex
-	remaining int // records not yet settled, plus one while Submit is producing
-	err       error
-	abandoned bool // Submit returned an error: done is never called
-	answered  bool // done was called already (by the timer)
-	timer     *time.Timer
+	kafka.Unit
+	d      *Dispatcher
+	source string
+	buf    *archiveBuf // the archive the records point into
+	size   int         // len(buf.b), kept for Delivered as buf is released first
 }
 
 // Submit implements dispatch.Dispatcher. A chunk that is not Last is answered at once (its
@@ -180,18 +166,11 @@ type shipment struct {
 // while the producer holds max-buffered-records or max-buffered-bytes (back-pressure); done
 // is called once Kafka acknowledged every fragment (nil) or with the first error.
 func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(error)) error {
-	if err := ctx.Err(); err != nil {
+	if err := d.units.Admit(ctx); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return dispatch.ErrClosed
-	}
-	d.pending.Add(1)
-	d.mu.Unlock()
 	if !b.Last {
-		d.pending.Done()
+		d.units.Done()
 		done(nil)
 		return nil
 	}
@@ -200,22 +179,17 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 	if err := spool.Pack(buf, b.Source, d.host); err != nil {
 		putArchiveBuf(buf)
 		err = d.packError(b.Source, err)
-		d.failed.Add(1)
-		d.sm.Load().Error()
+		d.units.Failed()
 		d.logFailure(b.Source, err)
-		d.pending.Done()
+		d.units.Done()
 		done(err)
 		return nil
 	}
 
-	// The records' context ends only if Submit's does while Submit waits for buffer space:
-	// franz-go would otherwise also cancel records already buffered when the caller's context
-	// ends after Submit returned.
-	rctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel)
 	data := buf.b
 	n := (len(data) + d.fragment - 1) / d.fragment
-	s := &shipment{d: d, source: b.Source, done: done, cancel: cancel, buf: buf, remaining: 1}
+	s := &shipment{d: d, source: b.Source, buf: buf, size: len(data)}
+	rctx := s.Begin(ctx, &d.units, s, done)
 	snapshot := []byte(d.host + "/" + filepath.Base(b.Source))
 	format := []byte(Format)
 	recs := make([]kgo.Record, n)
@@ -226,35 +200,30 @@ func (d *Dispatcher) Submit(ctx context.Context, b *metric.Batch, done func(erro
 			{Key: HeaderFragment, Value: []byte(strconv.Itoa(i+1) + "/" + strconv.Itoa(n))},
 			{Key: HeaderFormat, Value: format},
 		}}
-		s.mu.Lock()
-		failed := s.err != nil
-		if !failed {
-			s.remaining++
-		}
-		s.mu.Unlock()
-		if failed {
+		if s.Failing() {
 			// A fragment after a failed one is of no use to a consumer: the snapshot is
 			// shipped again whole.
 			break
 		}
-		d.cl.Produce(rctx, &recs[i], s.settle)
+		s.Add()
+		d.cl.Produce(rctx, &recs[i], s.Settle)
 	}
-	canceled := !stop() || ctx.Err() != nil
-	s.mu.Lock()
-	if canceled {
-		s.abandoned = true
-	} else {
-		s.timer = time.AfterFunc(d.timeout, s.expire)
-	}
-	s.mu.Unlock()
-	s.settle(nil, nil) // Submit's own share
-	if canceled {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return context.Canceled
-	}
-	return nil
+	return s.End(ctx, d.timeout)
+}
+
+// The shipment's kafka.Owner methods: the archive is released once franz-go is done with every
+// record; a shipped snapshot counts its archive's bytes and no lines (none are shipped).
+func (s *shipment) Release()                            { putArchiveBuf(s.buf) }
+func (s *shipment) Delivered(m *selfmetrics.Dispatcher) { m.Delivered(0, s.size) }
+func (s *shipment) LogFailure(err error)                { s.d.logFailure(s.source, err) }
+func (s *shipment) Describe(err error) error {
+	return kafka.DescribeRecordError(err,
+		"ship: kafka refuses a fragment of snapshot "+s.source+" (is batch-max-bytes above the topic's max.message.bytes?)",
+		"ship: snapshot "+s.source+" not acknowledged within delivery-timeout", "ship: snapshot "+s.source)
+}
+
+func (s *shipment) Expired() error {
+	return fmt.Errorf("ship: snapshot %s not acknowledged within %s: %w", s.source, s.d.timeout, kgo.ErrRecordTimeout)
 }
 
 // packError classifies a Pack failure: a snapshot too large or not a safe snapshot directory
@@ -263,93 +232,17 @@ func (d *Dispatcher) packError(source string, err error) error {
 	var unsafe *spool.UnsafeError
 	switch {
 	case errors.Is(err, errTooLarge):
-		return rejected{fmt.Errorf("ship: snapshot %s packs into more than %d bytes (the archive limit)", source, d.maxBytes)}
+		return kafka.Reject(fmt.Errorf("ship: snapshot %s packs into more than %d bytes (the archive limit)", source, d.maxBytes))
 	case errors.As(err, &unsafe):
-		return rejected{fmt.Errorf("ship: snapshot %s: %w", source, err)}
+		return kafka.Reject(fmt.Errorf("ship: snapshot %s: %w", source, err))
 	}
 	return fmt.Errorf("ship: packing snapshot %s: %w", source, err)
-}
-
-// settle records one record's outcome; the last one answers the snapshot.
-func (s *shipment) settle(_ *kgo.Record, err error) {
-	s.mu.Lock()
-	if err != nil && s.err == nil {
-		s.err = err
-	}
-	s.remaining--
-	last := s.remaining == 0
-	answered := s.answered || s.abandoned
-	s.answered = s.answered || last
-	s.mu.Unlock()
-	if !last {
-		return
-	}
-	s.cancel()
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	size := len(s.buf.b)
-	putArchiveBuf(s.buf) // franz-go is done with every record
-	d := s.d
-	defer d.pending.Done()
-	if answered {
-		return
-	}
-	if s.err != nil {
-		d.failed.Add(1)
-		d.sm.Load().Error()
-		err := describe(s.source, s.err)
-		d.logFailure(s.source, err)
-		s.done(err)
-		return
-	}
-	d.sm.Load().Delivered(0, size)
-	s.done(nil)
-}
-
-// expire fails a snapshot Kafka has not acknowledged within the timeout.
-func (s *shipment) expire() {
-	s.mu.Lock()
-	if s.answered || s.abandoned || s.remaining == 0 {
-		s.mu.Unlock()
-		return
-	}
-	s.answered = true
-	s.mu.Unlock()
-	d := s.d
-	d.failed.Add(1)
-	d.sm.Load().Error()
-	err := fmt.Errorf("ship: snapshot %s not acknowledged within %s: %w", s.source, d.timeout, kgo.ErrRecordTimeout)
-	d.logFailure(s.source, err)
-	s.done(err)
-}
-
-// rejected is a snapshot that shipping again cannot help.
-type rejected struct{ error }
-
-func (r rejected) Rejected() string { return r.Error() }
-
-func describe(source string, err error) error {
-	switch {
-	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge), errors.Is(err, kerr.InvalidRecord):
-		return rejected{fmt.Errorf("ship: kafka refuses a fragment of snapshot %s (is batch-max-bytes above the topic's max.message.bytes?): %w", source, err)}
-	case errors.Is(err, kgo.ErrRecordTimeout):
-		return fmt.Errorf("ship: snapshot %s not acknowledged within delivery-timeout: %w", source, err)
-	}
-	return fmt.Errorf("ship: snapshot %s: %w", source, err)
 }
 
 // Close implements dispatch.Dispatcher: it flushes what the producer holds until ctx ends,
 // then fails the rest (done(err)) and closes the connections.
 func (d *Dispatcher) Close(ctx context.Context) error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.closed = true
-	d.mu.Unlock()
-	if n, flushErr := kafka.CloseProducer(ctx, d.cl, &d.pending, &d.failed); n > 0 || flushErr != nil {
+	if n, flushErr := d.units.Close(ctx, d.cl); n > 0 || flushErr != nil {
 		return fmt.Errorf("ship: %d snapshots not acknowledged when closing", n)
 	}
 	return nil
