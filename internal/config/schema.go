@@ -84,6 +84,7 @@ var schema = []sectionSchema{
 		{name: "log-deliveries", def: "true", hasDefault: true, extension: true},
 		{name: "self-metrics", def: "false", hasDefault: true, extension: true},
 		{name: "listen", def: "", hasDefault: true, extension: true},
+		{name: "server-states", def: "false", hasDefault: true, extension: true},
 	}},
 	{"graphite", []option{
 		def("server", "127.0.0.1"),

@@ -114,6 +114,9 @@ type Process struct {
 	// not "", serves /metrics and /healthz there (statspipe extensions).
 	SelfMetrics bool
 	Listen      string
+	// ServerStates emits each server's status, check_status and agent_status as numeric
+	// codes and per-backend counts of servers by state (statspipe extension).
+	ServerStates bool
 }
 
 // Graphite is section [graphite].

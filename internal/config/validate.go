@@ -360,6 +360,7 @@ func (v *validator) readProcess(lvl slog.Level) {
 	p.MaxLineLength = v.integer("process", "max-line-length", 256, 1<<20, "256 bytes to 1 MiB")
 	p.SelfMetrics = v.boolean("process", "self-metrics")
 	p.Listen = v.listen("process")
+	p.ServerStates = v.boolean("process", "server-states")
 }
 
 func (v *validator) readGraphite(lvl slog.Level) {

@@ -98,6 +98,11 @@ func BenchmarkProcess(b *testing.B) {
 		// chunks left to the garbage collector (a dispatcher that does not call Recycle)
 		benchmarkProcessWith(b, synthetic.DefaultConfig, benchOpts, func(*metric.Batch) error { return nil })
 	})
+	b.Run("4x1000x10-server-states", func(b *testing.B) {
+		opts := benchOpts
+		opts.ServerStates = true
+		benchmarkProcess(b, synthetic.DefaultConfig, opts)
+	})
 	b.Run("4x1000x10-allfeatures", func(b *testing.B) {
 		opts := benchOpts
 		opts.PerProcessMetrics = true

@@ -293,11 +293,15 @@ func (p *Processor) emitServers() {
 		}
 		p.setPaths(p.groupOf(p.be, e, p.opts.BackendGroups), p.beGroupPrefix, "backend.", p.be.names[e], ".")
 		p.put("TotalServers", float64(count[e]), false)
+		if p.opts.ServerStates {
+			p.putStateCounts(servers[end[e]-count[e] : end[e]])
+		}
 	}
 
 	sumCols := p.presentCols(lay.srvSum, nil)
 	avgCols := p.presentCols(lay.srvAvg, nil)
 	timeCols := p.presentCols(lay.srvTime, nil)
+	stateLines := 0
 	for _, e := range backends {
 		mine := servers[end[e]-count[e] : end[e]]
 		slices.SortFunc(mine, byName)
@@ -308,9 +312,15 @@ func (p *Processor) emitServers() {
 			}
 			p.setPaths(g, p.beGroupPrefix, "backend.", p.be.names[e], ".server.", names[s], ".")
 			p.putServer(p.srv, s, lay.srvSum, lay.srvSumNames, sumCols, avgCols, timeCols)
+			if p.opts.ServerStates {
+				stateLines += p.putServerStates(s)
+			}
 		}
 	}
 	metrics := 1 + len(p.srv.live)*(len(sumCols)+len(avgCols)+len(timeCols)) + len(backends)
+	if p.opts.ServerStates {
+		metrics += len(backends)*nCounts + stateLines
+	}
 
 	if lay.aggrSum != nil {
 		// (p.order, which backends aliases, is reused from here on)
@@ -346,6 +356,45 @@ func (p *Processor) putServer(t *table, e int32, sum []int, sumNames []string, s
 		}
 	}
 	p.ch.EndLines(b, n)
+}
+
+// putStateCounts writes the per-state server counts of the current backend, whose servers
+// are srvs (ServerStates). A server whose status is other text, or missing, counts nowhere.
+func (p *Processor) putStateCounts(srvs []int32) {
+	var counts [nCounts]int
+	for _, s := range srvs {
+		if rank := int(p.srv.accOf(s)[p.srv.width-nStates+stateStatus]); rank > 0 {
+			if c := countOfStatus[statusOfRank[rank]+1]; c >= 0 {
+				counts[c]++
+			}
+		}
+	}
+	b, n := p.ch.Start(), 0
+	for c, name := range countNames {
+		b, n = p.point(b, n, name, float64(counts[c]), false)
+	}
+	p.ch.EndLines(b, n)
+}
+
+// putServerStates writes the state codes of server s that some row gave a value (a status, a
+// check or agent result), and returns how many.
+func (p *Processor) putServerStates(s int32) int {
+	acc := p.srv.accOf(s)[p.srv.width-nStates:]
+	b, n := p.ch.Start(), 0
+	written := 0
+	for k, name := range stateNames {
+		v := acc[k]
+		if v == 0 {
+			continue
+		}
+		if k == stateStatus {
+			v = float64(statusOfRank[int(v)])
+		}
+		b, n = p.point(b, n, name, v, false)
+		written++
+	}
+	p.ch.EndLines(b, n)
+	return written
 }
 
 // emitDaemon writes the daemon section from p.infos (haproxystats.md §5.2). A key missing from

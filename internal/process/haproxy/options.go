@@ -22,6 +22,11 @@ type Options struct {
 	PerProcessMetrics    bool
 	CalculatePercentages bool
 	AggrServerMetrics    bool
+	// ServerStates also emits every server's status, check_status and agent_status as codes
+	// (status_code, …) and per backend the count of servers in each state beside
+	// TotalServers (ServersUp, …; see states.go). A statspipe extension: off, the output is
+	// haproxystats'.
+	ServerStates bool
 
 	// User metric lists (nil = the built-in lists). Names of averaged metrics (act, bck,
 	// weight, throttle and the response times) are emitted once, with their averaged meaning.

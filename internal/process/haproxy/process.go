@@ -162,6 +162,10 @@ type Processor struct {
 	pxS, pxE, svS, svE int
 	tyS, tyE           int
 	curLine            int
+	// with ServerStates: the state cells of the current row (offsets in its base, 0, 0 when
+	// absent) and their columns in the current file (-1 when absent)
+	stateS, stateE [nStates]int
+	stateCol       [nStates]int32
 
 	// current pass over the stat files
 	gen         uint32
@@ -261,7 +265,14 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 	p.slotPresent = make([]bool, n)
 	p.fe = newTable(len(p.lay.fe))
 	p.be = newTable(len(p.lay.beSum) + len(p.lay.beAvg) + len(p.lay.beTime))
-	p.srv = newTable(len(p.lay.srvSum) + len(p.lay.srvAvg) + len(p.lay.srvTime))
+	srvWidth := len(p.lay.srvSum) + len(p.lay.srvAvg) + len(p.lay.srvTime)
+	if opts.ServerStates {
+		srvWidth += nStates // the state maxima, after the metric accumulators
+		for _, name := range append(stateNames[:], countNames[:]...) {
+			p.lineSlack = max(p.lineSlack, len(name)+maxLineEnd)
+		}
+	}
+	p.srv = newTable(srvWidth)
 	p.aggr = newTable(len(p.lay.aggrSum) + len(p.lay.srvAvg) + len(p.lay.srvTime))
 	if opts.GroupNamespace != "" {
 		n := 0

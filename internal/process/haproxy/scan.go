@@ -34,6 +34,7 @@ const (
 	codePx
 	codeSv
 	codeType
+	codeState0 // codeState0 - k: state cell k (ServerStates), down to codeState0 - nStates + 1
 )
 
 const (
@@ -93,6 +94,11 @@ func (p *Processor) buildPlans() {
 		for s, c := range p.colOfSlot {
 			if c >= 0 && !p.slotFloat[s] && !slices.Contains(slots, s) {
 				plan.checks = append(plan.checks, planColumn{c, int32(s)})
+				last = max(last, int(c))
+			}
+		}
+		if class == classServer && p.opts.ServerStates {
+			for _, c := range p.stateCol {
 				last = max(last, int(c))
 			}
 		}
@@ -172,6 +178,14 @@ func (p *Processor) scanLine(line []byte) int {
 	}
 	p.tyS = int(ends[p.typeCol&(fieldEndsLen-1)]) + 1
 	p.tyE = int(ends[(p.typeCol+1)&(fieldEndsLen-1)])
+	if p.class == classServer && p.opts.ServerStates {
+		for k, c := range p.stateCol {
+			if c >= 0 {
+				p.stateS[k] = int(ends[c&(fieldEndsLen-1)]) + 1
+				p.stateE[k] = int(ends[(c+1)&(fieldEndsLen-1)])
+			}
+		}
+	}
 	return nFields
 }
 
@@ -309,6 +323,10 @@ func (p *Processor) setField(c int32, base []byte, fs, pos int) {
 		p.svS, p.svE = fs, pos
 	case codeType:
 		p.tyS, p.tyE = fs, pos
+	default:
+		if k := codeState0 - c; k >= 0 && k < nStates {
+			p.stateS[k], p.stateE[k] = fs, pos
+		}
 	}
 }
 

@@ -198,6 +198,9 @@ func (p *Processor) parseStatFile(path string) (scanned bool, err error) {
 		}
 		p.curLine = lineNo
 		p.pxS, p.pxE, p.svS, p.svE, p.tyS, p.tyE = 0, 0, 0, 0, 0, 0
+		if p.opts.ServerStates {
+			p.stateS, p.stateE = [nStates]int{}, [nStates]int{}
+		}
 		var nFields int
 		base := line
 		if bytes.IndexByte(line, '"') < 0 {
@@ -285,6 +288,7 @@ func (p *Processor) header(nFields int, raw []byte) error {
 		p.colOfSlot[s] = -1
 	}
 	svCol, typeCol := -1, -1
+	p.stateCol = [nStates]int32{-1, -1, -1}
 	for i := 1; i < p.sc.kept; i++ {
 		name := p.sc.field(i)
 		switch string(name) {
@@ -295,6 +299,13 @@ func (p *Processor) header(nFields int, raw []byte) error {
 		case "type":
 			if typeCol < 0 {
 				typeCol = i
+			}
+		}
+		if p.opts.ServerStates {
+			for k, col := range stateColumns {
+				if string(name) == col && p.stateCol[k] < 0 {
+					p.stateCol[k] = int32(i)
+				}
 			}
 		}
 		if s, ok := p.lay.slotIndex[string(name)]; ok && p.colOfSlot[s] < 0 {
@@ -311,6 +322,9 @@ func (p *Processor) header(nFields int, raw []byte) error {
 	for _, c := range p.colOfSlot {
 		maxCol = max(maxCol, int(c))
 	}
+	for _, c := range p.stateCol {
+		maxCol = max(maxCol, int(c))
+	}
 	p.colCode = slices.Grow(p.colCode[:0], maxCol+1)[:maxCol+1]
 	for i := range p.colCode {
 		p.colCode[i] = codeNone
@@ -319,6 +333,12 @@ func (p *Processor) header(nFields int, raw []byte) error {
 	for s, c := range p.colOfSlot {
 		if c >= 0 {
 			p.colCode[c] = int32(s)
+		}
+	}
+	for k, c := range p.stateCol {
+		// (no metric list has these text columns, so a value slot never takes them)
+		if c >= 0 && p.colCode[c] == codeNone {
+			p.colCode[c] = codeState0 - int32(k)
 		}
 	}
 	p.svCol, p.typeCol = svCol, typeCol
@@ -387,6 +407,9 @@ func (p *Processor) row(base []byte) {
 	}
 	if e.srv >= 0 {
 		p.addServer(p.srv, e.srv, lay.srvSum)
+		if p.opts.ServerStates {
+			p.addStates(e.srv, base)
+		}
 	}
 	if e.aggr >= 0 {
 		p.addServer(p.aggr, e.aggr, lay.aggrSum)

@@ -40,6 +40,7 @@ func newFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, err
 		PerProcessMetrics:    cfg.Process.PerProcessMetrics,
 		CalculatePercentages: cfg.Process.CalculatePercentages,
 		AggrServerMetrics:    cfg.Process.AggrServerMetrics,
+		ServerStates:         cfg.Process.ServerStates,
 		FrontendMetrics:      cfg.Process.FrontendMetrics,
 		BackendMetrics:       cfg.Process.BackendMetrics,
 		ServerMetrics:        cfg.Process.ServerMetrics,
