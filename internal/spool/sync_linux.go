@@ -2,6 +2,7 @@ package spool
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -38,4 +39,17 @@ func kernelAtLeast(release string, major, minor int) bool {
 // syncFS is syncfs(2) on the filesystem of f; a variable so that tests can see when it is called.
 var syncFS = func(f *os.File) error {
 	return unix.Syncfs(int(f.Fd()))
+}
+
+// createIn creates name (O_EXCL) in the directory dir, whose path is dirPath, with openat(2).
+// os.OpenFile would walk the whole path again and, for every file, try to add it to the
+// network poller (two fcntl to set O_NONBLOCK, epoll_ctl failing with EPERM on a regular
+// file, two fcntl to undo it): a third of the system calls of a pull round.
+func createIn(dir *os.File, dirPath, name string) (*os.File, error) {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, fileMode)
+	path := filepath.Join(dirPath, name)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }

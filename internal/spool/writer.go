@@ -215,19 +215,15 @@ func (w *Writer) Begin(ts int64) (*Building, error) {
 	if err := os.Mkdir(path, dirMode); err != nil {
 		return nil, fmt.Errorf("failed to make directory %s: %w", path, err)
 	}
-	b := &Building{w: w, name: name, path: path, files: map[string]*File{}, parts: map[string]bool{}}
-	if w.batchSync {
-		// Opened before any file is written: syncfs reports the writeback errors of the
-		// filesystem that happened since this descriptor was opened, so none of the
-		// snapshot's can be missed.
-		d, err := os.Open(path)
-		if err != nil {
-			os.Remove(path)
-			return nil, fmt.Errorf("opening %s: %w", path, err)
-		}
-		b.batch, b.syncDir = true, d
+	// Opened before any file is written: syncfs reports the writeback errors of the
+	// filesystem that happened since this descriptor was opened, so none of the snapshot's
+	// can be missed. Files are also created relative to it (no path walk per file).
+	d, err := os.Open(path)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	return b, nil
+	return &Building{w: w, name: name, path: path, batch: w.batchSync, dir: d, files: map[string]*File{}, parts: map[string]bool{}}, nil
 }
 
 // Building is one snapshot under construction in tmp-dst-dir.
@@ -237,10 +233,9 @@ type Building struct {
 	path string
 
 	// batch: the snapshot is synced at once by Publish (the Writer's batchSync), through
-	// syncDir, the snapshot directory open from Begin to Publish or Abort (guarded by mu).
-	// Otherwise each file is fsynced at Commit.
-	batch   bool
-	syncDir *os.File
+	// dir. Otherwise each file is fsynced at Commit.
+	batch bool
+	dir   *os.File // the snapshot directory, open from Begin to Publish or Abort (guarded by mu)
 
 	mu    sync.Mutex
 	files map[string]*File // open or committed; discarded files are forgotten
@@ -284,7 +279,7 @@ func (b *Building) Create(name string) (*File, error) {
 		}
 		b.parts[part] = true
 	}
-	f, err := os.OpenFile(filepath.Join(b.path, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	f, err := createIn(b.dir, b.path, name)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +329,7 @@ func (b *Building) Publish(failed []FailedSource) (string, error) {
 		return "", fmt.Errorf("publishing %s: %w", final, err)
 	}
 	b.done = true
-	b.closeSyncDir()
+	b.closeDir()
 	if err := syncDir(b.w.dst); err != nil {
 		// The snapshot is published and complete; only its survival of a power loss is in doubt.
 		b.w.log.Warn("snapshot published but dst-dir could not be synced", "path", final, "error", err)
@@ -351,7 +346,7 @@ func (b *Building) Publish(failed []FailedSource) (string, error) {
 // inode, the snapshot directory's and the part directories' entries — and flushes the device
 // cache, exactly what an fsync of each file and directory gives, in one batch (one writeback
 // pass and one cache flush instead of several per file). Its result covers every write of the
-// snapshot: from Linux 5.8 syncfs returns the filesystem's writeback errors since syncDir was
+// snapshot: from Linux 5.8 syncfs returns the filesystem's writeback errors since b.dir was
 // opened (before the first file was created), so a page of a snapshot file that failed to
 // reach the disk fails the Publish, as a failed fsync would. It may also report another
 // program's failed write on that filesystem since then: the round is then not published
@@ -362,7 +357,7 @@ func (b *Building) Publish(failed []FailedSource) (string, error) {
 // directories are fsynced here.
 func (b *Building) makeDurable() error {
 	if b.batch {
-		if err := syncFS(b.syncDir); err != nil {
+		if err := syncFS(b.dir); err != nil {
 			return fmt.Errorf("syncing snapshot %s to disk (syncfs): %w", b.path, err)
 		}
 		return nil
@@ -375,10 +370,10 @@ func (b *Building) makeDurable() error {
 	return syncDir(b.path)
 }
 
-func (b *Building) closeSyncDir() {
-	if b.syncDir != nil {
-		b.syncDir.Close()
-		b.syncDir = nil
+func (b *Building) closeDir() {
+	if b.dir != nil {
+		b.dir.Close()
+		b.dir = nil
 	}
 }
 
@@ -450,7 +445,7 @@ func (b *Building) Abort() error {
 		return nil
 	}
 	b.done = true
-	b.closeSyncDir()
+	b.closeDir()
 	for _, f := range b.files {
 		if !f.committed {
 			f.f.Close()
