@@ -37,9 +37,9 @@ func kernelAtLeast(release string, major, minor int) bool {
 }
 
 // syncFS is syncfs(2) on the filesystem of f; a variable so that tests can see when it is called.
-var syncFS = func(f *os.File) error {
-	return unix.Syncfs(int(f.Fd()))
-}
+var syncFS = syncFSDefault
+
+func syncFSDefault(f *os.File) error { return unix.Syncfs(int(f.Fd())) }
 
 // createIn creates name (O_EXCL) in the directory dir, whose path is dirPath, with openat(2).
 // os.OpenFile would walk the whole path again and, for every file, try to add it to the

@@ -11,7 +11,9 @@ import (
 // batchSyncSupported: without syncfs(2) every file of a snapshot is fsynced.
 func batchSyncSupported() bool { return false }
 
-var syncFS = func(*os.File) error { return errors.New("syncfs is not available on this system") }
+var syncFS = syncFSDefault
+
+func syncFSDefault(*os.File) error { return errors.New("syncfs is not available on this system") }
 
 // createIn creates name (O_EXCL) in the directory dirPath.
 func createIn(_ *os.File, dirPath, name string) (*os.File, error) {
