@@ -37,7 +37,8 @@ type SnapshotWriter interface {
 // SnapshotFile is one file of the snapshot being built. Writes are not buffered.
 type SnapshotFile interface {
 	io.Writer
-	// Commit makes the file durable and closes it.
+	// Commit closes the file, complete. The snapshot is published only once every committed
+	// file is durable (spool: one sync of the snapshot, or an fsync per file at Commit).
 	Commit() error
 }
 

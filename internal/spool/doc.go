@@ -87,11 +87,30 @@
 //
 //  1. [Writer.Begin]: if dst-dir/<epoch> already exists the round is skipped ([ErrExists]).
 //     Otherwise tmp-dst-dir/<epoch>/ is created (any leftover of that name is removed first).
-//  2. Every file is created there (O_EXCL), written, fsynced and closed ([File.Commit]).
-//     A failed source's files are removed ([File.Discard]).
-//  3. [Building.Publish] writes the partial record if some sources failed, fsyncs the snapshot
-//     directory, renames it into dst-dir with renameat2(RENAME_NOREPLACE) — the one and only
-//     step that makes it visible — and fsyncs dst-dir so the new entry survives a power loss.
+//  2. Every file is created there (O_EXCL), written and closed ([File.Commit]). A failed
+//     source's files are removed ([File.Discard]).
+//  3. [Building.Publish] writes the partial record if some sources failed, makes the whole
+//     snapshot durable (below), renames it into dst-dir with renameat2(RENAME_NOREPLACE) — the
+//     one and only step that makes it visible — and fsyncs dst-dir so the new entry survives a
+//     power loss. A snapshot that could not be made durable is never renamed: the round fails
+//     and the snapshot is removed from tmp-dst-dir.
+//
+// Durability before the rename: on Linux 5.8 and later, one syncfs(2) of the filesystem
+// holding tmp-dst-dir, called through the snapshot directory opened at [Writer.Begin] before
+// any file was created. syncfs writes back and waits for every dirty page and inode of that
+// filesystem, the snapshot's files and directory entries (part directories included) among
+// them, and flushes the device's cache: everything an fsync of each file and directory gives,
+// in one writeback pass instead of several I/Os and a cache flush per file. From 5.8 syncfs
+// also returns the writeback errors the filesystem saw since that directory was opened, so a
+// page of the snapshot that did not reach the disk fails the Publish exactly as a failed fsync
+// would (a failed write of another program on the same filesystem in that time fails the round
+// too: conservative). Before 5.8 syncfs reported no errors, and on other systems there is
+// none, so there every file is fsynced at [File.Commit] and each directory at Publish, as
+// before. The rename comes after the sync returned, and dst-dir is on the same filesystem
+// (checked at start), so a crash or power loss at any moment leaves in dst-dir either nothing
+// or a snapshot whose files are all on disk, complete. On a filesystem shared with programs
+// that keep much data dirty, syncfs also waits for theirs: give the spool a filesystem of its
+// own when rounds must stay short.
 //
 // Name clash rule: a name that already exists in dst-dir is never overwritten and never stops
 // the program. It can only happen when two rounds start in the same second (a restart within
