@@ -127,11 +127,18 @@ RestartSec=200ms
 	})
 
 	// systemctl reload: ExecReload checks the file, then SIGHUP; the programs report
-	// RELOADING=1 and READY=1, and keep their PIDs.
+	// RELOADING=1 and READY=1, and keep their PIDs. systemd 252 (Debian 12) has no
+	// Type=notify-reload: `systemctl reload` returns once `kill -HUP` has, and the program's
+	// RELOADING=1 may arrive just after, putting the unit into "reloading" until its READY=1.
+	// So the state is polled (bounded) until the reload is over.
 	for _, u := range units {
 		before := sd.Show(t, u.name, "MainPID")["MainPID"]
 		sd.MustSystemctl(t, "reload", u.name)
-		p := sd.Show(t, u.name, "ActiveState", "SubState", "MainPID", "NRestarts")
+		var p map[string]string
+		waitUntil(t, 10*time.Second, u.name+" active and running after systemctl reload", func() bool {
+			p = sd.Show(t, u.name, "ActiveState", "SubState", "MainPID", "NRestarts")
+			return p["ActiveState"] == "active" && p["SubState"] == "running" || p["MainPID"] != before || p["NRestarts"] != "0"
+		})
 		if p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] != before || p["NRestarts"] != "0" {
 			t.Fatalf("%s after systemctl reload: %v (MainPID was %s)", u.name, p, before)
 		}
