@@ -52,19 +52,19 @@ func newFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, err
 			MetricExclude:    cfg.Process.MetricExclude,
 			SkipMaintServers: cfg.Process.SkipMaintServers,
 		},
-		FrontendMetrics:      cfg.Process.FrontendMetrics,
-		BackendMetrics:       cfg.Process.BackendMetrics,
-		ServerMetrics:        cfg.Process.ServerMetrics,
-		ExcludeFrontends:     cfg.Process.ExcludeFrontends,
-		ExcludeBackends:      cfg.Process.ExcludeBackends,
-		ExcludeReports:       &prochaproxy.ExcludeReports{}, // shared: a broken file is logged once, not once per worker
-		GroupNamespace:       g.GroupNamespace,
-		DoubleWrites:         g.GroupNamespaceDoubleWrites,
-		FrontendGroups:       groups(cfg.FrontendGroups),
-		BackendGroups:        groups(cfg.BackendGroups),
-		ServerGroups:         groups(cfg.ServerGroups),
-		MaxComponentLength:   cfg.Process.MaxComponentLength,
-		MaxLineLength:        cfg.Process.MaxLineLength,
+		FrontendMetrics:    cfg.Process.FrontendMetrics,
+		BackendMetrics:     cfg.Process.BackendMetrics,
+		ServerMetrics:      cfg.Process.ServerMetrics,
+		ExcludeFrontends:   cfg.Process.ExcludeFrontends,
+		ExcludeBackends:    cfg.Process.ExcludeBackends,
+		ExcludeReports:     &prochaproxy.ExcludeReports{}, // shared: a broken file is logged once, not once per worker
+		GroupNamespace:     g.GroupNamespace,
+		DoubleWrites:       g.GroupNamespaceDoubleWrites,
+		FrontendGroups:     groups(cfg.FrontendGroups),
+		BackendGroups:      groups(cfg.BackendGroups),
+		ServerGroups:       groups(cfg.ServerGroups),
+		MaxComponentLength: cfg.Process.MaxComponentLength,
+		MaxLineLength:      cfg.Process.MaxLineLength,
 	}
 	return func() process.Format {
 		return format{prochaproxy.NewProcessor(opts, log)}
