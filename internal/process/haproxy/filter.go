@@ -76,6 +76,9 @@ type filterState struct {
 	keepCounts       [nCounts]bool
 	keepStates       [nStates]bool
 	nCountsKept      int
+	// matched counts the names matched against the patterns (the tests check that rows
+	// repeated from the snapshot before are not matched again)
+	matched int
 }
 
 // initFilters prepares the filters of p.opts.Filters; the metric names of the layout and the
@@ -146,6 +149,7 @@ func (p *Processor) keptCols(cols []int, names []string) []int {
 // keepFrontend reports whether the FRONTEND row of raw pxname px is kept.
 func (p *Processor) keepFrontend(px []byte) bool {
 	f := &p.opts.Filters
+	p.filt.matched++
 	return kept(f.FrontendInclude, f.FrontendExclude, px)
 }
 
@@ -157,6 +161,7 @@ func (p *Processor) keepBackend(px []byte) bool {
 		return fs.lastBeKeep
 	}
 	f := &p.opts.Filters
+	fs.matched++
 	k := kept(f.BackendInclude, f.BackendExclude, px)
 	// a name longer than the component bound is not copied (see entitiesOf)
 	fs.lastBeOK = len(px) <= p.maxComponent
@@ -174,6 +179,7 @@ func (p *Processor) keepServer(px, sv []byte) bool {
 		return true
 	}
 	fs := &p.filt
+	fs.matched++
 	fs.srvName = append(append(append(fs.srvName[:0], px...), '/'), sv...)
 	k := kept(f.ServerInclude, f.ServerExclude, fs.srvName)
 	if cap(fs.srvName) > 4<<10 {
