@@ -474,3 +474,33 @@ func TestFiltersNoAllocations(t *testing.T) {
 	}
 	t.Logf("allocations per snapshot: %v with filters, %v without", on, off)
 }
+
+// FuzzStatFilters feeds arbitrary `show stat` replies to Processors with every filter set:
+// besides the invariants of processForFuzz, a 5-byte read buffer gives the same lines, and a
+// second snapshot of the same input (its rows from the row cache) gives the same lines again.
+func FuzzStatFilters(f *testing.F) {
+	fuzzSeeds(f, "_stat")
+	f.Add([]byte("# pxname,svname,status,type,stot,lbtot\na,FRONTEND,OPEN,0,1,\nb,s1,MAINT,2,3,1\nb,s2,UP,2,4,0\nb,BACKEND,UP,1,5,1\n"))
+	f.Add([]byte("# pxname,svname,type,status\nx.y,FRONTEND,2,\"MAINT (via b/s)\"\nb,FRONTEND,2,UP\n"))
+	dir := fuzzDir(f)
+	re := regexp.MustCompile
+	opts := Options{Prefix: "p", AggrServerMetrics: true, ServerStates: true, Filters: Filters{
+		FrontendExclude: re(`[xz]`), BackendInclude: re(`[a-m]`), BackendExclude: re(`_old`),
+		ServerExclude: re(`/s?2`), MetricExclude: re(`^(bin|ServersUp)$`), SkipMaintServers: true,
+	}}
+	normal := NewProcessor(opts, nil)
+	small := NewProcessor(opts, nil)
+	f.Fuzz(func(t *testing.T, stat []byte) {
+		writeOnly(t, dir, "a.sock_stat", stat)
+		small.rd.buf = make([]byte, 5)
+		a, errA := processForFuzz(t, normal, dir)
+		b, errB := processForFuzz(t, small, dir)
+		if (errA == nil) != (errB == nil) || !slices.Equal(a, b) {
+			t.Fatalf("read buffer size changes the result:\n%v %v\n%q\n%q", errA, errB, a, b)
+		}
+		c, errC := processForFuzz(t, normal, dir)
+		if (errA == nil) != (errC == nil) || !slices.Equal(a, c) {
+			t.Fatalf("the second snapshot differs:\n%v %v\n%q\n%q", errA, errC, a, c)
+		}
+	})
+}

@@ -426,9 +426,9 @@ type rowEntities struct {
 	srv, aggr  int32 // a server row: the server in its backend (unless the backend is excluded) and the server.* aggregate (with aggr-server-metrics)
 	backendRow bool  // svname is BACKEND
 	server     bool  // type 2
-	// dropped: a filter (filter.go) dropped the row by its names, so the entities it would
-	// feed are -1 whatever the exclude files say
-	dropped bool
+	// srvDropped: a filter (filter.go) dropped the server row by its backend or server name,
+	// so srv and aggr are -1 whatever the exclude files say
+	srvDropped bool
 }
 
 // rowCache remembers the entities of the rows of a stat file, in order. A process lists its
@@ -581,20 +581,18 @@ func (p *Processor) lookupEntities(px, sv []byte, isServer bool) rowEntities {
 	if string(sv) == "FRONTEND" {
 		if !names || p.keepFrontend(px) {
 			e.fe = p.frontendOf(px)
-		} else {
-			e.dropped = true
 		}
 	}
 	if e.backendRow || isServer {
 		if names && !p.keepBackend(px) {
-			e.dropped = true
+			e.srvDropped = isServer
 			return e
 		}
 		e.be = p.backendOf(px)
 	}
 	if isServer {
 		if names && !p.keepServer(px, sv) {
-			e.dropped = true
+			e.srvDropped = true
 			return e
 		}
 		e.srv, e.aggr = p.serverOf(e.be, sv)
@@ -610,7 +608,7 @@ func (p *Processor) reuse(e *rowEntities) bool {
 	}
 	if e.be >= 0 {
 		p.activateBackend(e.be)
-		if e.server && !e.dropped && (e.srv < 0) != p.be.excl[e.be] {
+		if e.server && !e.srvDropped && (e.srv < 0) != p.be.excl[e.be] {
 			return false
 		}
 	}
