@@ -134,12 +134,7 @@ var filterBase = Options{Prefix: "p", AggrServerMetrics: true, ServerStates: tru
 func TestFiltersDropRowsBeforeAggregation(t *testing.T) {
 	re := regexp.MustCompile
 	files := filterFiles(t, nil)
-	for _, c := range []struct {
-		name string
-		f    Filters
-		gone []string // paths (below p.) that must be absent
-		kept []string // and present
-	}{
+	cases := []filterCase{
 		{"none", Filters{}, nil, []string{"frontend.x_y.stot", "backend.be_pool.server.spare1.stot", "server.spare1.stot"}},
 		{"frontend-include", Filters{FrontendInclude: re(`^fe`)},
 			[]string{"frontend.x_y.stot"}, []string{"frontend.fe_main.stot", "frontend.fe_tmp1.stot", "frontend.fe_dotted_name.stot"}},
@@ -164,7 +159,7 @@ func TestFiltersDropRowsBeforeAggregation(t *testing.T) {
 		{"server-exclude-raw", Filters{ServerExclude: re(`^be_pool/w\.1$`)}, nil, []string{"backend.be_pool.server.w_1.stot"}},
 		{"server-both", Filters{ServerInclude: re(`^be_(app|pool)/`), ServerExclude: re(`/app`)},
 			[]string{"backend.be_app.server.app1.stot", "backend.be_pool.server.app1.stot", "server.app1.stot", "backend.be_app.TotalServers"},
-			[]string{"backend.be_app.server.app_dead.stot" /* "app.dead": /app matches */}},
+			[]string{"backend.be_pool.server.w_1.stot", "backend.be_app.stot"}},
 		{"skip-maint", Filters{SkipMaintServers: true},
 			[]string{"backend.be_pool.server.spare1.stot", "backend.be_pool.server.spare2.stot", "backend.be_old.server.spare1.stot",
 				"server.spare1.stot", "server.spare2.stot"},
@@ -174,61 +169,72 @@ func TestFiltersDropRowsBeforeAggregation(t *testing.T) {
 			[]string{"frontend.x_y.stot", "backend.be_old.stot", "server.spare1.stot"}, []string{"backend.be_pool.server.w_1.stot"}},
 		{"drop-all", Filters{FrontendExclude: re(``), BackendExclude: re(``)},
 			[]string{"frontend.fe_main.stot", "backend.be_app.stot", "server.app1.stot"}, []string{"daemon.CurrConns"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if c.name == "server-both" {
-				// (the model matches the raw name, app.dead is excluded too)
-				c.kept = nil
-			}
-			dir := writeSnapshot(t, files)
-			opts := filterBase
-			opts.Filters = c.f
-			log, lb := newTestLogger()
-			p := NewProcessor(opts, log)
-			got := runWith(t, p, dir, 1700000000, lb)
-			if got.err != nil || len(got.stats.Problems) != 0 {
-				t.Fatalf("err %v problems %v", got.err, got.stats.Problems)
-			}
-			want := run(t, writeSnapshot(t, dropRows(files, c.f)), 1700000000, filterBase)
-			if want.err != nil {
-				t.Fatal(want.err)
-			}
-			first := got.lines
-			if c.name == "drop-all" {
-				// the model's *_stat files are left without rows, so they are rejected; the
-				// filtered ones are used, with empty sections
-				var rest []gline
-				for _, l := range got.lines {
-					if m := regexp.MustCompile(`\.haproxystats\.(Metrics|WallClockTime)(Frontend|Backend|Server)s?$`).FindStringSubmatch(l.path); m != nil {
-						if m[1] == "Metrics" && l.value != "1" {
-							t.Errorf("%s = %s, want 1", l.path, l.value)
-						}
-						continue
-					}
-					rest = append(rest, l)
+	}
+	// with server-states and the other options, and without (skip-maint-servers then reads
+	// the status column alone)
+	bases := map[string]Options{"all-options": filterBase, "plain": {Prefix: "p", AggrServerMetrics: true}}
+	for baseName, base := range bases {
+		for _, c := range cases {
+			t.Run(baseName+"/"+c.name, func(t *testing.T) { filterCaseRun(t, files, base, c) })
+		}
+	}
+}
+
+type filterCase struct {
+	name string
+	f    Filters
+	gone []string // paths (below p.) that must be absent
+	kept []string // and present
+}
+
+func filterCaseRun(t *testing.T, files map[string]string, base Options, c filterCase) {
+	dir := writeSnapshot(t, files)
+	opts := base
+	opts.Filters = c.f
+	log, lb := newTestLogger()
+	p := NewProcessor(opts, log)
+	got := runWith(t, p, dir, 1700000000, lb)
+	if got.err != nil || len(got.stats.Problems) != 0 {
+		t.Fatalf("err %v problems %v", got.err, got.stats.Problems)
+	}
+	want := run(t, writeSnapshot(t, dropRows(files, c.f)), 1700000000, base)
+	if want.err != nil {
+		t.Fatal(want.err)
+	}
+	first := got.lines
+	if c.name == "drop-all" {
+		// the model's *_stat files are left without rows, so they are rejected; the
+		// filtered ones are used, with empty sections
+		var rest []gline
+		for _, l := range got.lines {
+			if m := regexp.MustCompile(`\.haproxystats\.(Metrics|WallClockTime)(Frontend|Backend|Server)s?$`).FindStringSubmatch(l.path); m != nil {
+				if m[1] == "Metrics" && l.value != "1" {
+					t.Errorf("%s = %s, want 1", l.path, l.value)
 				}
-				got.lines = rest
+				continue
 			}
-			compareMultiset(t, want.lines, got.lines)
-			have := paths(got.lines)
-			for _, path := range c.gone {
-				if _, ok := have["p."+path]; ok {
-					t.Errorf("%s written", path)
-				}
-			}
-			for _, path := range c.kept {
-				if _, ok := have["p."+path]; !ok {
-					t.Errorf("%s missing", path)
-				}
-			}
-			// again: every row now comes from the row cache, no name is matched again
-			matched := p.filt.matched
-			again := runWith(t, p, dir, 1700000000, nil)
-			compareOrdered(t, first, again.lines)
-			if p.filt.matched != matched {
-				t.Errorf("the second snapshot matched %d names again", p.filt.matched-matched)
-			}
-		})
+			rest = append(rest, l)
+		}
+		got.lines = rest
+	}
+	compareMultiset(t, want.lines, got.lines)
+	have := paths(got.lines)
+	for _, path := range c.gone {
+		if _, ok := have["p."+path]; ok {
+			t.Errorf("%s written", path)
+		}
+	}
+	for _, path := range c.kept {
+		if _, ok := have["p."+path]; !ok {
+			t.Errorf("%s missing", path)
+		}
+	}
+	// again: every row now comes from the row cache, no name is matched again
+	matched := p.filt.matched
+	again := runWith(t, p, dir, 1700000000, nil)
+	compareOrdered(t, first, again.lines)
+	if p.filt.matched != matched {
+		t.Errorf("the second snapshot matched %d names again", p.filt.matched-matched)
 	}
 }
 
@@ -503,4 +509,64 @@ func FuzzStatFilters(f *testing.F) {
 			t.Fatalf("the second snapshot differs:\n%v %v\n%q\n%q", errA, errC, a, c)
 		}
 	})
+}
+
+// TestFiltersSkipMaintEveryPath: skip-maint-servers without server-states reads the status
+// cell on every scan path (fast, quoted, generic) and through a tiny read buffer.
+func TestFiltersSkipMaintEveryPath(t *testing.T) {
+	rows := statesFile(t, []stateRow{
+		{"be", "up", "UP", "L7OK", ""},
+		{"be", "maint", "MAINT", "", ""},
+		{"be", "via", "MAINT (via be/maint)", "", ""},
+		{"be", "res", "MAINT (resolution)", "", ""},
+		{"be", "drain", "DRAIN", "", ""},
+		{"be", "almost", "MAIN", "", ""},
+	})
+	quoted := func(rows [][]string) string {
+		var sb strings.Builder
+		for _, r := range rows {
+			for _, f := range r {
+				sb.WriteString(`"` + f + `",`)
+			}
+			sb.WriteString("\n")
+		}
+		return sb.String()
+	}
+	reversed := func(rows [][]string) string {
+		rev := make([][]string, len(rows))
+		for i := range rows {
+			r := slices.Clone(rows[i][1:])
+			slices.Reverse(r)
+			rev[i] = append([]string{rows[i][0]}, r...)
+		}
+		return statCSV(rev)
+	}
+	for name, text := range map[string]string{"fast-path": statCSV(rows), "quoted": quoted(rows), "generic-path": reversed(rows)} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeSnapshot(t, map[string]string{"a_stat": text})
+			opts := Options{Prefix: "p", AggrServerMetrics: true, Filters: Filters{SkipMaintServers: true}}
+			for _, bufSize := range []int{readBufferSize, 7} {
+				p := NewProcessor(opts, nil)
+				p.rd.buf = make([]byte, bufSize)
+				r := runWith(t, p, dir, 1700000000, nil)
+				if r.err != nil || len(r.stats.Problems) > 0 {
+					t.Fatal(r.err, r.stats.Problems)
+				}
+				got := paths(r.lines)
+				for srv, want := range map[string]bool{"up": true, "maint": false, "via": false, "res": false, "drain": true, "almost": true} {
+					_, ok := got["p.backend.be.server."+srv+".stot"]
+					_, aggr := got["p.server."+srv+".stot"]
+					if ok != want || aggr != want {
+						t.Errorf("buffer %d: %s written %v, server.%s %v; want %v", bufSize, srv, ok, srv, aggr, want)
+					}
+				}
+				if got["p.backend.be.TotalServers"] != "3" {
+					t.Errorf("buffer %d: TotalServers = %s, want 3", bufSize, got["p.backend.be.TotalServers"])
+				}
+				if strings.Contains(string(r.raw), "_code ") || strings.Contains(string(r.raw), ".Servers") {
+					t.Errorf("state lines without server-states")
+				}
+			}
+		})
+	}
 }
