@@ -14,9 +14,9 @@ import (
 	"github.com/statspipe/statspipe/internal/testrig"
 )
 
-// filterCounters is what the test compares of `show stat`: "pxname/svname" → column → value,
+// filtersCounters is what the test compares of `show stat`: "pxname/svname" → column → value,
 // for the columns that move only with traffic, and the status.
-func filterCounters(t *testing.T, sock string) map[string]map[string]string {
+func filtersCounters(t *testing.T, sock string) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
 	for key, row := range omShowStat(t, sock) {
@@ -25,7 +25,7 @@ func filterCounters(t *testing.T, sock string) map[string]map[string]string {
 	return out
 }
 
-func sameCounters(a, b []map[string]map[string]string) bool {
+func filtersSameCounters(a, b []map[string]map[string]string) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -82,13 +82,13 @@ func TestFiltersRealHAProxy(t *testing.T) {
 		}
 	}
 	read := func() []map[string]map[string]string {
-		return []map[string]map[string]string{filterCounters(t, i1.Socket), filterCounters(t, i2.Socket)}
+		return []map[string]map[string]string{filtersCounters(t, i1.Socket), filtersCounters(t, i2.Socket)}
 	}
 	// settled: app.dead DOWN, the forced states shown, the counters still (sessions closed)
 	last := read()
 	waitUntil(t, 10*time.Second, "checks and counters to settle", func() bool {
 		now := read()
-		ok := sameCounters(last, now) && now[0]["be_app/app.dead"]["status"] == "DOWN" &&
+		ok := filtersSameCounters(last, now) && now[0]["be_app/app.dead"]["status"] == "DOWN" &&
 			now[1]["be_app/app.dead"]["status"] == "DOWN" && now[0]["be_app/app2"]["status"] == "MAINT" &&
 			now[1]["be_app/app2"]["status"] == "UP" && now[1]["be.dotted.name/web.1"]["status"] == "MAINT"
 		last = now
@@ -129,11 +129,11 @@ skip-maint-servers = true
 `)
 	snap, _ := omPull(t, plain)
 	raw := read()
-	if !sameCounters(last, raw) {
+	if !filtersSameCounters(last, raw) {
 		t.Fatalf("counters moved during the pull:\n%v\n%v", last, raw)
 	}
 	epoch := filepath.Base(snap)
-	copyDir(t, snap, filepath.Join(dir, "filtered", "incoming", epoch))
+	filtersCopySnapshot(t, snap, filepath.Join(dir, "filtered", "incoming", epoch))
 	off := omProcess(t, plain, filepath.Join(dir, "plain", "store"), epoch)
 	on := omProcess(t, filtered, filepath.Join(dir, "filtered", "store"), epoch)
 
@@ -221,8 +221,8 @@ skip-maint-servers = true
 	}
 }
 
-// copyDir copies the regular files of directory src into a new directory dst.
-func copyDir(t *testing.T, src, dst string) {
+// filtersCopySnapshot copies the regular files of directory src into a new directory dst.
+func filtersCopySnapshot(t *testing.T, src, dst string) {
 	t.Helper()
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		t.Fatal(err)
