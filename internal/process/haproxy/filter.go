@@ -32,7 +32,9 @@ import (
 //
 // Names are matched once: the decision is kept with the row in the row cache (stat.go), which
 // compares the raw names of each row with the same row of the previous snapshot, so a
-// repeated row costs no match. Metric names are matched when the Processor is built.
+// repeated row costs no match (except a row with a name longer than max-component-length,
+// which the row cache never keeps: it is looked up, and matched, in every snapshot). Metric
+// names are matched when the Processor is built.
 
 // Filters are the cardinality controls (nil patterns: unset).
 type Filters struct {
