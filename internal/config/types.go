@@ -117,6 +117,15 @@ type Process struct {
 	// ServerStates emits each server's status, check_status and agent_status as numeric
 	// codes and per-backend counts of servers by state (statspipe extension).
 	ServerStates bool
+	// Cardinality controls (statspipe extensions): RE2 patterns, nil when unset, searched
+	// unanchored in the raw HAProxy names (servers as "<backend>/<server>") and in the
+	// metric names; an empty include keeps everything, an exclude wins over an include.
+	// SkipMaintServers drops server rows whose status is MAINT….
+	FrontendInclude, FrontendExclude *regexp.Regexp
+	BackendInclude, BackendExclude   *regexp.Regexp
+	ServerInclude, ServerExclude     *regexp.Regexp
+	MetricInclude, MetricExclude     *regexp.Regexp
+	SkipMaintServers                 bool
 }
 
 // Graphite is section [graphite].

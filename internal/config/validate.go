@@ -361,6 +361,50 @@ func (v *validator) readProcess(lvl slog.Level) {
 	p.SelfMetrics = v.boolean("process", "self-metrics")
 	p.Listen = v.listen("process")
 	p.ServerStates = v.boolean("process", "server-states")
+	for _, f := range []struct {
+		option string
+		dst    **regexp.Regexp
+	}{
+		{"frontend-include", &p.FrontendInclude},
+		{"frontend-exclude", &p.FrontendExclude},
+		{"backend-include", &p.BackendInclude},
+		{"backend-exclude", &p.BackendExclude},
+		{"server-include", &p.ServerInclude},
+		{"server-exclude", &p.ServerExclude},
+		{"metric-include", &p.MetricInclude},
+		{"metric-exclude", &p.MetricExclude},
+	} {
+		*f.dst = v.filterPattern("process", f.option)
+	}
+	p.SkipMaintServers = v.boolean("process", "skip-maint-servers")
+}
+
+// maxFilterPatternSize bounds one *-include / *-exclude pattern as patternSize counts it:
+// every new name is matched against it (once; the result is kept with the name).
+const maxFilterPatternSize = 100000
+
+// filterPattern reads a cardinality-control pattern ([process] *-include, *-exclude): nil when
+// empty, else the compiled RE2 pattern, searched unanchored.
+func (v *validator) filterPattern(sect, option string) *regexp.Regexp {
+	s, val, ok := v.required(sect, option)
+	if !ok || s == "" {
+		return nil
+	}
+	if parsed, err := syntax.Parse(s, syntax.Perl); err == nil {
+		if size := patternSize(parsed); size > maxFilterPatternSize {
+			v.fail(sect, option, val, s, fmt.Sprintf("the pattern is too large: it may expand to %d "+
+				"regular-expression steps, at most %d are allowed (every new name is matched against it)",
+				size, maxFilterPatternSize))
+			return nil
+		}
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		v.fail(sect, option, val, s, fmt.Sprintf("invalid regular expression: %v (Go's RE2 syntax has "+
+			"no look-around or backreferences; write $$ for a literal '$')", err))
+		return nil
+	}
+	return re
 }
 
 func (v *validator) readGraphite(lvl slog.Level) {

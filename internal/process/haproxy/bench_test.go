@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -103,6 +104,27 @@ func BenchmarkProcess(b *testing.B) {
 		opts.ServerStates = true
 		benchmarkProcess(b, synthetic.DefaultConfig, opts)
 	})
+	b.Run("4x1000x10-filters", func(b *testing.B) {
+		// every name matched by a pattern (cached with the rows), a tenth of the backends and
+		// servers dropped, a few metrics dropped, skip-maint-servers checking every server row
+		opts := benchOpts
+		opts.Filters = Filters{
+			FrontendInclude: regexp.MustCompile(`^fe_`), FrontendExclude: regexp.MustCompile(`^fe_00[0-4]`),
+			BackendInclude: regexp.MustCompile(`example\.com$`), BackendExclude: regexp.MustCompile(`^be_\d\d\d0\.`),
+			ServerInclude: regexp.MustCompile(`/srv`), ServerExclude: regexp.MustCompile(`/srv0[0]\.`),
+			MetricExclude: regexp.MustCompile(`^(hrsp_other|comp_byp|wredis)$`), SkipMaintServers: true,
+		}
+		benchmarkProcess(b, synthetic.DefaultConfig, opts)
+	})
+	b.Run("4x1000x10-filters-none-match", func(b *testing.B) {
+		// the filters set but dropping nothing: the cost of the checks alone
+		opts := benchOpts
+		opts.Filters = Filters{
+			FrontendExclude: regexp.MustCompile(`^nomatch`), BackendExclude: regexp.MustCompile(`^nomatch`),
+			ServerExclude: regexp.MustCompile(`^nomatch`), MetricExclude: regexp.MustCompile(`^nomatch`), SkipMaintServers: true,
+		}
+		benchmarkProcess(b, synthetic.DefaultConfig, opts)
+	})
 	b.Run("4x1000x10-allfeatures", func(b *testing.B) {
 		opts := benchOpts
 		opts.PerProcessMetrics = true
@@ -112,13 +134,27 @@ func BenchmarkProcess(b *testing.B) {
 	})
 }
 
-// BenchmarkProcessCold measures a fresh Processor per snapshot (names interned anew).
+// BenchmarkProcessCold measures a fresh Processor per snapshot (names interned anew); with
+// filters, every name is matched too.
 func BenchmarkProcessCold(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchmarkCold(b, benchOpts) })
+	b.Run("filters", func(b *testing.B) {
+		opts := benchOpts
+		opts.Filters = Filters{
+			FrontendInclude: regexp.MustCompile(`^fe_`), BackendExclude: regexp.MustCompile(`^be_\d\d\d0\.`),
+			ServerInclude: regexp.MustCompile(`^be_.*/srv`), ServerExclude: regexp.MustCompile(`/srv0[0]\.`),
+			SkipMaintServers: true,
+		}
+		benchmarkCold(b, opts)
+	})
+}
+
+func benchmarkCold(b *testing.B, opts Options) {
 	dir, size := benchSnapshot(b, synthetic.DefaultConfig)
 	b.SetBytes(size)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := NewProcessor(benchOpts, nil).Process(dir, 1700000000, discardRecycling); err != nil {
+		if _, err := NewProcessor(opts, nil).Process(dir, 1700000000, discardRecycling); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -214,6 +214,8 @@ func (p *Processor) emitFrontends() {
 	for _, i := range cols {
 		isFloat = isFloat || p.slotFloat[lay.fe[i]]
 	}
+	// (after isFloat: a metric left out does not change how the others are written)
+	cols = p.keptCols(cols, lay.feNames)
 	order := p.sortedLive(p.fe, func(e int32) bool { return !p.fe.excl[e] })
 	for _, e := range order {
 		if p.ch.Err() != nil {
@@ -232,9 +234,9 @@ func (p *Processor) emitFrontends() {
 
 func (p *Processor) emitBackends() {
 	lay := &p.lay
-	sumCols := p.presentCols(lay.beSum, nil)
-	avgCols := p.presentCols(lay.beAvg, nil)
-	timeCols := p.presentCols(lay.beTime, nil)
+	sumCols := p.keptCols(p.presentCols(lay.beSum, nil), lay.beSumNames)
+	avgCols := p.keptCols(p.presentCols(lay.beAvg, nil), lay.beAvgNames)
+	timeCols := p.keptCols(p.presentCols(lay.beTime, nil), lay.beTimeNames)
 	nSum, nAvg := len(lay.beSum), len(lay.beAvg)
 	order := p.sortedLive(p.be, func(e int32) bool { return p.be.rows[e] > 0 && !p.be.excl[e] })
 	for _, e := range order {
@@ -268,8 +270,14 @@ func (p *Processor) emitServers() {
 	nb := len(p.be.keys)
 	count := growInt32(&p.srvCount, nb)
 	clear(count)
+	// A live server without rows had all its rows dropped (skip-maint-servers): it is left
+	// out everywhere, as if it were not there.
+	nServers := 0
 	for _, s := range p.srv.live {
-		count[p.srv.parent[s]]++
+		if p.srv.rows[s] > 0 {
+			count[p.srv.parent[s]]++
+			nServers++
+		}
 	}
 	backends := p.sortedLive(p.be, func(e int32) bool { return count[e] > 0 })
 	end := growInt32(&p.srvEnd, nb)
@@ -280,6 +288,9 @@ func (p *Processor) emitServers() {
 	}
 	servers := growInt32(&p.beServers, int(off))
 	for _, s := range p.srv.live {
+		if p.srv.rows[s] == 0 {
+			continue
+		}
 		e := p.srv.parent[s]
 		servers[end[e]] = s
 		end[e]++
@@ -292,15 +303,17 @@ func (p *Processor) emitServers() {
 			return
 		}
 		p.setPaths(p.groupOf(p.be, e, p.opts.BackendGroups), p.beGroupPrefix, "backend.", p.be.names[e], ".")
-		p.put("TotalServers", float64(count[e]), false)
+		if p.filt.keepTotalServers {
+			p.put("TotalServers", float64(count[e]), false)
+		}
 		if p.opts.ServerStates {
 			p.putStateCounts(servers[end[e]-count[e] : end[e]])
 		}
 	}
 
-	sumCols := p.presentCols(lay.srvSum, nil)
-	avgCols := p.presentCols(lay.srvAvg, nil)
-	timeCols := p.presentCols(lay.srvTime, nil)
+	sumCols := p.keptCols(p.presentCols(lay.srvSum, nil), lay.srvSumNames)
+	avgCols := p.keptCols(p.presentCols(lay.srvAvg, nil), lay.srvAvgNames)
+	timeCols := p.keptCols(p.presentCols(lay.srvTime, nil), lay.srvTimeNames)
 	stateLines := 0
 	for _, e := range backends {
 		mine := servers[end[e]-count[e] : end[e]]
@@ -317,15 +330,18 @@ func (p *Processor) emitServers() {
 			}
 		}
 	}
-	metrics := 1 + len(p.srv.live)*(len(sumCols)+len(avgCols)+len(timeCols)) + len(backends)
+	metrics := 1 + nServers*(len(sumCols)+len(avgCols)+len(timeCols))
+	if p.filt.keepTotalServers {
+		metrics += len(backends)
+	}
 	if p.opts.ServerStates {
-		metrics += len(backends)*nCounts + stateLines
+		metrics += len(backends)*p.filt.nCountsKept + stateLines
 	}
 
 	if lay.aggrSum != nil {
 		// (p.order, which backends aliases, is reused from here on)
-		aggrCols := p.presentCols(lay.aggrSum, nil)
-		order := p.sortedLive(p.aggr, func(int32) bool { return true })
+		aggrCols := p.keptCols(p.presentCols(lay.aggrSum, nil), lay.aggrSumNames)
+		order := p.sortedLive(p.aggr, func(a int32) bool { return p.aggr.rows[a] > 0 })
 		for _, a := range order {
 			if p.ch.Err() != nil {
 				return
@@ -371,7 +387,9 @@ func (p *Processor) putStateCounts(srvs []int32) {
 	}
 	b, n := p.ch.Start(), 0
 	for c, name := range countNames {
-		b, n = p.point(b, n, name, float64(counts[c]), false)
+		if p.filt.keepCounts[c] {
+			b, n = p.point(b, n, name, float64(counts[c]), false)
+		}
 	}
 	p.ch.EndLines(b, n)
 }
@@ -384,7 +402,7 @@ func (p *Processor) putServerStates(s int32) int {
 	written := 0
 	for k, name := range stateNames {
 		v := acc[k]
-		if v == 0 {
+		if v == 0 || !p.filt.keepStates[k] {
 			continue
 		}
 		if k == stateStatus {
@@ -406,6 +424,9 @@ func (p *Processor) emitDaemon() {
 	p.setPaths(groupNone, nil, "daemon.")
 	nSums := 0
 	for k, name := range DaemonMetrics {
+		if !p.keepMetric(name) {
+			continue
+		}
 		sum, cnt := p.daemonSum(k)
 		p.logPartialKey(k, cnt)
 		if cnt > 0 {
@@ -415,6 +436,9 @@ func (p *Processor) emitDaemon() {
 	}
 	nAvgs := 0
 	for i, name := range DaemonAvgMetrics {
+		if !p.keepMetric(name) {
+			continue
+		}
 		k := len(DaemonMetrics) + i
 		sum, cnt := p.daemonSum(k)
 		p.logPartialKey(k, cnt)
@@ -424,9 +448,17 @@ func (p *Processor) emitDaemon() {
 		}
 	}
 	count += nSums + nAvgs
+	keepCPU, keepStd := p.keepMetric("CpuUsagePct"), p.keepMetric("StdCpuUsagePct")
 
 	if n > 1 {
-		count += len(percentiles) + 1
+		for _, pc := range percentiles {
+			if p.keepMetric(pc.name) {
+				count++
+			}
+		}
+		if keepStd {
+			count++
+		}
 		cpu := make([]int64, 0, n)
 		for i := range infos {
 			if infos[i].has[keyIdlePct] {
@@ -436,17 +468,22 @@ func (p *Processor) emitDaemon() {
 		slices.Sort(cpu)
 		if len(cpu) > 0 {
 			for _, pc := range percentiles {
-				p.put(pc.name, float64(cpu[percentileIndex(pc.q, len(cpu))]), false)
+				if p.keepMetric(pc.name) {
+					p.put(pc.name, float64(cpu[percentileIndex(pc.q, len(cpu))]), false)
+				}
 			}
 		}
-		if len(cpu) > 1 {
+		if len(cpu) > 1 && keepStd {
 			p.put("StdCpuUsagePct", sampleStdDev(cpu), true)
 		}
 	}
 
 	if p.opts.CalculatePercentages {
-		count += len(percentageMetrics)
 		for _, pm := range percentageMetrics {
+			if !p.keepMetric(pm.title) {
+				continue
+			}
+			count++
 			v, vn := p.daemonSum(daemonKeyIndex[pm.value])
 			l, ln := p.daemonSum(daemonKeyIndex[pm.limit])
 			if vn == 0 || ln == 0 {
@@ -464,23 +501,30 @@ func (p *Processor) emitDaemon() {
 			iv := &infos[i]
 			p.setPaths(groupNone, nil, "daemon.process.", ids[i], ".")
 			for k, name := range DaemonMetrics {
-				if iv.has[k] {
+				if iv.has[k] && p.keepMetric(name) {
 					p.put(name, float64(iv.vals[k]), false)
 				}
 			}
-			if iv.has[keyIdlePct] {
+			if iv.has[keyIdlePct] && keepCPU {
 				p.put("CpuUsagePct", float64(100-iv.vals[keyIdlePct]), false)
 			}
 			for j, name := range DaemonAvgMetrics {
-				if k := len(DaemonMetrics) + j; iv.has[k] {
+				if k := len(DaemonMetrics) + j; iv.has[k] && p.keepMetric(name) {
 					p.put(name, float64(iv.vals[k]), false)
 				}
 			}
 		}
-		count += n * (nSums + 1 + nAvgs)
+		perProcess := nSums + nAvgs
+		if keepCPU {
+			perProcess++
+		}
+		count += n * perProcess
 		if p.opts.CalculatePercentages {
-			count += len(percentageMetrics) * n
 			for _, pm := range percentageMetrics {
+				if !p.keepMetric(pm.title) {
+					continue
+				}
+				count += n
 				vk, lk := daemonKeyIndex[pm.value], daemonKeyIndex[pm.limit]
 				for i := range infos {
 					iv := &infos[i]

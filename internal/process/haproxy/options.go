@@ -27,6 +27,10 @@ type Options struct {
 	// TotalServers (ServersUp, …; see states.go). A statspipe extension: off, the output is
 	// haproxystats'.
 	ServerStates bool
+	// Filters are the cardinality controls (filter.go): patterns for the names of frontends,
+	// backends, servers and metrics, and skip-maint-servers. A statspipe extension; the zero
+	// value filters nothing.
+	Filters Filters
 
 	// User metric lists (nil = the built-in lists). Names of averaged metrics (act, bck,
 	// weight, throttle and the response times) are emitted once, with their averaged meaning.

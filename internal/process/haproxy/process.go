@@ -216,6 +216,8 @@ type Processor struct {
 	srvCount     []int32
 	srvEnd       []int32
 
+	filt filterState // the cardinality controls (filter.go)
+
 	stats Stats
 }
 
@@ -252,6 +254,7 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 	if p.excludeReports == nil {
 		p.excludeReports = &ExcludeReports{}
 	}
+	p.initFilters()
 	p.lineSlack = longestMetricName(&p.lay) + maxLineEnd
 	n := len(p.lay.slotNames)
 	p.colOfSlot = make([]int32, n)

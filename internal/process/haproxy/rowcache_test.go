@@ -3,6 +3,7 @@ package haproxy
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +80,15 @@ func TestRowCacheAcrossFiles(t *testing.T) {
 	opts := optsA()
 	opts.AggrServerMetrics = true
 	opts.ExcludeBackends = beFile
+	rowCacheRounds(t, opts, dirs, beFile)
+	// the same with the cardinality controls, whose decisions the row cache keeps
+	opts.ServerStates = true
+	opts.Filters = Filters{FrontendExclude: regexp.MustCompile(`dotted`), BackendExclude: regexp.MustCompile(`^be_only`),
+		ServerExclude: regexp.MustCompile(`/app2|renamed`), SkipMaintServers: true}
+	rowCacheRounds(t, opts, dirs, beFile)
+}
+
+func rowCacheRounds(t *testing.T, opts Options, dirs []string, beFile string) {
 	p := NewProcessor(opts, nil)
 	for round := 0; round < 3; round++ {
 		for i, dir := range dirs {

@@ -97,7 +97,7 @@ func (p *Processor) buildPlans() {
 				last = max(last, int(c))
 			}
 		}
-		if class == classServer && p.opts.ServerStates {
+		if class == classServer && p.wantStates() {
 			for _, c := range p.stateCol {
 				last = max(last, int(c))
 			}
@@ -178,7 +178,7 @@ func (p *Processor) scanLine(line []byte) int {
 	}
 	p.tyS = int(ends[p.typeCol&(fieldEndsLen-1)]) + 1
 	p.tyE = int(ends[(p.typeCol+1)&(fieldEndsLen-1)])
-	if p.class == classServer && p.opts.ServerStates {
+	if p.class == classServer && p.wantStates() {
 		for k, c := range p.stateCol {
 			if c >= 0 {
 				p.stateS[k] = int(ends[c&(fieldEndsLen-1)]) + 1

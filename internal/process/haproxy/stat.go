@@ -198,7 +198,7 @@ func (p *Processor) parseStatFile(path string) (scanned bool, err error) {
 		}
 		p.curLine = lineNo
 		p.pxS, p.pxE, p.svS, p.svE, p.tyS, p.tyE = 0, 0, 0, 0, 0, 0
-		if p.opts.ServerStates {
+		if p.wantStates() {
 			p.stateS, p.stateE = [nStates]int{}, [nStates]int{}
 		}
 		var nFields int
@@ -301,9 +301,9 @@ func (p *Processor) header(nFields int, raw []byte) error {
 				typeCol = i
 			}
 		}
-		if p.opts.ServerStates {
+		if p.wantStates() {
 			for k, col := range stateColumns {
-				if string(name) == col && p.stateCol[k] < 0 {
+				if string(name) == col && p.stateCol[k] < 0 && p.wantStatus(k) {
 					p.stateCol[k] = int32(i)
 				}
 			}
@@ -387,7 +387,7 @@ func (p *Processor) row(base []byte) {
 			acc[i] += vals[s]
 		}
 	}
-	if be := e.be; e.backendRow && !p.be.excl[be] {
+	if be := e.be; e.backendRow && be >= 0 && !p.be.excl[be] {
 		acc := p.be.accOf(be)
 		p.be.rows[be]++
 		for i, s := range lay.beSum {
@@ -404,6 +404,9 @@ func (p *Processor) row(base []byte) {
 				acc[i] += vals[s]
 			}
 		}
+	}
+	if (e.srv >= 0 || e.aggr >= 0) && p.opts.Filters.SkipMaintServers && p.maintRow(base) {
+		return // (the server stays live with no rows: emitServers leaves it out)
 	}
 	if e.srv >= 0 {
 		p.addServer(p.srv, e.srv, lay.srvSum)
@@ -423,6 +426,9 @@ type rowEntities struct {
 	srv, aggr  int32 // a server row: the server in its backend (unless the backend is excluded) and the server.* aggregate (with aggr-server-metrics)
 	backendRow bool  // svname is BACKEND
 	server     bool  // type 2
+	// srvDropped: a filter (filter.go) dropped the server row by its backend or server name,
+	// so srv and aggr are -1 whatever the exclude files say
+	srvDropped bool
 }
 
 // rowCache remembers the entities of the rows of a stat file, in order. A process lists its
@@ -571,13 +577,24 @@ func (p *Processor) entitiesOf(px, sv []byte, isServer bool) rowEntities {
 func (p *Processor) lookupEntities(px, sv []byte, isServer bool) rowEntities {
 	e := rowEntities{fe: -1, be: -1, srv: -1, aggr: -1, server: isServer}
 	e.backendRow = string(sv) == "BACKEND"
+	names := p.filt.names
 	if string(sv) == "FRONTEND" {
-		e.fe = p.frontendOf(px)
+		if !names || p.keepFrontend(px) {
+			e.fe = p.frontendOf(px)
+		}
 	}
 	if e.backendRow || isServer {
+		if names && !p.keepBackend(px) {
+			e.srvDropped = isServer
+			return e
+		}
 		e.be = p.backendOf(px)
 	}
 	if isServer {
+		if names && !p.keepServer(px, sv) {
+			e.srvDropped = true
+			return e
+		}
 		e.srv, e.aggr = p.serverOf(e.be, sv)
 	}
 	return e
@@ -591,7 +608,7 @@ func (p *Processor) reuse(e *rowEntities) bool {
 	}
 	if e.be >= 0 {
 		p.activateBackend(e.be)
-		if e.server && (e.srv < 0) != p.be.excl[e.be] {
+		if e.server && !e.srvDropped && (e.srv < 0) != p.be.excl[e.be] {
 			return false
 		}
 	}
