@@ -117,6 +117,12 @@ type Process struct {
 	// ServerStates emits each server's status, check_status and agent_status as numeric
 	// codes and per-backend counts of servers by state (statspipe extension).
 	ServerStates bool
+	// AllMetrics emits every numeric field of every row type and of show info, aggregated
+	// across processes by its nature; AllMetricsAggregate are the extra functions of the
+	// all-metrics-aggregate.<glob> options, in file order, their globs matching
+	// "<kind>.<field>" lower-cased (statspipe extensions).
+	AllMetrics          bool
+	AllMetricsAggregate []aggregate.Rule
 }
 
 // Graphite is section [graphite].

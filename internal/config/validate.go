@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/statspipe/statspipe/internal/aggregate"
 	"golang.org/x/sys/unix"
 )
 
@@ -361,6 +362,46 @@ func (v *validator) readProcess(lvl slog.Level) {
 	p.SelfMetrics = v.boolean("process", "self-metrics")
 	p.Listen = v.listen("process")
 	p.ServerStates = v.boolean("process", "server-states")
+	p.AllMetrics = v.boolean("process", "all-metrics")
+	p.AllMetricsAggregate = v.allMetricsAggregate()
+}
+
+// allMetricsAggregate is the prefix of the [process] options all-metrics-aggregate.<glob>.
+const allMetricsAggregate = "all-metrics-aggregate."
+
+// allMetricsAggregate reads the all-metrics-aggregate.<glob> = <functions> options of
+// [process] in file order, with aggregate.ParsePolicies' syntax and checks.
+func (v *validator) allMetricsAggregate() []aggregate.Rule {
+	if v.failed() {
+		return nil
+	}
+	sec := v.l.sections["process"]
+	if sec == nil {
+		return nil
+	}
+	var opts [][2]string
+	for _, key := range sec.keys {
+		if !strings.HasPrefix(key, allMetricsAggregate) {
+			continue
+		}
+		s, val, _ := v.str("process", key)
+		opt := [2]string{"aggregate." + key[len(allMetricsAggregate):], s}
+		if _, err := aggregate.ParsePolicies([][2]string{opt}); err != nil {
+			v.fail("process", key, val, s, strings.TrimPrefix(err.Error(), "option "+opt[0]+": ")+
+				" (all-metrics-aggregate.<glob> = <functions>, the glob matching <kind>.<field>)")
+			return nil
+		}
+		opts = append(opts, opt)
+	}
+	if len(opts) == 0 {
+		return nil
+	}
+	p, err := aggregate.ParsePolicies(opts)
+	if err != nil {
+		v.err = &Error{File: sec.file, Line: sec.line, Section: "process", Reason: err.Error()}
+		return nil
+	}
+	return p.Rules
 }
 
 func (v *validator) readGraphite(lvl slog.Level) {
