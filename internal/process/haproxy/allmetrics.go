@@ -1,0 +1,670 @@
+package haproxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/statspipe/statspipe/internal/aggregate"
+	"github.com/statspipe/statspipe/internal/metric"
+)
+
+// all-metrics (Options.AllMetrics): every numeric field of every row type and of `show info`,
+// aggregated across the processes (the *_stat and *_info files of a snapshot) by its nature,
+// beside haproxystats' lines, which stay as they are. It is a second pass over the stat files
+// that the haproxystats pass used, so that it cannot change that pass; its accumulators are
+// per kind (frontend, backend, server, listener, daemon), per entity and per field.
+
+// amOp is how one output line of a field is computed from its accumulator.
+type amOp uint8
+
+const (
+	amSum  amOp = iota // a: the sum
+	amMean             // a / n
+	amMax              // a: the maximum
+	amMin              // a: the minimum
+	amSumB             // b: the sum beside a maximum
+)
+
+// amOut is one line of a field: its last path component and how it is computed.
+type amOut struct {
+	name string
+	op   amOp
+}
+
+// amField is one field of one kind.
+type amField struct {
+	name   string // column name or info key, as HAProxy writes it
+	comp   string // name sanitised and bounded as a path component
+	nature Nature
+	hs     bool // haproxystats already writes <comp> at this kind's path
+	float  bool // some cell of the current snapshot was not an integer
+	outs   []amOut
+	// the all-metrics-aggregate functions of the first rule matching <kind>.<field> and their
+	// names (<comp>.<fn>); when there are any, the per-process values are kept
+	extras     []aggregate.Func
+	extraNames []string
+}
+
+// amAcc accumulates one field of one entity over the rows of a snapshot.
+type amAcc struct {
+	a, b float64
+	n    int32
+}
+
+// amKind holds the fields and entities of one kind.
+type amKind struct {
+	kind   int
+	fields []amField
+	index  map[string]int32 // field name → index in fields
+
+	ents    map[string]int32 // key (parent index, sanitised name) → entity
+	names   []string         // sanitised, bounded name
+	short   []bool
+	parent  []int32
+	gen     []uint32
+	acc     [][]amAcc
+	live    []int32
+	lastRaw []byte // raw name of the last looked-up entity (frontends, backends)
+	lastIdx int32
+	lastOK  bool
+
+	// per-process values of the fields with extra functions: (entity, field) → values
+	valIndex map[uint64]int32
+	vals     [][]float64
+	valsUsed []int32
+}
+
+func newAMKind(kind int) *amKind {
+	return &amKind{kind: kind, index: map[string]int32{}, ents: map[string]int32{}, valIndex: map[uint64]int32{}}
+}
+
+// allMetrics is the Processor's all-metrics state.
+type allMetrics struct {
+	kinds [nKinds]*amKind
+	gen   uint32
+	slack int // longest " <name> <value> <timestamp>" of an all-metrics line after its path
+	// names haproxystats writes at each kind's paths
+	hsNames [nKinds]map[string]bool
+	rules   []aggregate.Rule
+
+	used []string // the stat files the haproxystats pass used, in order
+
+	// current file: per kind, column → field index (-1: not emitted for that kind)
+	colField [4][]int32
+	typeCol  int
+	svCol    int
+
+	// emission buffers
+	order, children []int32
+}
+
+func newAllMetrics(o *Options, lay *layout) *allMetrics {
+	am := &allMetrics{rules: o.AllMetricsAggregate, slack: maxLineEnd + len("_sum")}
+	for k := range am.kinds {
+		am.kinds[k] = newAMKind(k)
+		am.hsNames[k] = map[string]bool{}
+	}
+	add := func(k int, lists ...[]string) {
+		for _, l := range lists {
+			for _, n := range l {
+				am.hsNames[k][n] = true
+			}
+		}
+	}
+	add(kindFrontend, lay.feNames)
+	add(kindBackend, lay.beSumNames, lay.beAvgNames, lay.beTimeNames)
+	add(kindServer, lay.srvSumNames, lay.srvAvgNames, lay.srvTimeNames)
+	add(kindDaemon, DaemonMetrics, DaemonAvgMetrics)
+	return am
+}
+
+// field returns the index of field name (raw bytes) of kind k with nature nat, registering it
+// on first sight (the only allocation: names repeat from file to file).
+func (p *Processor) amField(k *amKind, name []byte, nat Nature) int32 {
+	fi, ok := k.index[string(name)]
+	if !ok {
+		s := string(name)
+		comp, _ := p.names.Component(s)
+		fi = int32(len(k.fields))
+		k.fields = append(k.fields, amField{name: s, comp: comp, hs: p.am.hsNames[k.kind][comp]})
+		k.index[s] = fi
+		f := &k.fields[fi]
+		glob := kindNames[k.kind] + "." + strings.ToLower(s)
+		for _, r := range p.am.rules {
+			if ok, _ := path.Match(r.Glob, glob); ok {
+				f.extras = r.Funcs
+				for _, fn := range r.Funcs {
+					f.extraNames = append(f.extraNames, comp+"."+fn.String())
+				}
+				break
+			}
+		}
+		for _, n := range f.extraNames {
+			p.am.slack = max(p.am.slack, len(n)+maxLineEnd)
+		}
+	}
+	f := &k.fields[fi]
+	if f.nature != nat || f.outs == nil {
+		f.nature = nat
+		f.outs = amOutputs(f.comp, nat, f.hs)
+		p.am.slack = max(p.am.slack, len(f.comp)+len("_sum")+maxLineEnd)
+	}
+	return fi
+}
+
+// amOutputs are the lines of a field of nature nat; hs: haproxystats writes <comp> already
+// (with a sum, or a mean for the averaged metrics), so a sum or mean is not written again and
+// the nature's own aggregate goes to <comp>_max or <comp>_min.
+func amOutputs(comp string, nat Nature, hs bool) []amOut {
+	switch nat {
+	case NatureCounter, NatureGauge, NatureRate, NatureLimit:
+		if hs {
+			return []amOut{}
+		}
+		return []amOut{{comp, amSum}}
+	case NatureAvg:
+		if hs {
+			return []amOut{}
+		}
+		return []amOut{{comp, amMean}}
+	case NatureMax:
+		if hs {
+			return []amOut{{comp + "_max", amMax}}
+		}
+		return []amOut{{comp, amMax}, {comp + "_sum", amSumB}}
+	case NatureDuration:
+		if hs {
+			return []amOut{{comp + "_max", amMax}}
+		}
+		return []amOut{{comp, amMax}}
+	case NatureAge, NatureMin:
+		if hs {
+			return []amOut{{comp + "_min", amMin}}
+		}
+		return []amOut{{comp, amMin}}
+	}
+	return []amOut{}
+}
+
+// amEmitted reports whether fields of nature nat are emitted at all.
+func amEmitted(nat Nature) bool {
+	switch nat {
+	case NatureCounter, NatureGauge, NatureRate, NatureLimit, NatureAvg, NatureMax, NatureDuration,
+		NatureAge, NatureMin:
+		return true
+	}
+	return false
+}
+
+// amStartPass forgets the entities of the last snapshot.
+func (p *Processor) amStartPass() {
+	am := p.am
+	am.gen++
+	for _, k := range am.kinds {
+		if am.gen == 0 || len(k.names) > 4*len(k.live)+4096 {
+			// names churn (or the generation wrapped): start afresh so that it cannot grow without bound
+			clear(k.ents)
+			k.names, k.short, k.parent, k.gen, k.acc = k.names[:0], k.short[:0], k.parent[:0], k.gen[:0], k.acc[:0]
+			clear(k.valIndex)
+			k.vals = k.vals[:0]
+		}
+		k.live = k.live[:0]
+		k.lastOK = false
+		for _, v := range k.valsUsed {
+			k.vals[v] = k.vals[v][:0]
+		}
+		k.valsUsed = k.valsUsed[:0]
+		for i := range k.fields {
+			k.fields[i].float = false
+		}
+	}
+	if am.gen == 0 {
+		am.gen = 1
+	}
+}
+
+// amEntity returns the entity (parent, raw name) of kind k, activated for this snapshot.
+func (p *Processor) amEntity(k *amKind, parent int32, raw []byte) int32 {
+	if parent < 0 && k.lastOK && bytes.Equal(raw, k.lastRaw) {
+		return k.lastIdx
+	}
+	key := p.keyBuf[:0]
+	if parent >= 0 {
+		key = binary.LittleEndian.AppendUint32(key, uint32(parent))
+	}
+	key, short := p.names.Append(key, raw)
+	p.keyBuf = key
+	e, ok := k.ents[string(key)]
+	if !ok {
+		e = int32(len(k.names))
+		s := string(key)
+		k.ents[s] = e
+		if parent >= 0 {
+			s = s[4:]
+		}
+		k.names = append(k.names, s)
+		k.short = append(k.short, short)
+		k.parent = append(k.parent, parent)
+		k.gen = append(k.gen, 0)
+		k.acc = append(k.acc, make([]amAcc, len(k.fields)))
+	}
+	if k.gen[e] != p.am.gen {
+		k.gen[e] = p.am.gen
+		if len(k.acc[e]) < len(k.fields) {
+			k.acc[e] = slices.Grow(k.acc[e][:0], len(k.fields))[:len(k.fields)]
+		}
+		clear(k.acc[e])
+		k.live = append(k.live, e)
+	}
+	if parent < 0 {
+		k.lastOK = len(raw) <= p.maxComponent
+		if k.lastOK {
+			k.lastRaw = append(k.lastRaw[:0], raw...)
+			k.lastIdx = e
+		}
+	}
+	return e
+}
+
+// amAdd adds value v of field fi to entity e of kind k.
+func (k *amKind) add(e, fi int32, v float64) {
+	acc := k.acc[e]
+	if int(fi) >= len(acc) { // a field first seen after the entity was activated
+		acc = append(acc, make([]amAcc, len(k.fields)-len(acc))...)
+		k.acc[e] = acc
+	}
+	a := &acc[fi]
+	f := &k.fields[fi]
+	switch f.nature {
+	case NatureMax, NatureDuration:
+		if a.n == 0 || v > a.a {
+			a.a = v
+		}
+		a.b += v
+	case NatureAge, NatureMin:
+		if a.n == 0 || v < a.a {
+			a.a = v
+		}
+	default:
+		a.a += v
+	}
+	a.n++
+	if f.extras != nil {
+		key := uint64(uint32(e))<<32 | uint64(uint32(fi))
+		vi, ok := k.valIndex[key]
+		if !ok {
+			vi = int32(len(k.vals))
+			k.valIndex[key] = vi
+			k.vals = append(k.vals, nil)
+		}
+		if len(k.vals[vi]) == 0 {
+			k.valsUsed = append(k.valsUsed, vi)
+		}
+		k.vals[vi] = append(k.vals[vi], v)
+	}
+}
+
+// amCell parses a numeric cell: a plain integer without strconv, a float through it; text
+// (a status, an address) is not a number.
+func amCell(b []byte) (v float64, isFloat, ok bool) {
+	if len(b) == 0 {
+		return 0, false, false
+	}
+	if v, ok := parseUint(b); ok {
+		return v, false, true
+	}
+	for _, c := range b {
+		if (c < '0' || c > '9') && c != '.' && c != '-' && c != '+' && c != 'e' && c != 'E' {
+			return 0, false, false
+		}
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false, false
+	}
+	return v, true, true
+}
+
+// amInfo adds the numeric keys of one `show info` reply (a process) to the daemon entity.
+func (p *Processor) amInfo(data []byte) {
+	k := p.am.kinds[kindDaemon]
+	e := p.amEntity(k, -1, nil)
+	for len(data) > 0 {
+		var line []byte
+		if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
+			line, data = data[:nl], data[nl+1:]
+		} else {
+			line, data = data, nil
+		}
+		sep := bytes.Index(line, []byte(": "))
+		if sep <= 0 {
+			continue
+		}
+		key := line[:sep]
+		v, isFloat, ok := amCell(bytes.TrimSpace(line[sep+2:]))
+		if !ok {
+			continue
+		}
+		fi, known := k.index[string(key)]
+		if !known {
+			nat := p.natureOf('I', string(key))
+			if !amEmitted(nat) || identityFields[string(key)] {
+				continue
+			}
+			fi = p.amField(k, key, nat)
+		} else if !amEmitted(k.fields[fi].nature) {
+			continue
+		}
+		if isFloat {
+			k.fields[fi].float = true
+		}
+		k.add(e, fi, v)
+	}
+}
+
+// amStats runs the all-metrics pass over the stat files the haproxystats pass used.
+func (p *Processor) amStats(dir string) {
+	for _, name := range p.am.used {
+		p.amStatFile(dir + "/" + name)
+	}
+}
+
+func (p *Processor) amStatFile(path string) {
+	if err := p.rd.open(path); err != nil {
+		return // read a moment ago; it was logged if it is gone now
+	}
+	defer p.rd.close()
+	p.sc.setWant(headerFields)
+	header := true
+	for {
+		data := p.rd.buf[p.rd.r:p.rd.w]
+		n, nFields, _, st := p.sc.next(data, p.rd.eof)
+		if st == scanNeedMore {
+			if err := p.rd.fill(); err != nil {
+				return
+			}
+			continue
+		}
+		if st == scanBadQuote || n == 0 {
+			return
+		}
+		p.rd.r += n
+		if nFields == 0 {
+			continue
+		}
+		if header {
+			if !p.amHeader() {
+				return
+			}
+			header = false
+			continue
+		}
+		p.amRow()
+	}
+}
+
+// amHeader maps the columns of the current file to the fields of each kind.
+func (p *Processor) amHeader() bool {
+	am := p.am
+	am.typeCol, am.svCol = -1, -1
+	n := p.sc.kept
+	afterDash := false
+	for k := range am.colField {
+		am.colField[k] = slices.Grow(am.colField[k][:0], n)[:n]
+	}
+	for i := 0; i < n; i++ {
+		name := p.sc.field(i)
+		for k := range am.colField {
+			am.colField[k][i] = -1
+		}
+		switch string(name) {
+		case "type":
+			if am.typeCol < 0 {
+				am.typeCol = i
+			}
+			continue
+		case "svname":
+			if am.svCol < 0 {
+				am.svCol = i
+			}
+			continue
+		case "-":
+			afterDash = true
+			continue
+		}
+		if i == 0 || len(name) == 0 || textColumns[string(name)] || identityFields[string(name)] {
+			continue
+		}
+		for k := range am.colField {
+			kind := am.kinds[k]
+			fi, known := kind.index[string(name)]
+			var nat Nature
+			if known {
+				nat = p.natureOf(kindObj[k], kind.fields[fi].name)
+			} else {
+				nat = p.natureOf(kindObj[k], string(name)) // allocates: a column not seen before
+			}
+			if nat == NatureUnknown && afterDash {
+				nat = moduleNature(string(name))
+			}
+			if !amEmitted(nat) {
+				continue
+			}
+			am.colField[k][i] = p.amField(kind, name, nat)
+		}
+	}
+	if am.typeCol < 0 || am.svCol < 0 {
+		return false
+	}
+	p.sc.setWant(n)
+	return true
+}
+
+// amRow adds the current row to its entity.
+func (p *Processor) amRow() {
+	am := p.am
+	sc := &p.sc
+	if sc.kept <= am.typeCol || sc.kept <= am.svCol {
+		return
+	}
+	px, sv := sc.field(0), sc.field(am.svCol)
+	if len(px) == 0 || len(sv) == 0 {
+		return
+	}
+	var kind int
+	switch t := sc.field(am.typeCol); {
+	case len(t) == 1 && t[0] >= '0' && t[0] <= '3':
+		kind = int(t[0] - '0')
+	default:
+		return
+	}
+	var k *amKind
+	var e int32
+	switch kind {
+	case kindFrontend, kindListener:
+		fe := am.kinds[kindFrontend]
+		f := p.amEntity(fe, -1, px)
+		if p.amExcluded(kindFrontend, fe.names[f]) {
+			return
+		}
+		if kind == kindFrontend {
+			k, e = fe, f
+		} else {
+			k = am.kinds[kindListener]
+			e = p.amEntity(k, f, sv)
+		}
+	case kindBackend, kindServer:
+		be := am.kinds[kindBackend]
+		b := p.amEntity(be, -1, px)
+		if p.amExcluded(kindBackend, be.names[b]) {
+			return
+		}
+		if kind == kindBackend {
+			k, e = be, b
+		} else {
+			k = am.kinds[kindServer]
+			e = p.amEntity(k, b, sv)
+		}
+	}
+	cols := am.colField[kind]
+	for i := 0; i < sc.kept && i < len(cols); i++ {
+		fi := cols[i]
+		if fi < 0 {
+			continue
+		}
+		v, isFloat, ok := amCell(sc.field(i))
+		if !ok {
+			continue
+		}
+		if isFloat {
+			k.fields[fi].float = true
+		}
+		k.add(e, fi, v)
+	}
+}
+
+// amExcluded reports whether a frontend or backend is in its exclude file.
+func (p *Processor) amExcluded(kind int, name string) bool {
+	if kind == kindFrontend {
+		_, ok := p.exclFe[name]
+		return ok
+	}
+	_, ok := p.exclBe[name]
+	return ok
+}
+
+// amPaths sets the default path of the next all-metrics lines (never a group path).
+func (p *Processor) amPaths(suffix ...string) {
+	p.setPaths(groupNone, nil, suffix...)
+	p.checkLines = len(p.dpath)+p.am.slack > p.maxLine
+}
+
+// emitAllMetrics writes the all-metrics lines: the daemon, each frontend and its listeners,
+// each backend and its servers, entities in name order, fields in the order first seen.
+func (p *Processor) emitAllMetrics() {
+	am := p.am
+	if d := am.kinds[kindDaemon]; len(d.live) > 0 && p.ch.Err() == nil {
+		p.amPaths("daemon.")
+		p.amPoints(d, d.live[0])
+	}
+	p.amEmitTree(kindFrontend, kindListener, "frontend.", ".listener.")
+	p.amEmitTree(kindBackend, kindServer, "backend.", ".server.")
+}
+
+// amEmitTree writes the entities of kind top and their children of kind sub.
+func (p *Processor) amEmitTree(top, sub int, prefix, middle string) {
+	am := p.am
+	tk, sk := am.kinds[top], am.kinds[sub]
+	tnames, snames := tk.names, sk.names
+	am.order = append(am.order[:0], tk.live...)
+	slices.SortFunc(am.order, func(a, b int32) int { return strings.Compare(tnames[a], tnames[b]) })
+	am.children = append(am.children[:0], sk.live...)
+	parent := sk.parent
+	slices.SortFunc(am.children, func(a, b int32) int {
+		if c := strings.Compare(tnames[parent[a]], tnames[parent[b]]); c != 0 {
+			return c
+		}
+		return strings.Compare(snames[a], snames[b])
+	})
+	j := 0
+	for _, e := range am.order {
+		if p.ch.Err() != nil {
+			return
+		}
+		p.amPaths(prefix, tnames[e], ".")
+		p.amPoints(tk, e)
+		for ; j < len(am.children) && parent[am.children[j]] == e; j++ {
+			c := am.children[j]
+			p.amPaths(prefix, tnames[e], middle, snames[c], ".")
+			p.amPoints(sk, c)
+		}
+	}
+}
+
+// amPoints writes the lines of entity e of kind k at the current path.
+func (p *Processor) amPoints(k *amKind, e int32) {
+	acc := k.acc[e]
+	b, n := p.ch.Start(), 0
+	for fi := range acc {
+		a := &acc[fi]
+		if a.n == 0 {
+			continue
+		}
+		f := &k.fields[fi]
+		for _, o := range f.outs {
+			var v float64
+			isFloat := f.float
+			switch o.op {
+			case amSum, amMax, amMin:
+				v = a.a
+			case amSumB:
+				v = a.b
+			case amMean:
+				v, isFloat = a.a/float64(a.n), true
+			}
+			b, n = p.point(b, n, o.name, v, isFloat)
+		}
+		if f.extras != nil {
+			vals := k.vals[k.valIndex[uint64(uint32(e))<<32|uint64(uint32(fi))]]
+			for x, fn := range f.extras {
+				if v, isFloat, ok := amFunc(fn, vals, f.float); ok {
+					b, n = p.point(b, n, f.extraNames[x], v, isFloat)
+				}
+			}
+		}
+	}
+	p.ch.EndLines(b, n)
+}
+
+// amFunc computes an all-metrics-aggregate function over the per-process values, as package
+// aggregate does (stddev: sample, n − 1, at least 2 values; pNN: nearest rank,
+// round-half-even((n − 1)·NN/100)). vals is sorted in place for a percentile.
+func amFunc(fn aggregate.Func, vals []float64, intFloat bool) (float64, bool, bool) {
+	n := len(vals)
+	if n == 0 {
+		return 0, false, false
+	}
+	switch fn.Op {
+	case aggregate.Sum:
+		s := 0.0
+		for _, v := range vals {
+			s += v
+		}
+		return s, intFloat, true
+	case aggregate.Avg:
+		s := 0.0
+		for _, v := range vals {
+			s += v
+		}
+		return s / float64(n), true, true
+	case aggregate.Min:
+		return slices.Min(vals), intFloat, true
+	case aggregate.Max:
+		return slices.Max(vals), intFloat, true
+	case aggregate.Count:
+		return float64(n), false, true
+	case aggregate.Stddev:
+		if n < 2 {
+			return 0, false, false
+		}
+		mean, m2 := 0.0, 0.0
+		for i, v := range vals { // Welford
+			d := v - mean
+			mean += d / float64(i+1)
+			m2 += d * (v - mean)
+		}
+		return math.Sqrt(m2 / float64(n-1)), true, true
+	case aggregate.Percentile:
+		slices.Sort(vals)
+		q := float64(fn.P) / 100
+		return vals[int(math.RoundToEven(q*float64(n-1)))], intFloat, true
+	}
+	return 0, false, false
+}
+
+var _ = metric.Component // (the names are sanitised by p.names, a metric.Names)
