@@ -1,11 +1,11 @@
 package haproxy
 
 // Code generated from testdata/versions/capture-2.6 (`show stat typed`, `show info typed` of
-// HAProxy 2.6.12, see its README) by the script in that README; DO NOT EDIT by hand:
+// HAProxy 2.6.12, see its README) by its gen_natures.py; DO NOT EDIT by hand:
 // TestBuiltinNaturesMatchCapture checks it against the capture. Columns the capture has no
 // value for (and the columns of later versions) are in documentedNatures (natures.go).
 
-// capturedNatures gives a `show stat` column's nature per row type, indexed by rowKind
+// capturedNatures gives a `show stat` column's nature per row type, indexed by kind
 // (frontend, backend, server, listener); NatureUnknown where the capture has no such cell.
 var capturedNatures = map[string][4]Nature{
 	"pxname":                           {NatureName, NatureName, NatureName, NatureName},

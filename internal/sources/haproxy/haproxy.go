@@ -41,6 +41,8 @@ func newFormat(cfg *config.Config, log *slog.Logger) (func() process.Format, err
 		CalculatePercentages: cfg.Process.CalculatePercentages,
 		AggrServerMetrics:    cfg.Process.AggrServerMetrics,
 		ServerStates:         cfg.Process.ServerStates,
+		AllMetrics:           cfg.Process.AllMetrics,
+		AllMetricsAggregate:  cfg.Process.AllMetricsAggregate,
 		FrontendMetrics:      cfg.Process.FrontendMetrics,
 		BackendMetrics:       cfg.Process.BackendMetrics,
 		ServerMetrics:        cfg.Process.ServerMetrics,
