@@ -2,10 +2,16 @@ package haproxy
 
 import (
 	"bufio"
+	"encoding/csv"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/statspipe/statspipe/internal/metric"
 )
 
 // captureSnapshot copies the *_stat and *_info files of the 2.6 capture into a snapshot dir.
@@ -198,5 +204,224 @@ func TestAllMetricsKeepsHaproxystats(t *testing.T) {
 			t.Errorf("all-metrics wrote %d lines, haproxystats %d", len(all.lines), len(off.lines))
 		}
 		t.Logf("off %d lines, on %d", len(off.lines), len(all.lines))
+	}
+}
+
+// amExpect computes, independently of the processor (encoding/csv, the nature table), the
+// all-metrics lines of the raw `show stat` and `show info` replies: path → value. hs holds
+// the paths haproxystats writes (the output without all-metrics): where it writes <field> for
+// some entity of a kind, a sum is not written again for that kind, and a max, min or duration
+// goes to <field>_max / <field>_min instead.
+func amExpect(t testing.TB, prefix string, stats, infos []string, hs map[string]string) map[string]float64 {
+	t.Helper()
+	type key struct{ path, comp string }
+	vals := map[key][]float64{}
+	nats := map[key]Nature{}
+	var order []key
+	add := func(path, field string, nat Nature, cell string) {
+		v, err := strconv.ParseFloat(strings.TrimSpace(cell), 64)
+		if err != nil || !amEmitted(nat) {
+			return
+		}
+		k := key{path, metric.Component(field)}
+		if _, ok := nats[k]; !ok {
+			order = append(order, k)
+		}
+		nats[k] = nat
+		vals[k] = append(vals[k], v)
+	}
+	for _, reply := range stats {
+		r := csv.NewReader(strings.NewReader(reply))
+		r.FieldsPerRecord = -1
+		recs, err := r.ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		header := recs[0]
+		header[0] = strings.TrimPrefix(header[0], "# ")
+		dash := slices.Index(header, "-")
+		typeCol, svCol := slices.Index(header, "type"), slices.Index(header, "svname")
+		for _, row := range recs[1:] {
+			kind, err := strconv.Atoi(row[typeCol])
+			if err != nil || kind > 3 {
+				t.Fatalf("row %v: type %q", row[:2], row[typeCol])
+			}
+			px, sv := metric.Component(row[0]), metric.Component(row[svCol])
+			path := map[int]string{
+				kindFrontend: "frontend." + px, kindBackend: "backend." + px,
+				kindServer: "backend." + px + ".server." + sv, kindListener: "frontend." + px + ".listener." + sv,
+			}[kind]
+			for i, col := range header {
+				if i == 0 || i >= len(row) || textColumns[col] || identityFields[col] || col == "svname" || col == "" {
+					continue
+				}
+				nat := builtinNature(kindObj[kind], col)
+				if nat == NatureUnknown && dash >= 0 && i > dash {
+					nat = moduleNature(col)
+				}
+				add(path, col, nat, row[i])
+			}
+		}
+	}
+	for _, reply := range infos {
+		for _, line := range strings.Split(reply, "\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok || identityFields[k] {
+				continue
+			}
+			add("daemon", k, builtinNature('I', k), v)
+		}
+	}
+	hsKind := map[string]bool{} // "<kind>:<comp>"
+	for p := range hs {
+		f := strings.Split(strings.TrimPrefix(p, prefix+"."), ".")
+		switch {
+		case len(f) == 2 && f[0] == "daemon":
+			hsKind["daemon:"+f[1]] = true
+		case len(f) == 3 && (f[0] == "frontend" || f[0] == "backend"):
+			hsKind[f[0]+":"+f[2]] = true
+		case len(f) == 5 && f[0] == "backend" && f[2] == "server":
+			hsKind["server:"+f[4]] = true
+		}
+	}
+	kindOf := func(path string) string {
+		f := strings.Split(path, ".")
+		switch {
+		case len(f) == 4 && f[2] == "listener":
+			return "listener"
+		case len(f) == 4:
+			return "server"
+		}
+		return f[0]
+	}
+	out := map[string]float64{}
+	for _, k := range order {
+		vs := vals[k]
+		sum, mx, mn := 0.0, math.Inf(-1), math.Inf(1)
+		for _, v := range vs {
+			sum += v
+			mx, mn = max(mx, v), min(mn, v)
+		}
+		base := prefix + "." + k.path + "." + k.comp
+		inHS := hsKind[kindOf(k.path)+":"+k.comp]
+		switch nats[k] {
+		case NatureCounter, NatureGauge, NatureRate, NatureLimit:
+			if !inHS {
+				out[base] = sum
+			}
+		case NatureAvg:
+			if !inHS {
+				out[base] = sum / float64(len(vs))
+			}
+		case NatureMax:
+			if inHS {
+				out[base+"_max"] = mx
+			} else {
+				out[base], out[base+"_sum"] = mx, sum
+			}
+		case NatureDuration:
+			if inHS {
+				out[base+"_max"] = mx
+			} else {
+				out[base] = mx
+			}
+		case NatureAge, NatureMin:
+			if inHS {
+				out[base+"_min"] = mn
+			} else {
+				out[base] = mn
+			}
+		}
+	}
+	return out
+}
+
+// checkAllMetrics compares the output of all-metrics (on) with the expected lines and with
+// haproxystats' own (off): every haproxystats line is kept, every expected line is there with
+// its value, and nothing else is written.
+func checkAllMetrics(t testing.TB, off, on []gline, want map[string]float64) {
+	t.Helper()
+	offPaths := map[string]string{}
+	for _, l := range off {
+		offPaths[l.path] = l.value
+	}
+	got := map[string]string{}
+	for _, l := range on {
+		if _, dup := got[l.path]; dup {
+			t.Errorf("path written twice: %s", l.path)
+		}
+		got[l.path] = l.value
+	}
+	for _, l := range off {
+		if isTiming(l.path) {
+			continue
+		}
+		if v, ok := got[l.path]; !ok || v != l.value {
+			t.Errorf("haproxystats line %s %s: with all-metrics %q (present %v)", l.path, l.value, v, ok)
+		}
+	}
+	matched := 0
+	for path, w := range want {
+		v, ok := got[path]
+		if !ok {
+			t.Errorf("missing %s (want %v)", path, w)
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.Abs(f-w) > 1e-9*max(1, math.Abs(w)) {
+			t.Errorf("%s = %s, want %v", path, v, w)
+		}
+		matched++
+	}
+	for _, l := range on {
+		if _, ok := offPaths[l.path]; ok || isTiming(l.path) {
+			continue
+		}
+		if _, ok := want[l.path]; !ok {
+			t.Errorf("unexpected line %s %s", l.path, l.value)
+		}
+	}
+	if matched < 100 {
+		t.Errorf("only %d all-metrics lines compared", matched)
+	}
+}
+
+func readAll(t testing.TB, paths ...string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// TestAllMetricsCaptureValues checks every all-metrics line of the real 2.6 capture against
+// values computed from the raw replies.
+func TestAllMetricsCaptureValues(t *testing.T) {
+	dir := captureSnapshot(t)
+	for _, base := range []Options{
+		{Prefix: prefixVM},
+		{Prefix: prefixVM, ServerStates: true, CalculatePercentages: true},
+		{Prefix: prefixVM, FrontendMetrics: []string{"bin"}, BackendMetrics: []string{"smax"}, ServerMetrics: []string{"qcur", "lastchg"}},
+	} {
+		off := run(t, dir, 1700000000, base)
+		on := base
+		on.AllMetrics = true
+		all := run(t, dir, 1700000000, on)
+		if off.err != nil || all.err != nil {
+			t.Fatal(off.err, all.err)
+		}
+		hs := map[string]string{}
+		for _, l := range off.lines {
+			hs[l.path] = l.value
+		}
+		want := amExpect(t, prefixVM,
+			readAll(t, filepath.Join(dir, "admin1.sock_stat"), filepath.Join(dir, "admin2.sock_stat")),
+			readAll(t, filepath.Join(dir, "admin1.sock_info"), filepath.Join(dir, "admin2.sock_info")), hs)
+		checkAllMetrics(t, off.lines, all.lines, want)
 	}
 }
