@@ -99,12 +99,14 @@ type allMetrics struct {
 	typeCol  int
 	svCol    int
 
+	colNames map[string]string // interned column names
+
 	// emission buffers
 	order, children []int32
 }
 
 func newAllMetrics(o *Options, lay *layout) *allMetrics {
-	am := &allMetrics{rules: o.AllMetricsAggregate, slack: maxLineEnd + len("_sum")}
+	am := &allMetrics{rules: o.AllMetricsAggregate, slack: maxLineEnd + len("_sum"), colNames: map[string]string{}}
 	for k := range am.kinds {
 		am.kinds[k] = newAMKind(k)
 		am.hsNames[k] = map[string]bool{}
@@ -442,15 +444,10 @@ func (p *Processor) amHeader() bool {
 		}
 		for k := range am.colField {
 			kind := am.kinds[k]
-			fi, known := kind.index[string(name)]
-			var nat Nature
-			if known {
-				nat = p.natureOf(kindObj[k], kind.fields[fi].name)
-			} else {
-				nat = p.natureOf(kindObj[k], string(name)) // allocates: a column not seen before
-			}
+			field := p.amColumnName(name)
+			nat := p.natureOf(kindObj[k], field)
 			if nat == NatureUnknown && afterDash {
-				nat = moduleNature(string(name))
+				nat = moduleNature(field)
 			}
 			if !amEmitted(nat) {
 				continue
@@ -463,6 +460,22 @@ func (p *Processor) amHeader() bool {
 	}
 	p.sc.setWant(n)
 	return true
+}
+
+// maxColumnNames bounds the interned column names (a header of garbage names churns them).
+const maxColumnNames = 8192
+
+// amColumnName returns name as a string, interned: the same columns come in every file.
+func (p *Processor) amColumnName(name []byte) string {
+	am := p.am
+	if s, ok := am.colNames[string(name)]; ok {
+		return s
+	}
+	s := string(name)
+	if len(am.colNames) < maxColumnNames {
+		am.colNames[s] = s
+	}
+	return s
 }
 
 // amRow adds the current row to its entity.

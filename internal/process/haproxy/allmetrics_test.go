@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/statspipe/statspipe/internal/aggregate"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/process/haproxy/synthetic"
 )
 
 // captureSnapshot copies the *_stat and *_info files of the 2.6 capture into a snapshot dir.
@@ -423,5 +425,114 @@ func TestAllMetricsCaptureValues(t *testing.T) {
 			readAll(t, filepath.Join(dir, "admin1.sock_stat"), filepath.Join(dir, "admin2.sock_stat")),
 			readAll(t, filepath.Join(dir, "admin1.sock_info"), filepath.Join(dir, "admin2.sock_info")), hs)
 		checkAllMetrics(t, off.lines, all.lines, want)
+	}
+}
+
+// TestAllMetricsNoAllocs: once the names are interned, all-metrics adds a few allocations per
+// stat file (reopening it) and per snapshot, none per row or line: on the capture (2 stat
+// files, 500-odd new lines) and on a synthetic snapshot (4 files, 40 000-odd new lines) alike.
+func TestAllMetricsNoAllocs(t *testing.T) {
+	synth := filepath.Join(t.TempDir(), "1700000000")
+	if err := os.Mkdir(synth, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := synthetic.Write(synth, synthetic.Config{Procs: 4, Backends: 100, Servers: 10, Frontends: 20, Idle: 0.2, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir   string
+		files int
+	}{{captureSnapshot(t), 2}, {synth, 4}} {
+		allocs := func(opts Options) (float64, int, int) {
+			p := NewProcessor(opts, nil)
+			size := 0
+			st, err := p.Process(tc.dir, 1700000000, func(b *metric.Batch) error {
+				size += len(b.Data)
+				metric.Recycle(b)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			flush := func(b *metric.Batch) error { metric.Recycle(b); return nil }
+			return testing.AllocsPerRun(10, func() {
+				if _, err := p.Process(tc.dir, 1700000000, flush); err != nil {
+					t.Fatal(err)
+				}
+			}), st.Lines, size
+		}
+		off, offLines, offSize := allocs(Options{Prefix: prefixVM})
+		on, onLines, onSize := allocs(Options{Prefix: prefixVM, AllMetrics: true,
+			AllMetricsAggregate: aggregate.MustRules([][2]string{{"server.*", "p99 stddev"}, {"daemon.*", "max"}})})
+		t.Logf("%s: allocations per snapshot: %v without all-metrics (%d lines), %v with (%d lines)",
+			filepath.Base(filepath.Dir(tc.dir)), off, offLines, on, onLines)
+		if onLines < offLines+500 {
+			t.Errorf("all-metrics added only %d lines", onLines-offLines)
+		}
+		// a Batch per chunk of output
+		chunks := (onSize-offSize)/metric.DefaultChunkSize + 1
+		if on > off+float64(8*tc.files+12+chunks) {
+			t.Errorf("all-metrics allocates %v per snapshot, without %v", on, off)
+		}
+	}
+}
+
+// TestAllMetricsAggregateRules: all-metrics-aggregate adds <field>.<fn> lines over the
+// per-process values, first matching glob on <kind>.<field> lower-cased.
+func TestAllMetricsAggregateRules(t *testing.T) {
+	stat := func(scur, qtime, rtimeMax string) string {
+		return "# pxname,svname,qcur,scur,smax,qtime,rtime_max,type,status,-,h9_open_x,h9_rcvd,\n" +
+			"be,BACKEND,0," + scur + ",5," + qtime + "," + rtimeMax + ",1,UP,-,1,2,\n" +
+			"be,s1,0," + scur + ",5," + qtime + "," + rtimeMax + ",2,UP,-,1,2,\n"
+	}
+	dir := writeSnapshot(t, map[string]string{
+		"a_stat": stat("1", "10", "100"), "b_stat": stat("2", "20", "300"),
+		"c_stat": stat("4", "31", "200"), "d_stat": stat("8", "40", "50"),
+		"a_info": "Name: HAProxy\nCurrConns: 3\nUptime: 0d 0h00m22s\nNbthread: 2\n",
+		"b_info": "Name: HAProxy\nCurrConns: 5\nNbthread: 1\n",
+	})
+	rules := aggregate.MustRules([][2]string{
+		{"backend.scur", "p50 stddev count"},
+		{"server.*time*", "avg p99 min"},
+		{"*.scur", "max"},
+		{"daemon.nbthread", "sum max"},
+		{"backend.h9_*", "none"},
+	})
+	r := run(t, dir, 1700000000, Options{Prefix: "p", AllMetrics: true, AllMetricsAggregate: rules,
+		BackendMetrics: []string{"bin"}, ServerMetrics: []string{"bin"}})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := paths(r.lines)
+	for path, want := range map[string]string{
+		"p.backend.be.scur":                    "15",
+		"p.backend.be.scur.p50":                "4",
+		"p.backend.be.scur.count":              "4",
+		"p.backend.be.server.s1.scur":          "15",
+		"p.backend.be.server.s1.scur.max":      "8",
+		"p.backend.be.server.s1.qtime.avg":     "25.25",
+		"p.backend.be.server.s1.qtime.p99":     "40",
+		"p.backend.be.server.s1.qtime.min":     "10",
+		"p.backend.be.server.s1.rtime_max":     "300",
+		"p.backend.be.server.s1.rtime_max.min": "50",
+		"p.backend.be.smax":                    "5",
+		"p.backend.be.smax_sum":                "20",
+		"p.backend.be.h9_open_x":               "4",
+		"p.backend.be.h9_rcvd":                 "8",
+		"p.daemon.Nbthread":                    "3",
+		"p.daemon.Nbthread.sum":                "3",
+		"p.daemon.Nbthread.max":                "2",
+	} {
+		if got[path] != want {
+			t.Errorf("%s = %q, want %q", path, got[path], want)
+		}
+	}
+	if v := got["p.backend.be.scur.stddev"]; !strings.HasPrefix(v, "3.0956") {
+		t.Errorf("stddev of 1 2 4 8 = %q, want 3.0956…", v)
+	}
+	for _, p := range []string{"p.backend.be.h9_rcvd.sum", "p.backend.be.server.s1.qtime", "p.backend.be.scur.max", "p.daemon.Uptime", "p.daemon.Name"} {
+		if v, ok := got[p]; ok {
+			t.Errorf("%s written (%s)", p, v)
+		}
 	}
 }
