@@ -43,6 +43,7 @@ type amField struct {
 	nature Nature
 	hs     bool // haproxystats already writes <comp> at this kind's path
 	float  bool // some cell of the current snapshot was not an integer
+	hdr    uint32 // the header (amHeader call) that last mapped a column to it
 	outs   []amOut
 	// the all-metrics-aggregate functions of the first rule matching <kind>.<field> and their
 	// names (<comp>.<fn>); when there are any, the per-process values are kept
@@ -100,6 +101,7 @@ type allMetrics struct {
 	svCol    int
 
 	colNames map[string]string // interned column names
+	hdrGen   uint32
 
 	// emission buffers
 	order, children []int32
@@ -414,6 +416,7 @@ func (p *Processor) amStatFile(path string) {
 func (p *Processor) amHeader() bool {
 	am := p.am
 	am.typeCol, am.svCol = -1, -1
+	am.hdrGen++
 	n := p.sc.kept
 	afterDash := false
 	for k := range am.colField {
@@ -452,7 +455,11 @@ func (p *Processor) amHeader() bool {
 			if !amEmitted(nat) {
 				continue
 			}
-			am.colField[k][i] = p.amField(kind, name, nat)
+			fi := p.amField(kind, name, nat)
+			if f := &kind.fields[fi]; f.hdr != am.hdrGen { // a column given twice: the first counts
+				f.hdr = am.hdrGen
+				am.colField[k][i] = fi
+			}
 		}
 	}
 	if am.typeCol < 0 || am.svCol < 0 {

@@ -536,3 +536,57 @@ func TestAllMetricsAggregateRules(t *testing.T) {
 		}
 	}
 }
+
+// TestAllMetricsOddInput: unknown columns (static ones are left out, module counters after
+// `-` natured by name), text in numeric cells, quoted cells, short rows, duplicate column
+// names, a type no row type has, excluded frontends and backends: nothing crashes, and the
+// rest is aggregated.
+func TestAllMetricsOddInput(t *testing.T) {
+	stat := "# pxname,svname,scur,smax,future_col,status,type,stot,scur,-,x1_open_conns,x1_total,\n" +
+		"fe,FRONTEND,1,4,77,OPEN,0,10,99,-,2,5,\n" +
+		"fe,FRONTEND,1,n/a,77,OPEN,0,1e2,,-,1,\n" + // a second row of one frontend, short
+		"\"fe,q\",FRONTEND,\"3\",2,,OPEN,0,5,,-,0,0,\n" +
+		"fe,sock-1,1,2,,OPEN,3,4,,-,,,\n" +
+		"ex,FRONTEND,1,1,,OPEN,0,1,,-,1,1,\n" +
+		"exb,BACKEND,1,1,,UP,1,1,,-,1,1,\n" +
+		"be,BACKEND,2,2,,UP,1,2,,-,,,\n" +
+		"be,s.1,2,2,,UP,2,2,,-,,,\n" +
+		"zz,odd,2,2,,UP,7,2,,-,,,\n"
+	exclFe := filepath.Join(t.TempDir(), "fe.txt")
+	exclBe := filepath.Join(t.TempDir(), "be.txt")
+	os.WriteFile(exclFe, []byte("ex\n"), 0o644)
+	os.WriteFile(exclBe, []byte("exb\n"), 0o644)
+	dir := writeSnapshot(t, map[string]string{"a_stat": stat, "b_stat": stat,
+		"a_info": "Name: HAProxy\nCurrConns: x\nJobs: 2.5\nPid: 7\nProcess_num: 1\nSomeNewKey: 3\nCumConns: 4\n"})
+	r := run(t, dir, 1700000000, Options{Prefix: "p", AllMetrics: true, ExcludeFrontends: exclFe, ExcludeBackends: exclBe,
+		FrontendMetrics: []string{"bin"}, BackendMetrics: []string{"bin"}, ServerMetrics: []string{"bin"}})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := paths(r.lines)
+	for path, want := range map[string]string{
+		"p.frontend.fe.scur":                 "4", // the first scur column, 2 rows × 2 files
+		"p.frontend.fe.smax":                 "4", // n/a is no number
+		"p.frontend.fe.smax_sum":             "8",
+		"p.frontend.fe.stot":                 "220.0",
+		"p.frontend.fe.x1_open_conns":        "6",
+		"p.frontend.fe.x1_total":             "10",
+		"p.frontend.fe,q.scur":               "6",
+		"p.frontend.fe.listener.sock-1.stot": "8",
+		"p.backend.be.scur":                  "4",
+		"p.backend.be.server.s_1.smax":       "2",
+		"p.backend.be.server.s_1.smax_sum":   "4",
+		"p.daemon.Jobs":                      "2.5",
+	} {
+		if got[path] != want {
+			t.Errorf("%s = %q, want %q", path, got[path], want)
+		}
+	}
+	for path := range got {
+		for _, bad := range []string{"future_col", ".status", ".type", ".ex.", ".exb.", "zz", "CurrConns", "Pid", "Process_num", "SomeNewKey", "Name", "CumConns_"} {
+			if strings.Contains(path, bad) && !strings.Contains(path, ".haproxystats.") {
+				t.Errorf("written: %s %s", path, got[path])
+			}
+		}
+	}
+}
