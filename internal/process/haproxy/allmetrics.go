@@ -41,14 +41,36 @@ type amField struct {
 	name   string // column name or info key, as HAProxy writes it
 	comp   string // name sanitised and bounded as a path component
 	nature Nature
-	hs     bool // haproxystats already writes <comp> at this kind's path
-	float  bool // some cell of the current snapshot was not an integer
+	hs     bool   // haproxystats already writes <comp> at this kind's path
+	float  bool   // some cell of the current snapshot was not an integer
 	hdr    uint32 // the header (amHeader call) that last mapped a column to it
 	outs   []amOut
 	// the all-metrics-aggregate functions of the first rule matching <kind>.<field> and their
 	// names (<comp>.<fn>); when there are any, the per-process values are kept
 	extras     []aggregate.Func
 	extraNames []string
+}
+
+// How a cell is accumulated (amHeader decides it per column, amRow applies it).
+const (
+	amModeSum    = 0 // a += v
+	amModeMax    = 1 // a = max, b += v
+	amModeMin    = 2 // a = min
+	amModeValues = 4 // keep the value too (extra functions)
+)
+
+func amMode(f *amField) uint8 {
+	var m uint8
+	switch f.nature {
+	case NatureMax, NatureDuration:
+		m = amModeMax
+	case NatureAge, NatureMin:
+		m = amModeMin
+	}
+	if f.extras != nil {
+		m |= amModeValues
+	}
+	return m
 }
 
 // amAcc accumulates one field of one entity over the rows of a snapshot.
@@ -97,6 +119,7 @@ type allMetrics struct {
 
 	// current file: per kind, column → field index (-1: not emitted for that kind)
 	colField [4][]int32
+	colMode  [4][]uint8 // per kind and column: amModeSum/Max/Min, | amModeValues
 	typeCol  int
 	svCol    int
 
@@ -275,42 +298,46 @@ func (p *Processor) amEntity(k *amKind, parent int32, raw []byte) int32 {
 	return e
 }
 
-// amAdd adds value v of field fi to entity e of kind k.
-func (k *amKind) add(e, fi int32, v float64) {
+// add adds value v of field fi to entity e of kind k, accumulated as mode says.
+func (k *amKind) add(e, fi int32, v float64, mode uint8) {
 	acc := k.acc[e]
 	if int(fi) >= len(acc) { // a field first seen after the entity was activated
 		acc = append(acc, make([]amAcc, len(k.fields)-len(acc))...)
 		k.acc[e] = acc
 	}
 	a := &acc[fi]
-	f := &k.fields[fi]
-	switch f.nature {
-	case NatureMax, NatureDuration:
+	switch mode &^ amModeValues {
+	case amModeSum:
+		a.a += v
+	case amModeMax:
 		if a.n == 0 || v > a.a {
 			a.a = v
 		}
 		a.b += v
-	case NatureAge, NatureMin:
+	case amModeMin:
 		if a.n == 0 || v < a.a {
 			a.a = v
 		}
-	default:
-		a.a += v
 	}
 	a.n++
-	if f.extras != nil {
-		key := uint64(uint32(e))<<32 | uint64(uint32(fi))
-		vi, ok := k.valIndex[key]
-		if !ok {
-			vi = int32(len(k.vals))
-			k.valIndex[key] = vi
-			k.vals = append(k.vals, nil)
-		}
-		if len(k.vals[vi]) == 0 {
-			k.valsUsed = append(k.valsUsed, vi)
-		}
-		k.vals[vi] = append(k.vals[vi], v)
+	if mode&amModeValues != 0 {
+		k.addValue(e, fi, v)
 	}
+}
+
+// addValue keeps v, a per-process value of field fi of entity e, for the extra functions.
+func (k *amKind) addValue(e, fi int32, v float64) {
+	key := uint64(uint32(e))<<32 | uint64(uint32(fi))
+	vi, ok := k.valIndex[key]
+	if !ok {
+		vi = int32(len(k.vals))
+		k.valIndex[key] = vi
+		k.vals = append(k.vals, nil)
+	}
+	if len(k.vals[vi]) == 0 {
+		k.valsUsed = append(k.valsUsed, vi)
+	}
+	k.vals[vi] = append(k.vals[vi], v)
 }
 
 // amCell parses a numeric cell: a plain integer without strconv, a float through it; text
@@ -367,7 +394,7 @@ func (p *Processor) amInfo(data []byte) {
 		if isFloat {
 			k.fields[fi].float = true
 		}
-		k.add(e, fi, v)
+		k.add(e, fi, v, amMode(&k.fields[fi]))
 	}
 }
 
@@ -421,6 +448,7 @@ func (p *Processor) amHeader() bool {
 	afterDash := false
 	for k := range am.colField {
 		am.colField[k] = slices.Grow(am.colField[k][:0], n)[:n]
+		am.colMode[k] = slices.Grow(am.colMode[k][:0], n)[:n]
 	}
 	for i := 0; i < n; i++ {
 		name := p.sc.field(i)
@@ -459,6 +487,7 @@ func (p *Processor) amHeader() bool {
 			if f := &kind.fields[fi]; f.hdr != am.hdrGen { // a column given twice: the first counts
 				f.hdr = am.hdrGen
 				am.colField[k][i] = fi
+				am.colMode[k][i] = amMode(f)
 			}
 		}
 	}
@@ -531,8 +560,9 @@ func (p *Processor) amRow() {
 			e = p.amEntity(k, b, sv)
 		}
 	}
-	cols := am.colField[kind]
-	for i := 0; i < sc.kept && i < len(cols); i++ {
+	cols, modes := am.colField[kind], am.colMode[kind]
+	n := min(sc.kept, len(cols))
+	for i := 0; i < n; i++ {
 		fi := cols[i]
 		if fi < 0 {
 			continue
@@ -544,7 +574,7 @@ func (p *Processor) amRow() {
 		if isFloat {
 			k.fields[fi].float = true
 		}
-		k.add(e, fi, v)
+		k.add(e, fi, v, modes[i])
 	}
 }
 
