@@ -87,3 +87,21 @@ func TestAllMetricsOptionErrors(t *testing.T) {
 		t.Error("misspelt option gives no warning")
 	}
 }
+
+func TestAllMetricsAggregateWithoutAllMetricsWarns(t *testing.T) {
+	l, _ := loadText(t, "[process]\nall-metrics-aggregate.server.* = max\n")
+	cfg, err := l.Config(ProcessProgram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Process.AllMetricsAggregate) != 1 {
+		t.Fatalf("rules %v", cfg.Process.AllMetricsAggregate)
+	}
+	found := false
+	for _, w := range l.Warnings {
+		found = found || strings.Contains(w, "all-metrics-aggregate.server.* (and 0 more) has no effect: all-metrics is false")
+	}
+	if !found {
+		t.Errorf("no warning in %q", l.Warnings)
+	}
+}

@@ -364,6 +364,10 @@ func (v *validator) readProcess(lvl slog.Level) {
 	p.ServerStates = v.boolean("process", "server-states")
 	p.AllMetrics = v.boolean("process", "all-metrics")
 	p.AllMetricsAggregate = v.allMetricsAggregate()
+	if !v.failed() && !p.AllMetrics && len(p.AllMetricsAggregate) > 0 {
+		v.warnings = append(v.warnings, fmt.Sprintf("[process] %s%s (and %d more) has no effect: all-metrics is false",
+			allMetricsAggregate, p.AllMetricsAggregate[0].Glob, len(p.AllMetricsAggregate)-1))
+	}
 }
 
 // allMetricsAggregate is the prefix of the [process] options all-metrics-aggregate.<glob>.
