@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bufio"
 	"encoding/csv"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -588,5 +589,32 @@ func TestAllMetricsOddInput(t *testing.T) {
 				t.Errorf("written: %s %s", path, got[path])
 			}
 		}
+	}
+}
+
+// TestAllMetricsLongLines: an all-metrics line longer than max-line-length is left out and
+// counted like any other (the module counter names here are long), never written.
+func TestAllMetricsLongLines(t *testing.T) {
+	long := strings.Repeat("m", 200)
+	stat := "# pxname,svname,scur,type,-,x_" + long + ",\n" +
+		"fe,FRONTEND,1,0,-,5,\n" +
+		strings.Repeat("b", 250) + ",BACKEND,1,1,-,5,\n"
+	dir := writeSnapshot(t, map[string]string{"a_stat": stat})
+	r := run(t, dir, 1700000000, Options{Prefix: "p", AllMetrics: true, MaxLineLength: 300})
+	var tooLong *LinesTooLongError
+	if !errors.As(r.err, &tooLong) {
+		t.Fatalf("err = %v, want *LinesTooLongError", r.err)
+	}
+	for _, l := range r.lines {
+		if n := len(l.String()); n > 300 {
+			t.Errorf("line of %d bytes written: %.80s…", n, l)
+		}
+	}
+	got := paths(r.lines)
+	if got["p.frontend.fe.scur"] != "1" || got["p.frontend.fe.x_"+long] != "5" {
+		t.Errorf("short lines missing: %v", got)
+	}
+	if r.stats.LongLines != 1 {
+		t.Errorf("LongLines = %d, want 1 (the backend's module counter)", r.stats.LongLines)
 	}
 }
