@@ -126,12 +126,19 @@ type allMetrics struct {
 	colNames map[string]string // interned column names
 	hdrGen   uint32
 
+	// row caches by stat file name; epoch changes when an entity table is emptied
+	caches map[string]*amRowCache
+	cache  *amRowCache
+	next   int
+	epoch  uint32
+
 	// emission buffers
 	order, children []int32
 }
 
 func newAllMetrics(o *Options, lay *layout) *allMetrics {
-	am := &allMetrics{rules: o.AllMetricsAggregate, slack: maxLineEnd + len("_sum"), colNames: map[string]string{}}
+	am := &allMetrics{rules: o.AllMetricsAggregate, slack: maxLineEnd + len("_sum"), colNames: map[string]string{},
+		caches: map[string]*amRowCache{}}
 	for k := range am.kinds {
 		am.kinds[k] = newAMKind(k)
 		am.hsNames[k] = map[string]bool{}
@@ -239,6 +246,7 @@ func (p *Processor) amStartPass() {
 			k.names, k.short, k.parent, k.gen, k.acc = k.names[:0], k.short[:0], k.parent[:0], k.gen[:0], k.acc[:0]
 			clear(k.valIndex)
 			k.vals = k.vals[:0]
+			am.epoch++
 		}
 		k.live = k.live[:0]
 		k.lastOK = false
@@ -280,14 +288,7 @@ func (p *Processor) amEntity(k *amKind, parent int32, raw []byte) int32 {
 		k.gen = append(k.gen, 0)
 		k.acc = append(k.acc, make([]amAcc, len(k.fields)))
 	}
-	if k.gen[e] != p.am.gen {
-		k.gen[e] = p.am.gen
-		if len(k.acc[e]) < len(k.fields) {
-			k.acc[e] = slices.Grow(k.acc[e][:0], len(k.fields))[:len(k.fields)]
-		}
-		clear(k.acc[e])
-		k.live = append(k.live, e)
-	}
+	k.activate(e, p.am.gen)
 	if parent < 0 {
 		k.lastOK = len(raw) <= p.maxComponent
 		if k.lastOK {
@@ -296,6 +297,19 @@ func (p *Processor) amEntity(k *amKind, parent int32, raw []byte) int32 {
 		}
 	}
 	return e
+}
+
+// activate makes entity e part of snapshot gen, its accumulators zeroed on its first use.
+func (k *amKind) activate(e int32, gen uint32) {
+	if k.gen[e] == gen {
+		return
+	}
+	k.gen[e] = gen
+	if len(k.acc[e]) < len(k.fields) {
+		k.acc[e] = slices.Grow(k.acc[e][:0], len(k.fields))[:len(k.fields)]
+	}
+	clear(k.acc[e])
+	k.live = append(k.live, e)
 }
 
 // add adds value v of field fi to entity e of kind k, accumulated as mode says.
@@ -400,8 +414,25 @@ func (p *Processor) amInfo(data []byte) {
 
 // amStats runs the all-metrics pass over the stat files the haproxystats pass used.
 func (p *Processor) amStats(dir string) {
-	for _, name := range p.am.used {
+	am := p.am
+	for _, name := range am.used {
+		c := am.caches[name]
+		if c == nil {
+			c = &amRowCache{}
+			am.caches[name] = c
+		}
+		if c.epoch != am.epoch {
+			c.epoch, c.rows, c.names = am.epoch, c.rows[:0], c.names[:0]
+		}
+		c.used = am.gen
+		am.cache, am.next = c, 0
 		p.amStatFile(dir + "/" + name)
+	}
+	am.cache = nil
+	for name, c := range am.caches {
+		if c.used != am.gen {
+			delete(am.caches, name)
+		}
 	}
 }
 
@@ -532,49 +563,133 @@ func (p *Processor) amRow() {
 	default:
 		return
 	}
-	var k *amKind
-	var e int32
-	switch kind {
-	case kindFrontend, kindListener:
-		fe := am.kinds[kindFrontend]
-		f := p.amEntity(fe, -1, px)
-		if p.amExcluded(kindFrontend, fe.names[f]) {
-			return
-		}
-		if kind == kindFrontend {
-			k, e = fe, f
-		} else {
-			k = am.kinds[kindListener]
-			e = p.amEntity(k, f, sv)
-		}
-	case kindBackend, kindServer:
-		be := am.kinds[kindBackend]
-		b := p.amEntity(be, -1, px)
-		if p.amExcluded(kindBackend, be.names[b]) {
-			return
-		}
-		if kind == kindBackend {
-			k, e = be, b
-		} else {
-			k = am.kinds[kindServer]
-			e = p.amEntity(k, b, sv)
-		}
+	k, e, ok := p.amCachedEntity(kind, px, sv)
+	if !ok {
+		return
 	}
+	p.amAddRow(kind, k, e)
+}
+
+// amCachedRow is the entity of one row of a stat file, remembered by position: the rows of a
+// process come in the same order in every snapshot, so comparing the raw names with the
+// row at the same position the last time replaces sanitising them and looking them up.
+type amCachedRow struct {
+	kind         int8
+	parent, e    int32 // parent -1 for frontends and backends
+	pxOff, pxLen int32 // in amRowCache.names; pxLen -1: not cached (a long name)
+	svOff, svLen int32
+}
+
+type amRowCache struct {
+	epoch uint32
+	used  uint32
+	names []byte
+	rows  []amCachedRow
+}
+
+// amCachedEntity returns the entity of the current row (kind, pxname, svname), activated
+// with its parent, or false when the row is excluded.
+func (p *Processor) amCachedEntity(kind int, px, sv []byte) (*amKind, int32, bool) {
+	am := p.am
+	c := am.cache
+	j := am.next
+	am.next++
+	top := kindFrontend
+	if kind == kindBackend || kind == kindServer {
+		top = kindBackend
+	}
+	tk, k := am.kinds[top], am.kinds[kind]
+	if j < len(c.rows) {
+		r := &c.rows[j]
+		if r.pxLen >= 0 && int(r.kind) == kind &&
+			string(c.names[r.svOff:r.svOff+r.svLen]) == string(sv) &&
+			string(c.names[r.pxOff:r.pxOff+r.pxLen]) == string(px) {
+			t := r.e
+			if r.parent >= 0 {
+				t = r.parent
+			}
+			tk.activate(t, am.gen)
+			if p.amExcluded(top, tk.names[t]) {
+				return nil, 0, false
+			}
+			k.activate(r.e, am.gen)
+			return k, r.e, true
+		}
+		c.names = c.names[:r.pxOff]
+		c.rows = c.rows[:j]
+	}
+	t := p.amEntity(tk, -1, px)
+	r := amCachedRow{kind: int8(kind), parent: -1, e: t, pxLen: -1}
+	excluded := p.amExcluded(top, tk.names[t])
+	if !excluded && kind != top {
+		r.parent, r.e = t, p.amEntity(k, t, sv)
+	}
+	if j == len(c.rows) {
+		r.pxOff = int32(len(c.names))
+		if len(px) <= p.maxComponent && len(sv) <= p.maxComponent && !excluded {
+			r.pxLen = int32(len(px))
+			c.names = append(c.names, px...)
+			r.svOff, r.svLen = int32(len(c.names)), int32(len(sv))
+			c.names = append(c.names, sv...)
+		}
+		c.rows = append(c.rows, r)
+	}
+	if excluded {
+		return nil, 0, false
+	}
+	return k, r.e, true
+}
+
+// amAddRow adds the cells of the current row to entity e of kind k.
+func (p *Processor) amAddRow(kind int, k *amKind, e int32) {
+	am := p.am
+	sc := &p.sc
 	cols, modes := am.colField[kind], am.colMode[kind]
 	n := min(sc.kept, len(cols))
-	for i := 0; i < n; i++ {
-		fi := cols[i]
-		if fi < 0 {
+	acc := k.acc[e]
+	if len(acc) < len(k.fields) { // fields first seen after the entity was activated
+		acc = append(acc, make([]amAcc, len(k.fields)-len(acc))...)
+		k.acc[e] = acc
+	}
+	base := sc.rec
+	if sc.quoted {
+		base = sc.unquoted
+	}
+	starts, ends := sc.start[:n], sc.end[:n]
+	for i, fi := range cols[:n] {
+		if fi < 0 || starts[i] == ends[i] {
 			continue
 		}
-		v, isFloat, ok := amCell(sc.field(i))
+		b := base[starts[i]:ends[i]]
+		v, ok := parseUint(b)
 		if !ok {
-			continue
+			var isFloat bool
+			if v, isFloat, ok = amCell(b); !ok {
+				continue
+			}
+			if isFloat {
+				k.fields[fi].float = true
+			}
 		}
-		if isFloat {
-			k.fields[fi].float = true
+		a := &acc[fi]
+		switch modes[i] {
+		case amModeSum:
+			a.a += v
+			a.n++
+		case amModeMax:
+			if a.n == 0 || v > a.a {
+				a.a = v
+			}
+			a.b += v
+			a.n++
+		case amModeMin:
+			if a.n == 0 || v < a.a {
+				a.a = v
+			}
+			a.n++
+		default:
+			k.add(e, fi, v, modes[i])
 		}
-		k.add(e, fi, v, modes[i])
 	}
 }
 

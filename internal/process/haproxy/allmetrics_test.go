@@ -618,3 +618,49 @@ func TestAllMetricsLongLines(t *testing.T) {
 		t.Errorf("LongLines = %d, want 1 (the backend's module counter)", r.stats.LongLines)
 	}
 }
+
+// TestAllMetricsReusedProcessor: a Processor that has seen other snapshots (its row caches,
+// interned entities and fields) writes what a fresh one writes, when rows move, names change,
+// a file goes and exclusions change between snapshots.
+func TestAllMetricsReusedProcessor(t *testing.T) {
+	first := captureSnapshot(t)
+	stat1 := readFile(t, filepath.Join(first, "admin1.sock_stat"))
+	stat2 := readFile(t, filepath.Join(first, "admin2.sock_stat"))
+	info := readFile(t, filepath.Join(first, "admin1.sock_info"))
+	lines := strings.Split(strings.TrimRight(stat1, "\n"), "\n")
+	swapped := append([]string{lines[0]}, lines[1:]...)
+	swapped[2], swapped[5] = swapped[5], swapped[2]
+	renamed := strings.ReplaceAll(stat2, "be_app,app2,", "be_app,app2b,")
+	excl := filepath.Join(t.TempDir(), "excl")
+	os.WriteFile(excl, nil, 0o644)
+	snapshots := []map[string]string{
+		{"admin1.sock_stat": strings.Join(swapped, "\n") + "\n", "admin2.sock_stat": renamed, "admin1.sock_info": info},
+		{"admin2.sock_stat": stat1, "admin1.sock_info": info},
+		{"admin1.sock_stat": stat1, "admin2.sock_stat": stat2},
+	}
+	opts := Options{Prefix: prefixVM, AllMetrics: true, ExcludeBackends: excl,
+		AllMetricsAggregate: aggregate.MustRules([][2]string{{"*", "max"}})}
+	reused := NewProcessor(opts, nil)
+	for round := range 2 {
+		for i, files := range snapshots {
+			if round == 1 && i == 2 {
+				os.WriteFile(excl, []byte("be_app\n"), 0o644)
+			}
+			dir := writeSnapshot(t, files)
+			want := run(t, dir, 1700000000, opts)
+			got := runWith(t, reused, dir, 1700000000, nil)
+			if want.err != nil || got.err != nil {
+				t.Fatal(want.err, got.err)
+			}
+			w, g := paths(want.lines), paths(got.lines)
+			for path, v := range w {
+				if !isTiming(path) && g[path] != v {
+					t.Errorf("round %d snapshot %d: %s = %q, fresh processor %q", round, i, path, g[path], v)
+				}
+			}
+			if len(w) != len(g) {
+				t.Errorf("round %d snapshot %d: %d lines, fresh processor %d", round, i, len(g), len(w))
+			}
+		}
+	}
+}
