@@ -94,6 +94,7 @@ var schema = []sectionSchema{
 		{name: "metric-include", def: "", hasDefault: true, extension: true},
 		{name: "metric-exclude", def: "", hasDefault: true, extension: true},
 		{name: "skip-maint-servers", def: "false", hasDefault: true, extension: true},
+		{name: "all-metrics", def: "false", hasDefault: true, extension: true},
 	}},
 	{"graphite", []option{
 		def("server", "127.0.0.1"),
@@ -208,6 +209,9 @@ func knownOptions(section string) []string {
 func isKnownOption(section, name string) bool {
 	if section == "central" && (name == "aggregate" || strings.HasPrefix(name, "aggregate.")) {
 		return true // the cross-host policies: aggregate = <functions>, aggregate.<glob> = <functions>
+	}
+	if section == "process" && strings.HasPrefix(name, allMetricsAggregate) {
+		return true // all-metrics-aggregate.<glob> = <functions>
 	}
 	for _, o := range knownOptions(section) {
 		if o == name {

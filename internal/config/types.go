@@ -126,6 +126,12 @@ type Process struct {
 	ServerInclude, ServerExclude     *regexp.Regexp
 	MetricInclude, MetricExclude     *regexp.Regexp
 	SkipMaintServers                 bool
+	// AllMetrics emits every numeric field of every row type and of show info, aggregated
+	// across processes by its nature; AllMetricsAggregate are the extra functions of the
+	// all-metrics-aggregate.<glob> options, in file order, their globs matching
+	// "<kind>.<field>" lower-cased (statspipe extensions).
+	AllMetrics          bool
+	AllMetricsAggregate []aggregate.Rule
 }
 
 // Graphite is section [graphite].

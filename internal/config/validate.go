@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/statspipe/statspipe/internal/aggregate"
 	"golang.org/x/sys/unix"
 )
 
@@ -377,6 +378,50 @@ func (v *validator) readProcess(lvl slog.Level) {
 		*f.dst = v.filterPattern("process", f.option)
 	}
 	p.SkipMaintServers = v.boolean("process", "skip-maint-servers")
+	p.AllMetrics = v.boolean("process", "all-metrics")
+	p.AllMetricsAggregate = v.allMetricsAggregate()
+	if !v.failed() && !p.AllMetrics && len(p.AllMetricsAggregate) > 0 {
+		v.warnings = append(v.warnings, fmt.Sprintf("[process] %s%s (and %d more) has no effect: all-metrics is false",
+			allMetricsAggregate, p.AllMetricsAggregate[0].Glob, len(p.AllMetricsAggregate)-1))
+	}
+}
+
+// allMetricsAggregate is the prefix of the [process] options all-metrics-aggregate.<glob>.
+const allMetricsAggregate = "all-metrics-aggregate."
+
+// allMetricsAggregate reads the all-metrics-aggregate.<glob> = <functions> options of
+// [process] in file order, with aggregate.ParsePolicies' syntax and checks.
+func (v *validator) allMetricsAggregate() []aggregate.Rule {
+	if v.failed() {
+		return nil
+	}
+	sec := v.l.sections["process"]
+	if sec == nil {
+		return nil
+	}
+	var opts [][2]string
+	for _, key := range sec.keys {
+		if !strings.HasPrefix(key, allMetricsAggregate) {
+			continue
+		}
+		s, val, _ := v.str("process", key)
+		opt := [2]string{"aggregate." + key[len(allMetricsAggregate):], s}
+		if _, err := aggregate.ParsePolicies([][2]string{opt}); err != nil {
+			v.fail("process", key, val, s, strings.TrimPrefix(err.Error(), "option "+opt[0]+": ")+
+				" (all-metrics-aggregate.<glob> = <functions>, the glob matching <kind>.<field>)")
+			return nil
+		}
+		opts = append(opts, opt)
+	}
+	if len(opts) == 0 {
+		return nil
+	}
+	p, err := aggregate.ParsePolicies(opts)
+	if err != nil {
+		v.err = &Error{File: sec.file, Line: sec.line, Section: "process", Reason: err.Error()}
+		return nil
+	}
+	return p.Rules
 }
 
 // maxFilterPatternSize bounds one *-include / *-exclude pattern as patternSize counts it:

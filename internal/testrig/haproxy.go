@@ -32,6 +32,9 @@ type HAProxyOptions struct {
 	SocketDir string
 	// TCPStats adds `stats socket 127.0.0.1:<free port> level admin` to every instance.
 	TCPStats bool
+	// SocketStats adds `option socket-stats` to the frontends, so that `show stat` has a
+	// listener row (type 3) per bind line.
+	SocketStats bool
 }
 
 // HAProxy is a set of running haproxy instances that share the same backend servers.
@@ -58,6 +61,8 @@ type HAProxyInstance struct {
 	Frontend       string // "127.0.0.1:<port>" of fe_main
 	DottedFrontend string // "127.0.0.1:<port>" of fe.dotted.name
 	ConfigFile     string
+
+	socketStats bool
 
 	cmd    *exec.Cmd
 	output *Buffer
@@ -97,6 +102,7 @@ func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 			ConfigFile:     filepath.Join(cfgDir, fmt.Sprintf("haproxy%d.cfg", i)),
 			output:         &Buffer{},
 			exited:         make(chan struct{}),
+			socketStats:    opts.SocketStats,
 		}
 		if opts.TCPStats {
 			inst.TCPStats = FreePort(t)
@@ -127,8 +133,12 @@ func (inst *HAProxyInstance) config(app1, app2, web1, dead string) string {
     timeout server 5s
     default-server inter 200ms fall 1 rise 1
 `)
-	fmt.Fprintf(&b, "frontend fe_main\n    bind %s\n    default_backend be_app\n", inst.Frontend)
-	fmt.Fprintf(&b, "frontend fe.dotted.name\n    bind %s\n    default_backend be.dotted.name\n", inst.DottedFrontend)
+	socketStats, bindName := "", ""
+	if inst.socketStats {
+		socketStats, bindName = "    option socket-stats\n", " name l.dotted"
+	}
+	fmt.Fprintf(&b, "frontend fe_main\n    bind %s\n%s    default_backend be_app\n", inst.Frontend, socketStats)
+	fmt.Fprintf(&b, "frontend fe.dotted.name\n    bind %s%s\n%s    default_backend be.dotted.name\n", inst.DottedFrontend, bindName, socketStats)
 	fmt.Fprintf(&b, "backend be_app\n    server app1 %s weight 100 check\n    server app2 %s weight 50 check\n    server app.dead %s check\n", app1, app2, dead)
 	fmt.Fprintf(&b, "backend be.dotted.name\n    server web.1 %s check\n", web1)
 	b.WriteString("backend be_noservers\n")

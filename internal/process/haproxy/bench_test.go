@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statspipe/statspipe/internal/aggregate"
 	"github.com/statspipe/statspipe/internal/metric"
 	"github.com/statspipe/statspipe/internal/process/haproxy/synthetic"
 )
@@ -123,6 +124,17 @@ func BenchmarkProcess(b *testing.B) {
 			FrontendExclude: regexp.MustCompile(`^nomatch`), BackendExclude: regexp.MustCompile(`^nomatch`),
 			ServerExclude: regexp.MustCompile(`^nomatch`), MetricExclude: regexp.MustCompile(`^nomatch`), SkipMaintServers: true,
 		}
+		benchmarkProcess(b, synthetic.DefaultConfig, opts)
+	})
+	b.Run("4x1000x10-all-metrics", func(b *testing.B) {
+		opts := benchOpts
+		opts.AllMetrics = true
+		benchmarkProcess(b, synthetic.DefaultConfig, opts)
+	})
+	b.Run("4x1000x10-all-metrics-aggregate", func(b *testing.B) {
+		opts := benchOpts
+		opts.AllMetrics = true
+		opts.AllMetricsAggregate = aggregate.MustRules([][2]string{{"server.*time", "p99 stddev"}})
 		benchmarkProcess(b, synthetic.DefaultConfig, opts)
 	})
 	b.Run("4x1000x10-allfeatures", func(b *testing.B) {

@@ -172,7 +172,9 @@ func TestFiltersDropRowsBeforeAggregation(t *testing.T) {
 	}
 	// with server-states and the other options, and without (skip-maint-servers then reads
 	// the status column alone)
-	bases := map[string]Options{"all-options": filterBase, "plain": {Prefix: "p", AggrServerMetrics: true}}
+	// and with all-metrics, whose second pass over the files must drop the same rows
+	bases := map[string]Options{"all-options": filterBase, "plain": {Prefix: "p", AggrServerMetrics: true},
+		"all-metrics": {Prefix: "p", AggrServerMetrics: true, ServerStates: true, AllMetrics: true}}
 	for baseName, base := range bases {
 		for _, c := range cases {
 			t.Run(baseName+"/"+c.name, func(t *testing.T) { filterCaseRun(t, files, base, c) })

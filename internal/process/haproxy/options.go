@@ -12,6 +12,8 @@ package haproxy
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/statspipe/statspipe/internal/aggregate"
 )
 
 // Options is the part of the configuration that shapes the output.
@@ -31,6 +33,13 @@ type Options struct {
 	// backends, servers and metrics, and skip-maint-servers. A statspipe extension; the zero
 	// value filters nothing.
 	Filters Filters
+	// AllMetrics also emits every numeric field of every row type (frontend, backend,
+	// server, listener) and of show info, aggregated across the processes by its nature
+	// (natures.go, allmetrics.go); AllMetricsAggregate adds functions per field, the globs
+	// matching "<kind>.<field>" lower-cased, the first match winning. A statspipe extension:
+	// haproxystats' lines stay as they are.
+	AllMetrics          bool
+	AllMetricsAggregate []aggregate.Rule
 
 	// User metric lists (nil = the built-in lists). Names of averaged metrics (act, bck,
 	// weight, throttle and the response times) are emitted once, with their averaged meaning.

@@ -217,6 +217,8 @@ type Processor struct {
 	srvEnd       []int32
 
 	filt filterState // the cardinality controls (filter.go)
+	// with AllMetrics (nil without)
+	am *allMetrics
 
 	stats Stats
 }
@@ -289,6 +291,9 @@ func NewProcessor(opts Options, log *slog.Logger) *Processor {
 	if shortened > 0 {
 		log.Warn("namespace, group namespace or group name components longer than max-component-length are shortened",
 			"count", shortened, "max_component_length", maxComponent, "prefix", prefix)
+	}
+	if opts.AllMetrics {
+		p.am = newAllMetrics(&opts, &p.lay)
 	}
 	p.rd.buf = make([]byte, readBufferSize)
 	return p
@@ -367,9 +372,15 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 	}
 
 	allStart := time.Now()
+	if p.am != nil {
+		p.amStartPass()
+	}
 	p.loadInfos(dir, infoFiles)
 	infoTime := time.Since(allStart)
 	statsUsed := p.loadStats(dir, statFiles)
+	if p.am != nil && statsUsed > 0 {
+		p.amStats(dir)
+	}
 	p.rd.shrink()
 	if len(p.infos) == 0 && statsUsed == 0 {
 		return p.stats, &UnusableError{Dir: dir, Reason: fmt.Sprintf(
@@ -402,6 +413,9 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 		t = time.Now()
 		p.emitServers()
 		p.selfSeconds("WallClockTimeServers", time.Since(t))
+	}
+	if p.am != nil {
+		p.emitAllMetrics()
 	}
 	p.selfSeconds("WallClockTimeAllStats", time.Since(allStart))
 	p.selfSeconds("TotalWallClockTime", time.Since(start))
@@ -487,6 +501,9 @@ func (p *Processor) loadInfos(dir string, names []string) {
 		}
 		p.stats.FilesUsed++
 		p.infoNames = append(p.infoNames, name)
+		if p.am != nil {
+			p.amInfo(data)
+		}
 	}
 }
 
@@ -523,6 +540,14 @@ func (p *Processor) loadStats(dir string, names []string) int {
 			used++
 		}
 		if !restart {
+			if p.am != nil {
+				p.am.used = p.am.used[:0]
+				for i, name := range names {
+					if !rejected[i] {
+						p.am.used = append(p.am.used, name)
+					}
+				}
+			}
 			p.stats.FilesUsed += used
 			p.dropStaleCaches()
 			return used
