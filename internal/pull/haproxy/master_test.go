@@ -384,6 +384,17 @@ func TestMasterRealHAProxyOldWorker(t *testing.T) {
 	if !strings.HasPrefix(string(stat), "# pxname,svname,") || !strings.Contains(string(stat), "\nbe_app,BACKEND,") {
 		t.Errorf("old worker's show stat: %.200q", stat)
 	}
+	// a pid the master does not know (a worker that exited): the real reply is recognised
+	m := &masterSocket{sock: socket{p: p, network: "unix", address: h.MasterSocket, name: "master.sock", master: true}}
+	if err := m.pullWorker(context.Background(), building{b}, worker{pid: 1 << 22, old: true, gen: 9, file: "master.sock@9"}, make(chan struct{}, 1)); err != nil {
+		t.Fatalf("unknown pid: %v", err)
+	}
+	if n := len(logs.Lines("level=DEBUG", "worker exited between show proc and its request", "Can't find the target PID")); n != 1 {
+		t.Errorf("unknown pid: %d debug lines, want 1:\n%s", n, logs)
+	}
+	if got := snapshotFiles(t, b.Path()); !slices.Equal(got, want) {
+		t.Fatalf("files after the unknown pid %v, want %v", got, want)
+	}
 	release()
 	h.WaitOldWorkers(t, 0, 10*time.Second)
 	b = newBuilding(t)
