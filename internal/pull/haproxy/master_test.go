@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statspipe/statspipe/internal/pull"
+	"github.com/statspipe/statspipe/internal/spool"
 	"github.com/statspipe/statspipe/internal/testrig"
 )
 
@@ -403,5 +406,79 @@ func TestMasterRealHAProxyOldWorker(t *testing.T) {
 	}
 	if got, want := snapshotFiles(t, b.Path()), []string{"master.sock@0_info", "master.sock@0_stat", "master.sock_proc"}; !slices.Equal(got, want) {
 		t.Fatalf("after the old worker left: files %v, want %v", got, want)
+	}
+}
+
+// BenchmarkMasterRound64Workers is one round through a fake master socket listing 64 workers
+// (the maximum), each answering a show stat of 1 MB: 129 requests through one socket, at most
+// masterParallel at a time, streamed like the plain sockets (B/op does not grow with the reply).
+func BenchmarkMasterRound64Workers(b *testing.B) {
+	stat := statReply(1 << 20)
+	old := make([][2]int, MaxMasterWorkers-1)
+	for i := range old {
+		old[i] = [2]int{1000 + i, i + 1}
+	}
+	proc := []byte(showProcWith(999, old...))
+	dir, err := os.MkdirTemp("", "spb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := net.Listen("unix", filepath.Join(dir, "master.sock"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, err := bufio.NewReaderSize(c, 256).ReadString('\n')
+				if err != nil {
+					return
+				}
+				switch cmd := strings.TrimSuffix(strings.TrimSpace(line), ";quit"); {
+				case cmd == "show proc":
+					c.Write(proc)
+				case strings.HasSuffix(cmd, " show stat"):
+					c.Write(stat)
+				default:
+					c.Write(workerReply(cmd))
+				}
+			}()
+		}
+	}()
+	log := slog.New(slog.DiscardHandler)
+	base := b.TempDir()
+	w, err := spool.NewWriter(filepath.Join(base, "incoming"), filepath.Join(base, "incoming.tmp"), log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	p := New(Options{MasterSockets: []string{filepath.Join(dir, "master.sock")}, Retries: 1, Timeout: time.Second, Workers: 8}, log)
+	loop, err := pull.NewLoop(w, []pull.Provider{p}, pull.Options{Interval: time.Hour, Timeout: time.Minute}, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(MaxMasterWorkers * len(stat)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		path := loop.Once(context.Background())
+		if path == "" {
+			b.Fatal("round published nothing")
+		}
+		b.StopTimer()
+		if st, err := os.Stat(filepath.Join(path, "master.sock@63_stat")); err != nil || st.Size() != int64(len(stat)) {
+			b.Fatalf("master.sock@63_stat: %v %v", st, err)
+		}
+		if err := spool.Remove(path); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }
