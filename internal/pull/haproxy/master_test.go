@@ -482,3 +482,21 @@ func BenchmarkMasterRound64Workers(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// parseShowProc never panics, and what it returns is a list of positive pids.
+func FuzzParseShowProc(f *testing.F) {
+	f.Add([]byte(showProc26))
+	f.Add([]byte(showProcWith(300, [2]int{200, 1})))
+	f.Add([]byte("#<PID> <type> <relative PID> <reloads>\n# workers\n11 worker 1 0\n# old workers\n9 worker 1 1\n"))
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		ws, err := parseShowProc(reply)
+		if err != nil {
+			return
+		}
+		for _, w := range ws {
+			if w.pid <= 0 || w.gen < 0 || (!w.old && w.gen != 0) {
+				t.Fatalf("worker %+v from %q", w, reply)
+			}
+		}
+	})
+}
