@@ -108,8 +108,13 @@ func (c *envCheck) pull(cfg *config.Config) {
 	if !c.p.Bad("pull", "servers") {
 		for _, s := range p.Servers {
 			if s.Network == "unix" {
-				c.unixServer(s.Address)
+				c.unixServer("servers", s.Address)
 			}
+		}
+	}
+	if !c.p.Bad("pull", "master-socket") {
+		for _, path := range p.MasterSockets {
+			c.unixServer("master-socket", path)
 		}
 	}
 	// The pull halves of the sources check more than their options (secret files, headers);
@@ -297,20 +302,21 @@ func (c *envCheck) socketDir(dir string) {
 	c.warnings = append(c.warnings, fmt.Sprintf("[pull] socket-dir %s has no UNIX socket now (is HAProxy running?)", q(dir)))
 }
 
-// unixServer checks a unix:// item of servers: a missing socket is HAProxy not running (a
-// warning); something else at the path, or a socket this user may not connect to, is a problem.
-func (c *envCheck) unixServer(path string) {
+// unixServer checks a unix:// item of servers, or a master-socket (option): a missing socket is
+// HAProxy not running (a warning); something else at the path, or a socket this user may not
+// connect to, is a problem.
+func (c *envCheck) unixServer(option, path string) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		c.warnings = append(c.warnings, fmt.Sprintf("[pull] servers: UNIX socket %s does not exist now (is HAProxy running?)", q(path)))
+		c.warnings = append(c.warnings, fmt.Sprintf("[pull] %s: UNIX socket %s does not exist now (is HAProxy running?)", option, q(path)))
 	case err != nil:
-		c.fail("pull", "servers", "", "cannot use UNIX socket "+q(path)+": "+errText(err))
+		c.fail("pull", option, "", "cannot use UNIX socket "+q(path)+": "+errText(err))
 	case fi.Mode()&fs.ModeSocket == 0:
-		c.fail("pull", "servers", "", q(path)+" is not a UNIX socket")
+		c.fail("pull", option, "", q(path)+" is not a UNIX socket")
 	default:
 		if err := access(path, unix.W_OK); err != nil {
-			c.fail("pull", "servers", "", fmt.Sprintf("this user (%s) may not connect to UNIX socket %s: %s "+
+			c.fail("pull", option, "", fmt.Sprintf("this user (%s) may not connect to UNIX socket %s: %s "+
 				"(add the user to the socket's group, e.g. HAProxy's)", userName(), q(path), errText(err)))
 		}
 	}

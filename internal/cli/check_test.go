@@ -102,6 +102,20 @@ func TestCheckSockets(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr\n%s\nwant\n%s", code, stdout, stderr, want)
 	}
 
+	// master-socket is checked like a unix:// item of servers.
+	stdout, stderr, code = runCheck(t, config.PullProgram, func(base string) string {
+		os.WriteFile(base+"/file", nil, 0o644)
+		return "[pull]\ndst-dir = " + base + "/in\ntmp-dst-dir = " + base + "/tmp\n" +
+			"master-socket = " + base + "/missing.sock " + base + "/file\n"
+	})
+	want = "warning: [pull] master-socket: UNIX socket 'B/missing.sock' does not exist now (is HAProxy running?)\n" +
+		"invalid configuration, file:'B/c.conf' line:4 section:'pull' option:'master-socket' value:'B/missing.sock B/file' " +
+		"error: 'B/file' is not a UNIX socket\n" +
+		"configuration invalid: B/c.conf (1 problem)\n"
+	if code != 1 || stdout != "" || stderr != want {
+		t.Fatalf("exit %d, stdout %q, stderr\n%s\nwant\n%s", code, stdout, stderr, want)
+	}
+
 	// A socket-dir with a socket and a socket in servers: no warning.
 	dir, err := os.MkdirTemp("", "ck") // short: a socket path is at most 108 bytes
 	if err != nil {

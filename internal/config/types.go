@@ -52,19 +52,23 @@ type Config struct {
 
 // Pull is section [pull].
 type Pull struct {
-	Loglevel     slog.Level
-	SocketDir    string   // "" when unset
-	Servers      []Server // parsed `servers`, in order, duplicates kept
-	Retries      int      // -1 forever, 0 one attempt, N → N+1 attempts
-	Timeout      time.Duration
-	Interval     time.Duration
-	PullTimeout  time.Duration
-	PullInterval time.Duration
-	BufferLimit  int
-	DstDir       string
-	TmpDstDir    string
-	Workers      int
-	QueueSize    int
+	Loglevel  slog.Level
+	SocketDir string   // "" when unset
+	Servers   []Server // parsed `servers`, in order, duplicates kept
+	// MasterSockets are the UNIX master CLI sockets of `master-socket` (haproxy -W -S), absolute
+	// paths in order, duplicates kept (statspipe extension): every worker behind each one is
+	// pulled, old workers included.
+	MasterSockets []string
+	Retries       int // -1 forever, 0 one attempt, N → N+1 attempts
+	Timeout       time.Duration
+	Interval      time.Duration
+	PullTimeout   time.Duration
+	PullInterval  time.Duration
+	BufferLimit   int
+	DstDir        string
+	TmpDstDir     string
+	Workers       int
+	QueueSize     int
 	// AllowPartial publishes a snapshot even when some sources failed, with a record of
 	// which (statspipe extension; default false = haproxystats' all-or-nothing).
 	AllowPartial bool

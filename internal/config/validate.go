@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/statspipe/statspipe/internal/aggregate"
 	"golang.org/x/sys/unix"
@@ -37,7 +38,7 @@ func (l *Loaded) Config(prog Program) (*Config, error) {
 	switch prog {
 	case PullProgram:
 		v.checkSection("pull", prog)
-		if p := v.cfg.Pull; !v.failed() && (p.SocketDir != "" || len(p.Servers) > 0) {
+		if p := v.cfg.Pull; !v.failed() && (p.SocketDir != "" || len(p.Servers) > 0 || len(p.MasterSockets) > 0) {
 			v.cfg.Sources = append(v.cfg.Sources, Source{Name: LegacySourceName, Kind: LegacySourceName,
 				Legacy: true, AllowPartial: p.AllowPartial})
 		}
@@ -290,6 +291,7 @@ func (v *validator) readPull(lvl slog.Level) {
 	p.Loglevel = lvl
 	p.SocketDir, _, _ = v.str("pull", "socket-dir")
 	v.str("pull", "servers") // parsed with checks 3–5
+	p.MasterSockets = v.masterSockets()
 	p.Retries = v.integer("pull", "retries", -1, math.MaxInt32, retriesRange)
 	p.Timeout = v.duration("pull", "timeout", minTimeout, "")
 	p.Interval = v.duration("pull", "interval", 0, "")
@@ -529,6 +531,46 @@ func (v *validator) checkPullSources(prog Program) {
 	if prog == PullProgram {
 		v.cfg.Pull.Servers = servers
 	}
+}
+
+// maxMasterSockets bounds [pull] master-socket: each is up to maxMasterWorkers × 2 + 1
+// connections per round.
+const maxMasterSockets = 64
+
+// masterSockets parses [pull] master-socket: absolute paths of UNIX sockets, separated by commas
+// and/or whitespace (newlines of a continued value included).
+func (v *validator) masterSockets() []string {
+	s, val, set := v.str("pull", "master-socket")
+	if !set || v.failed() {
+		return nil
+	}
+	items := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	const help = " (expected a comma- or space-separated list of absolute paths of HAProxy master CLI sockets, " +
+		"as given to haproxy -W -S)"
+	switch {
+	case len(items) == 0:
+		v.fail("pull", "master-socket", val, s, "no value for option 'master-socket'"+help)
+		return nil
+	case len(items) > maxMasterSockets:
+		v.fail("pull", "master-socket", val, s, fmt.Sprintf("%d sockets in 'master-socket', at most %d are allowed",
+			len(items), maxMasterSockets))
+		return nil
+	}
+	for _, item := range items {
+		item = strings.TrimPrefix(item, "unix://")
+		switch {
+		case !strings.HasPrefix(item, "/"):
+			v.fail("pull", "master-socket", val, s, "not an absolute path: "+pyRepr(item)+help)
+			return nil
+		case strings.HasSuffix(item, "/"):
+			v.fail("pull", "master-socket", val, s, pyRepr(item)+" names a directory, not a socket"+help)
+			return nil
+		}
+	}
+	for i := range items {
+		items[i] = strings.TrimPrefix(items[i], "unix://")
+	}
+	return items
 }
 
 const serversHelp = " (expected a comma-separated list of unix:///path/to/socket and tcp://host:port)"

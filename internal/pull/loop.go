@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -539,19 +540,31 @@ func (v *sourceView) Create(name string) (SnapshotFile, error) {
 		return nil, err
 	}
 	v.files = append(v.files, f)
-	return countingFile{f, &v.bytes}, nil
+	return countingFile{f, v}, nil
 }
 
 // countingFile counts the bytes written to a snapshot file.
 type countingFile struct {
 	*spool.File
-	n *atomic.Int64
+	v *sourceView
 }
 
 func (c countingFile) Write(p []byte) (int, error) {
 	n, err := c.File.Write(p)
-	c.n.Add(int64(n))
+	c.v.bytes.Add(int64(n))
 	return n, err
+}
+
+// Discard removes the file from the snapshot and from the source's files (Discarder).
+func (c countingFile) Discard() error {
+	c.v.mu.Lock()
+	if c.v.closed {
+		c.v.mu.Unlock()
+		return nil // discard() removes it
+	}
+	c.v.files = slices.DeleteFunc(c.v.files, func(f *spool.File) bool { return f == c.File })
+	c.v.mu.Unlock()
+	return c.File.Discard()
 }
 
 func (v *sourceView) uncommitted() error {

@@ -3,6 +3,7 @@ package pull
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -637,5 +638,46 @@ func TestRoundEmptyOKSourceIsNoFailure(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(es[0].Path, "scope")); !os.IsNotExist(err) {
 		t.Fatalf("an empty source left a directory: %v", err)
+	}
+}
+
+// A source may discard a file, committed or not (Discarder): the snapshot is published without
+// it, and the source is not failed for a file it no longer has.
+func TestRoundSourceDiscardsFiles(t *testing.T) {
+	src := sourceFunc(func(ctx context.Context, snap SnapshotWriter) error {
+		for _, name := range []string{"keep_stat", "committed_stat", "open_stat"} {
+			f, err := snap.Create(name)
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write([]byte(name)); err != nil {
+				return err
+			}
+			if name != "open_stat" {
+				if err := f.Commit(); err != nil {
+					return err
+				}
+			}
+			if name == "keep_stat" {
+				continue
+			}
+			d, ok := f.(Discarder)
+			if !ok {
+				return fmt.Errorf("%T is not a Discarder", f)
+			}
+			if err := d.Discard(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	r := newRig(t, Options{}, src)
+	r.loop.round(context.Background(), tick0)
+	es := r.snapshots(t)
+	if len(es) != 1 {
+		t.Fatalf("snapshots %v\n%s", es, r.log)
+	}
+	if got := dirFiles(t, es[0].Path); !reflect.DeepEqual(got, map[string]string{"keep_stat": "keep_stat"}) {
+		t.Fatalf("files %v", got)
 	}
 }

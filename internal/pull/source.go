@@ -42,6 +42,13 @@ type SnapshotFile interface {
 	Commit() error
 }
 
+// Discarder is a SnapshotFile that can also be removed from the snapshot, committed or not;
+// the loop's files are. A source that learns a file should not be published (the HAProxy worker
+// that exited between two requests) discards it; the source then no longer has it.
+type Discarder interface {
+	Discard() error
+}
+
 // Provider yields the instances of one configured source for one round (the HAProxy source of
 // [pull], or one [source.<name>] section). It is asked at the start of every round, so it can
 // follow instances that come and go (sockets appearing in socket-dir).

@@ -7,6 +7,9 @@
 //	    <epoch>/                       one snapshot (published, complete): a real directory
 //	        <socket>_info              HAProxy: raw `show info` reply, verbatim   e.g. admin1.sock_info
 //	        <socket>_stat              HAProxy: raw `show stat` reply, verbatim   e.g. 127.0.0.1:5555_stat, ::1:4444_stat
+//	        <master>@<gen>_info        HAProxy master-socket: a worker's `show info`   e.g. master.sock@0_info, master.sock@1_info
+//	        <master>@<gen>_stat        HAProxy master-socket: a worker's `show stat`   e.g. master.sock@0_stat, master.sock@1_stat
+//	        <master>_proc              HAProxy master-socket: the master's `show proc` reply, verbatim (not data)
 //	        <source>/                  a named source ([source.<source>]), e.g. apps/
 //	            source.json            what it is: {"format":1,"kind":"openmetrics","source":"apps","options":[…]}
 //	            <instance>.body        one instance's reply body as received (decompressed)
@@ -32,6 +35,14 @@
 //     HAProxy source of [pull], exactly as haproxystats wrote them: <socket> is the socket's base
 //     name for UNIX sockets and <host>:<port> for TCP (IPv6 without brackets). Its kind is
 //     [TopLevelKind] ("haproxy"). A snapshot with HAProxy only is exactly haproxystats' layout.
+//     A [pull] master-socket (HAProxy master-worker, haproxy -W -S) adds one pair per worker,
+//     <master>@<gen>_info and <master>@<gen>_stat, where <master> is the socket's base name and
+//     <gen> the worker's generation: 0 for the current worker, and for an old worker (one still
+//     serving connections of an earlier configuration) its "reloads" column of `show proc`, the
+//     number of reloads it has been through (1 = the worker from before the last reload). Two
+//     workers of the same generation (nbproc, HAProxy < 2.5) are <gen>, <gen>-2, <gen>-3, … in
+//     show proc order. Each pair is one process like any other; <master>_proc (the `show proc`
+//     reply) is not data, so it is ignored like any other file.
 //   - One directory per named source: its name is the source name (letters, digits, '_' and '-',
 //     not starting with '-', not an integer, not ending in _info or _stat; [CheckPartName]),
 //     and its [SourceInfoFile] says its kind and records the source's processing options

@@ -769,3 +769,56 @@ func TestCellNumbers(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot of a master-socket (stats-pull): each worker's <name>@<generation>_stat is one
+// process like any *_stat file, <name>_proc is not data (no line, no warning), and per-process
+// paths use the sanitised file name (Process_num is 1 in every worker).
+func TestMasterSocketFiles(t *testing.T) {
+	proc := "#<PID>          <type>          <reloads>       <uptime>        <version>      \n" +
+		"5784            master          1 [failed: 0]   0d00h12m29s     2.6.12-1+deb12u4\n# workers\n" +
+		"20262           worker          0               0d00h00m01s     2.6.12-1+deb12u4\n# old workers\n" +
+		"5787            worker          1               0d00h12m29s     2.6.12-1+deb12u4\n# programs\n\n"
+	master := writeSnapshot(t, map[string]string{
+		"master.sock@0_info": readFile(t, filepath.Join(goldenA, "admin1.sock_info")),
+		"master.sock@0_stat": readFile(t, filepath.Join(goldenA, "admin1.sock_stat")),
+		"master.sock@1_info": readFile(t, filepath.Join(goldenA, "admin2.sock_info")),
+		"master.sock@1_stat": readFile(t, filepath.Join(goldenA, "admin2.sock_stat")),
+		"master.sock_proc":   proc,
+	})
+	plain := writeSnapshot(t, map[string]string{
+		"admin1.sock_info": readFile(t, filepath.Join(goldenA, "admin1.sock_info")),
+		"admin1.sock_stat": readFile(t, filepath.Join(goldenA, "admin1.sock_stat")),
+		"admin2.sock_info": readFile(t, filepath.Join(goldenA, "admin2.sock_info")),
+		"admin2.sock_stat": readFile(t, filepath.Join(goldenA, "admin2.sock_stat")),
+	})
+	opts := Options{Prefix: "p", PerProcessMetrics: true}
+	got, want := run(t, master, 1700000000, opts), run(t, plain, 1700000000, opts)
+	if got.err != nil || want.err != nil {
+		t.Fatal(got.err, want.err)
+	}
+	if strings.Contains(got.log, "level=WARN") || strings.Contains(got.log, "level=ERROR") || strings.Contains(got.log, "_proc") {
+		t.Errorf("log:\n%s", got.log)
+	}
+	rename := strings.NewReplacer(".process.admin1_sock.", ".process.master_sock@0.", ".process.admin2_sock.", ".process.master_sock@1.")
+	m, w := paths(got.lines), map[string]string{}
+	for _, l := range want.lines {
+		if !isTiming(l.path) {
+			w[rename.Replace(l.path)] = l.value
+		}
+	}
+	for path, v := range w {
+		if m[path] != v {
+			t.Errorf("%s = %q, want %q (the same workers through plain sockets)", path, m[path], v)
+		}
+	}
+	for path := range m {
+		if _, ok := w[path]; !ok && !isTiming(path) {
+			t.Errorf("unexpected %s", path)
+		}
+	}
+	for _, path := range []string{"p.daemon.process.master_sock@0.Tasks", "p.daemon.process.master_sock@1.Tasks", "p.backend.be_app.stot"} {
+		if _, ok := m[path]; !ok {
+			t.Errorf("missing %s", path)
+		}
+	}
+}

@@ -25,6 +25,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -62,31 +63,35 @@ const (
 // FromConfig builds the provider of the [pull] HAProxy options; nil when neither socket-dir nor
 // servers is set. (The sources/haproxy kind registers it.)
 func FromConfig(cfg config.Pull, log *slog.Logger) *Provider {
-	if cfg.SocketDir == "" && len(cfg.Servers) == 0 {
+	if cfg.SocketDir == "" && len(cfg.Servers) == 0 && len(cfg.MasterSockets) == 0 {
 		return nil
 	}
 	return New(Options{
-		SocketDir:    cfg.SocketDir,
-		Servers:      cfg.Servers,
-		Retries:      cfg.Retries,
-		Timeout:      cfg.Timeout,
-		Interval:     cfg.Interval,
-		BufferLimit:  cfg.BufferLimit,
-		Workers:      cfg.Workers,
-		MaxReplySize: cfg.MaxReplySize,
-		AllowPartial: cfg.AllowPartial,
+		SocketDir:     cfg.SocketDir,
+		Servers:       cfg.Servers,
+		MasterSockets: cfg.MasterSockets,
+		Retries:       cfg.Retries,
+		Timeout:       cfg.Timeout,
+		Interval:      cfg.Interval,
+		BufferLimit:   cfg.BufferLimit,
+		Workers:       cfg.Workers,
+		MaxReplySize:  cfg.MaxReplySize,
+		AllowPartial:  cfg.AllowPartial,
 	}, log)
 }
 
 // Options configure the HAProxy sources; they are [pull] options of the same names.
 type Options struct {
-	SocketDir   string          // every UNIX socket in it (symlinks followed); "" = none
-	Servers     []config.Server // unix:// and tcp:// stats sockets
-	Retries     int             // connect retries: −1 forever, 0 one attempt, N → N+1 attempts
-	Timeout     time.Duration   // per connect attempt; ≤ 0 = bounded by the round only
-	Interval    time.Duration   // sleep between connect attempts
-	BufferLimit int             // copy buffer size limit (capped at 256 KiB; ≤ 0 = 256 KiB)
-	Workers     int             // replies streamed to files at the same time (≥ 1)
+	SocketDir string          // every UNIX socket in it (symlinks followed); "" = none
+	Servers   []config.Server // unix:// and tcp:// stats sockets
+	// MasterSockets are master CLI sockets (haproxy -W -S): every worker behind each, old ones
+	// included, is pulled through it (master.go).
+	MasterSockets []string
+	Retries       int           // connect retries: −1 forever, 0 one attempt, N → N+1 attempts
+	Timeout       time.Duration // per connect attempt; ≤ 0 = bounded by the round only
+	Interval      time.Duration // sleep between connect attempts
+	BufferLimit   int           // copy buffer size limit (capped at 256 KiB; ≤ 0 = 256 KiB)
+	Workers       int           // replies streamed to files at the same time (≥ 1)
 	// MaxReplySize fails a source whose reply to one command is longer (≤ 0 = the default).
 	MaxReplySize int64
 	// AllowPartial publishes the sockets that answered when others failed ([pull] allow-partial).
@@ -131,7 +136,8 @@ func (p *Provider) Info() pull.ProviderInfo {
 }
 
 // Sources returns the sockets of this round: the UNIX sockets found in socket-dir now (sorted
-// by name, at most MaxSocketDirSockets), then `servers` in order. A name (the file prefix) is
+// by name, at most MaxSocketDirSockets), then `servers` in order, then one source per
+// `master-socket` (named by its base name; it writes the files of all its workers). A name (the file prefix) is
 // used once: a later target with the same name is dropped, with a warning when its address
 // differs. An unreadable socket-dir, or one holding more sockets than a round pulls, is an error
 // (returned with the sources that are pulled), because sockets would be missing from the round.
@@ -147,6 +153,10 @@ func (p *Provider) Sources(ctx context.Context) ([]pull.Source, error) {
 			return
 		}
 		taken[name] = address
+		if network == masterNetwork {
+			out = append(out, &masterSocket{sock: socket{p: p, network: "unix", address: address, name: name, master: true}})
+			return
+		}
 		out = append(out, &socket{p: p, network: network, address: address, name: name})
 	}
 	var err error
@@ -162,6 +172,9 @@ func (p *Provider) Sources(ctx context.Context) ([]pull.Source, error) {
 	}
 	for _, s := range p.opt.Servers {
 		add(s.Network, s.Address, s.Name)
+	}
+	for _, path := range p.opt.MasterSockets {
+		add(masterNetwork, path, filepath.Base(path))
 	}
 	return out, err
 }
@@ -294,11 +307,18 @@ type socket struct {
 	network string // "unix" or "tcp"
 	address string
 	name    string
+	// master: a master CLI socket. Each command is followed by ";quit" (the master CLI keeps a
+	// connection open after a command), and the master's reply that the target worker is not
+	// there fails the request with errWorkerGone before any file is created.
+	master bool
 }
 
 func (s *socket) Name() string { return s.name }
 
 func (s *socket) kind() string {
+	if s.master {
+		return "master CLI"
+	}
 	if s.network == "unix" {
 		return "UNIX"
 	}
@@ -336,6 +356,12 @@ func (s *socket) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 
 // request runs one command on its own connection and streams the reply into file.
 func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, file string) error {
+	return s.requestKeep(ctx, snap, cmd, file, nil)
+}
+
+// requestKeep is request that also copies the reply into keep (when not nil); an error of
+// keep's Write fails the request.
+func (s *socket) requestKeep(ctx context.Context, snap pull.SnapshotWriter, cmd, file string, keep io.Writer) error {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err
@@ -352,7 +378,11 @@ func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, fil
 		}
 		return fmt.Errorf("%s %q on %s socket %s: %w", what, cmd, s.kind(), s.address, err)
 	}
-	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+	line := cmd
+	if s.master {
+		line += ";quit"
+	}
+	if _, err := io.WriteString(conn, line+"\n"); err != nil {
 		return fail("sending", err)
 	}
 	limit := s.p.opt.MaxReplySize
@@ -374,12 +404,20 @@ func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, fil
 	if readErr != nil && readErr != io.EOF {
 		return fail("reading reply to", readErr)
 	}
+	if s.master && bytes.HasPrefix(first[:n], masterNoTarget) {
+		return fmt.Errorf("%w: %q on %s socket %s: %s", errWorkerGone, cmd, s.kind(), s.address,
+			strings.TrimSpace(string(first[:n])))
+	}
 	f, err := snap.Create(file)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", file, err)
 	}
+	var w io.Writer = f
+	if keep != nil {
+		w = io.MultiWriter(f, keep)
+	}
 	if readErr == io.EOF {
-		if _, err := f.Write(first[:n]); err != nil {
+		if _, err := w.Write(first[:n]); err != nil {
 			return fmt.Errorf("writing %s: %w", file, err)
 		}
 	} else {
@@ -390,11 +428,11 @@ func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, fil
 		filled := 0
 		if n <= len(buf) {
 			filled = copy(buf, first[:n]) // written with what follows
-		} else if _, err := f.Write(first[:n]); err != nil { // a buffer-limit below firstReadSize
+		} else if _, err := w.Write(first[:n]); err != nil { // a buffer-limit below firstReadSize
 			s.p.giveBuffer(buf)
 			return fmt.Errorf("writing %s: %w", file, err)
 		}
-		err = copyReply(f, conn, buf, filled, limit-int64(n))
+		err = copyReply(w, conn, buf, filled, limit-int64(n))
 		s.p.giveBuffer(buf)
 		if err != nil {
 			var we writeError
