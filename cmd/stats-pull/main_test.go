@@ -354,11 +354,11 @@ func TestRefusedServerIsRetriedAsConfigured(t *testing.T) {
 	p.waitLog(t, "failed to pull stats", 5*time.Second)
 	p.stopWithin(t, syscall.SIGTERM, time.Second)
 	out := p.out.String()
-	// One round: show info and show stat each try 4 times, so 3 retries each.
+	// One round: the socket's one connection (show info;show stat) tries 4 times, so 3 retries.
 	for r := 3; r >= 1; r-- {
 		line := fmt.Sprintf("when connecting to TCP socket %s, remaining tries %d, sleeping for 0.05 seconds", closed, r)
-		if n := strings.Count(out, line); n != 2 {
-			t.Errorf("%d lines %q, want 2", n, line)
+		if n := strings.Count(out, line); n != 1 {
+			t.Errorf("%d lines %q, want 1", n, line)
 		}
 	}
 	if !strings.Contains(out, "failed to connect to TCP socket "+closed+" after 3 retries") {
@@ -531,7 +531,7 @@ func TestSignalsStopPromptlyInEveryState(t *testing.T) {
 				p.waitLog(t, c.ready, 5*time.Second)
 			} else {
 				deadline := time.Now().Add(5 * time.Second)
-				for fake.Commands() < 2 { // both requests are waiting for an answer
+				for fake.Commands() < 2 { // both commands are waiting for an answer
 					if time.Now().After(deadline) {
 						t.Fatalf("no request reached the socket:\n%s", p.out)
 					}

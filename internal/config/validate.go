@@ -507,7 +507,7 @@ func (v *validator) pathPart(sect, option string, required bool) string {
 	return s
 }
 
-// maxServers bounds [pull] servers: every item is two connections and goroutines per round.
+// maxServers bounds [pull] servers: every item is a connection, a goroutine and two files per round.
 const maxServers = 1024
 
 // checkPullSources are §1.5 items 3–5, which haproxystats ran for every validated section.

@@ -299,8 +299,8 @@ func startHTTPServer(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// FakeStatsSocket is a stats socket that answers like HAProxy's CLI — read one command line,
-// write the reply, close — with replies HAProxy cannot be made to give: huge, empty, or none
+// FakeStatsSocket is a stats socket that answers like HAProxy's CLI — read one command line
+// (commands separated by ';'), write the replies, close — with replies HAProxy cannot be made to give: huge, empty, or none
 // at all. It serves each connection in its own goroutine.
 type FakeStatsSocket struct {
 	Network, Address string
@@ -378,14 +378,21 @@ func (f *FakeStatsSocket) answer(c net.Conn) {
 	if err != nil {
 		return
 	}
-	f.commands.Add(1)
+	// Commands separated by ';' are answered in order, each reply as it is (a reply captured
+	// from HAProxy ends with the empty line HAProxy's CLI puts after every answer).
+	cmds := strings.Split(strings.TrimSpace(line), ";")
+	f.commands.Add(int64(len(cmds)))
 	if f.hang {
 		<-f.closed
 		return
 	}
-	reply, ok := f.replies[strings.TrimSpace(line)]
-	if !ok {
-		reply = []byte("Unknown command. Please enter one of the following commands only :\n")
+	for _, cmd := range cmds {
+		reply, ok := f.replies[strings.TrimSpace(cmd)]
+		if !ok {
+			reply = []byte("Unknown command. Please enter one of the following commands only :\n\n")
+		}
+		if _, err := c.Write(reply); err != nil {
+			return
+		}
 	}
-	c.Write(reply)
 }

@@ -264,25 +264,37 @@ func TestRoundWithEndlessReply(t *testing.T) {
 }
 
 // TestMaxReplySizeIsInclusive: a reply of exactly max-reply-size bytes is stored whole, one
-// byte more fails; both for a reply that fits the first read and one that needs the copy.
+// byte more fails; for a reply that fits the first read and one that needs the copy, for the
+// `show info` part of the connection's reply and for the `show stat` part after it.
 func TestMaxReplySizeIsInclusive(t *testing.T) {
+	small := []byte("Name: HAProxy\n\n")
 	for _, limit := range []int64{100, 4096} {
 		for _, size := range []int64{limit, limit + 1} {
-			dir := shortDir(t)
-			reply := bytes.Repeat([]byte("z"), int(size))
-			testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "a.sock"), testrig.FakeReply{"show info": reply, "show stat": reply}, false)
-			log, _ := testrig.Logger()
-			b := newBuilding(t)
-			err := pullAll(t, context.Background(), New(Options{SocketDir: dir, MaxReplySize: limit, BufferLimit: 1000}, log), b)["a.sock"]
-			switch {
-			case size == limit && err != nil:
-				t.Errorf("limit %d, reply %d: %v", limit, size, err)
-			case size == limit:
-				if got, _ := os.ReadFile(filepath.Join(b.Path(), "a.sock_stat")); !bytes.Equal(got, reply) {
-					t.Errorf("limit %d: stored %d bytes of %d", limit, len(got), size)
+			for _, cmd := range []string{"show info", "show stat"} {
+				dir := shortDir(t)
+				// HAProxy-shaped: a reply ends with an empty line, and has none before
+				reply := append(bytes.Repeat([]byte("z"), int(size)-2), "\n\n"...)
+				replies := testrig.FakeReply{"show info": small, "show stat": reply}
+				file := "a.sock_stat"
+				if cmd == "show info" {
+					replies = testrig.FakeReply{"show info": reply, "show stat": small}
+					file = "a.sock_info"
 				}
-			case err == nil || !strings.Contains(err.Error(), "is larger than max-reply-size ("+strconv.FormatInt(limit, 10)+" bytes)"):
-				t.Errorf("limit %d, reply %d: %v", limit, size, err)
+				testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "a.sock"), replies, false)
+				log, _ := testrig.Logger()
+				b := newBuilding(t)
+				err := pullAll(t, context.Background(), New(Options{SocketDir: dir, MaxReplySize: limit, BufferLimit: 1000}, log), b)["a.sock"]
+				switch {
+				case size == limit && err != nil:
+					t.Errorf("limit %d, %s reply %d: %v", limit, cmd, size, err)
+				case size == limit:
+					if got, _ := os.ReadFile(filepath.Join(b.Path(), file)); !bytes.Equal(got, reply) {
+						t.Errorf("limit %d: stored %d bytes of %d in %s", limit, len(got), size, file)
+					}
+				case err == nil || !strings.Contains(err.Error(), "reply to \""+cmd+"\"") ||
+					!strings.Contains(err.Error(), "is larger than max-reply-size ("+strconv.FormatInt(limit, 10)+" bytes)"):
+					t.Errorf("limit %d, %s reply %d: %v", limit, cmd, size, err)
+				}
 			}
 		}
 	}

@@ -3,11 +3,13 @@
 // haproxystats-pull (§3.3, §3.4 of the reference), with its crashes turned into per-source
 // failures.
 //
-// Per socket, each command gets its own connection (HAProxy closes a non-interactive CLI
-// connection after answering). A connection attempt is bounded by `timeout`; a failed attempt
-// is retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The reply
-// is read until EOF and streamed into <name>_info or <name>_stat: an empty reply fails
-// ("received zero data"), and so do read and write errors. Everything obeys the round's context
+// Per socket, one connection asks `show info;show stat` (HAProxy closes a non-interactive CLI
+// connection after answering; haproxystats made one connection per command): the reply is
+// split at the empty line that ends `show info`'s (both.go), so the files are byte for byte
+// those of two connections. A connection attempt is bounded by `timeout`; a failed attempt is
+// retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The reply is
+// read until EOF and streamed into <name>_info and <name>_stat: an empty reply, or one that
+// ends before `show stat`'s, fails ("received zero data"), and so do read and write errors. Everything obeys the round's context
 // (pull-timeout, shutdown).
 //
 // Memory: replies are never held in memory. A request reads its first bytes into a small
@@ -183,7 +185,7 @@ func (p *Provider) Sources(ctx context.Context) ([]pull.Source, error) {
 // something else) must not turn into thousands of connections, files and log lines per round.
 const (
 	// MaxSocketDirSockets is how many UNIX sockets of socket-dir one round pulls, like the at
-	// most 1024 items of `servers`: each is two connections, two goroutines and two files.
+	// most 1024 items of `servers`: each is a connection, a goroutine and two files.
 	MaxSocketDirSockets = 1024
 	// maxSocketDirEntries bounds the entries listed (and stat'ed) per round.
 	maxSocketDirEntries = 64 << 10
@@ -325,33 +327,9 @@ func (s *socket) kind() string {
 	return "TCP"
 }
 
-// Pull sends both commands concurrently; the first failure cancels the other request, since the
-// source has failed anyway.
+// Pull asks for both replies on one connection (pullBoth).
 func (s *socket) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	errs := make(chan error, 2)
-	for _, r := range [2]struct{ cmd, file string }{{"show info", s.name + "_info"}, {"show stat", s.name + "_stat"}} {
-		go func() {
-			err := s.request(ctx, snap, r.cmd, r.file)
-			if err != nil {
-				cancel(err)
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for range 2 {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	// The request that failed first names the real problem; the other one only saw the
-	// cancellation it caused.
-	if cause := context.Cause(ctx); first != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return cause
-	}
-	return first
+	return s.pullBoth(ctx, snap)
 }
 
 // request runs one command on its own connection and streams the reply into file.

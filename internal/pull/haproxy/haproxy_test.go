@@ -206,7 +206,7 @@ func TestSilentSocketFailsAtDeadlineWithoutStarvingOthers(t *testing.T) {
 	for _, n := range []string{"hung1.sock", "hung2.sock", "hung3.sock"} {
 		testrig.ServeFakeStats(t, "unix", filepath.Join(dir, n), nil, true)
 	}
-	big := bytes.Repeat([]byte("x"), 1<<20)
+	big := append(bytes.Repeat([]byte("x"), 1<<20), "\n\n"...) // HAProxy ends a reply with an empty line
 	for _, n := range []string{"ok1.sock", "ok2.sock"} {
 		testrig.ServeFakeStats(t, "unix", filepath.Join(dir, n), testrig.FakeReply{"show info": big, "show stat": big}, false)
 	}
@@ -266,13 +266,13 @@ func TestConnectRetries(t *testing.T) {
 		if err := errs[closed]; err == nil || !strings.Contains(err.Error(), "failed to connect to TCP socket "+closed+" after") {
 			t.Fatalf("retries=%d: %v", retries, err)
 		}
-		// Two requests (show info, show stat), each retried `retries` times.
+		// One connection per socket (show info;show stat), retried `retries` times.
 		caught := logs.Lines("level=WARN", "when connecting to TCP socket "+closed, "connection refused", "sleeping for 0.02 seconds")
-		if len(caught) != 2*retries {
-			t.Fatalf("retries=%d: %d retry lines, want %d:\n%s", retries, len(caught), 2*retries, logs)
+		if len(caught) != retries {
+			t.Fatalf("retries=%d: %d retry lines, want %d:\n%s", retries, len(caught), retries, logs)
 		}
 		for r := retries; r >= 1; r-- {
-			if n := len(logs.Lines("remaining tries " + string(rune('0'+r)))); n != 2 {
+			if n := len(logs.Lines("remaining tries " + string(rune('0'+r)))); n != 1 {
 				t.Errorf("retries=%d: %d lines with remaining tries %d", retries, n, r)
 			}
 		}
@@ -303,7 +303,7 @@ func TestRetrySucceedsWhenSocketAppears(t *testing.T) {
 	for len(logs.Lines("when connecting to UNIX socket "+path)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	testrig.ServeFakeStats(t, "unix", path, testrig.FakeReply{"show info": []byte("Name: HAProxy\n"), "show stat": []byte("# pxname,svname,\n\n")}, false)
+	testrig.ServeFakeStats(t, "unix", path, testrig.FakeReply{"show info": []byte("Name: HAProxy\n\n"), "show stat": []byte("# pxname,svname,\n\n")}, false)
 	if err := (<-done)["late.sock"]; err != nil {
 		t.Fatalf("socket appeared while retrying: %v", err)
 	}
@@ -390,5 +390,47 @@ func TestSocketDirIsBounded(t *testing.T) {
 	}
 	if len(sources) > 101 {
 		t.Errorf("%d sources from 100 entries", len(sources))
+	}
+}
+
+// TestBothRepliesSplitAtAnyOffset: the one-connection reply is split at the end of `show
+// info`'s wherever the reads and the copy buffer cut it, including an empty line straddling
+// two reads or a flush of the buffer.
+func TestBothRepliesSplitAtAnyOffset(t *testing.T) {
+	stat := golden(t, "admin5.sock_stat")
+	for _, infoLen := range []int{2, 3, 511, 512, 513, 1022, 1023, 1024, 1025, 1026, 2047, 2048, 2049, 5000} {
+		dir := shortDir(t)
+		info := append(bytes.Repeat([]byte("i"), infoLen-2), "\n\n"...)
+		for i := 50; i < len(info)-3; i += 51 {
+			info[i] = '\n' // single newlines inside, as `Name: value` lines
+		}
+		testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "a.sock"), testrig.FakeReply{"show info": info, "show stat": stat}, false)
+		log, _ := testrig.Logger()
+		b := newBuilding(t)
+		if err := pullAll(t, context.Background(), New(Options{SocketDir: dir, BufferLimit: 1}, log), b)["a.sock"]; err != nil {
+			t.Fatalf("info of %d bytes: %v", infoLen, err)
+		}
+		for file, want := range map[string][]byte{"a.sock_info": info, "a.sock_stat": stat} {
+			if got, _ := os.ReadFile(filepath.Join(b.Path(), file)); !bytes.Equal(got, want) {
+				t.Errorf("info of %d bytes: %s holds %d bytes, want %d", infoLen, file, len(got), len(want))
+			}
+		}
+	}
+}
+
+func TestInfoEnd(t *testing.T) {
+	for _, c := range []struct {
+		b      string
+		from   int
+		lastNL bool
+		want   int
+	}{
+		{"", 0, false, -1}, {"\n", 0, false, -1}, {"\n", 0, true, 1}, {"\n\n", 0, false, 2},
+		{"a\n\nb", 0, false, 3}, {"a\n\nb", 2, false, 3}, {"a\n\nb", 3, false, -1}, {"ab\n", 3, false, -1},
+		{"ab\n\n", 3, false, 4}, {"x\n", 0, true, -1},
+	} {
+		if got := infoEnd([]byte(c.b), c.from, c.lastNL); got != c.want {
+			t.Errorf("infoEnd(%q, %d, %v) = %d, want %d", c.b, c.from, c.lastNL, got, c.want)
+		}
 	}
 }
