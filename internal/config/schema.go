@@ -66,6 +66,7 @@ var schema = []sectionSchema{
 		{name: "max-reply-size", def: "268435456", hasDefault: true, extension: true},
 		{name: "self-metrics", def: "false", hasDefault: true, extension: true},
 		{name: "listen", def: "", hasDefault: true, extension: true},
+		{name: "typed", def: "false", hasDefault: true, extension: true},
 	}},
 	{"process", []option{
 		def("workers", "4"),

@@ -7,6 +7,8 @@
 //	    <epoch>/                       one snapshot (published, complete): a real directory
 //	        <socket>_info              HAProxy: raw `show info` reply, verbatim   e.g. admin1.sock_info
 //	        <socket>_stat              HAProxy: raw `show stat` reply, verbatim   e.g. 127.0.0.1:5555_stat, ::1:4444_stat
+//	        <socket>_info.typed        with [pull] typed, in place of _info: raw `show info typed` reply, verbatim
+//	        <socket>_stat.typed        with [pull] typed, in place of _stat: raw `show stat typed` reply, verbatim
 //	        <source>/                  a named source ([source.<source>]), e.g. apps/
 //	            source.json            what it is: {"format":1,"kind":"openmetrics","source":"apps","options":[…]}
 //	            <instance>.body        one instance's reply body as received (decompressed)
@@ -32,6 +34,9 @@
 //     HAProxy source of [pull], exactly as haproxystats wrote them: <socket> is the socket's base
 //     name for UNIX sockets and <host>:<port> for TCP (IPv6 without brackets). Its kind is
 //     [TopLevelKind] ("haproxy"). A snapshot with HAProxy only is exactly haproxystats' layout.
+//     With [pull] typed = true the same sockets are asked the typed forms instead, into
+//     <socket>_info.typed and <socket>_stat.typed ([TypedSuffix]); the processor reads either
+//     form of a socket (the typed one when a snapshot has both) to the same paths and values.
 //   - One directory per named source: its name is the source name (letters, digits, '_' and '-',
 //     not starting with '-', not an integer, not ending in _info or _stat; [CheckPartName]),
 //     and its [SourceInfoFile] says its kind and records the source's processing options

@@ -75,6 +75,7 @@ func FromConfig(cfg config.Pull, log *slog.Logger) *Provider {
 		Workers:      cfg.Workers,
 		MaxReplySize: cfg.MaxReplySize,
 		AllowPartial: cfg.AllowPartial,
+		Typed:        cfg.Typed,
 	}, log)
 }
 
@@ -91,6 +92,9 @@ type Options struct {
 	MaxReplySize int64
 	// AllowPartial publishes the sockets that answered when others failed ([pull] allow-partial).
 	AllowPartial bool
+	// Typed asks `show info typed` / `show stat typed` into <name>_info.typed /
+	// <name>_stat.typed ([pull] typed; see typed.go).
+	Typed bool
 }
 
 // Provider lists the HAProxy stats sockets of each round.
@@ -288,7 +292,8 @@ func (p *Provider) takeBuffer(ctx context.Context) ([]byte, error) {
 
 func (p *Provider) giveBuffer(b []byte) { p.bufs <- b }
 
-// socket is one stats socket: a pull.Source writing <name>_info and <name>_stat.
+// socket is one stats socket: a pull.Source writing <name>_info and <name>_stat (with Typed,
+// <name>_info.typed and <name>_stat.typed).
 type socket struct {
 	p       *Provider
 	network string // "unix" or "tcp"
@@ -311,7 +316,7 @@ func (s *socket) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	errs := make(chan error, 2)
-	for _, r := range [2]struct{ cmd, file string }{{"show info", s.name + "_info"}, {"show stat", s.name + "_stat"}} {
+	for _, r := range s.p.commands(s.name) {
 		go func() {
 			err := s.request(ctx, snap, r.cmd, r.file)
 			if err != nil {
