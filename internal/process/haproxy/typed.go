@@ -425,17 +425,17 @@ func (tc *typedTranscoder) noteName(data, line []byte, t *typedLine, no int) err
 }
 
 // layout chooses the columns: the positions seen in order, the static columns nobody sent
-// (when the names sent match staticFields), and `-` before the first module counter (the
-// first position whose name is not a static column's).
+// (when the names sent match staticFields), and `-` before the module counters (the
+// positions after the last static column's name), when there are any.
 func (tc *typedTranscoder) layout(data []byte) {
-	modStart := tc.maxPos + 1
-	for pos := 0; pos <= tc.maxPos; pos++ {
-		if tc.nameE[pos] < 0 {
-			continue
-		}
-		if _, static := staticIndex[string(data[tc.nameS[pos]:tc.nameE[pos]])]; !static {
-			modStart = pos
-			break
+	// the module counters start after the last static name
+	modStart := 0
+	for pos := tc.maxPos; pos >= 0; pos-- {
+		if tc.nameE[pos] >= 0 {
+			if _, static := staticIndex[string(data[tc.nameS[pos]:tc.nameE[pos]])]; static {
+				modStart = pos + 1
+				break
+			}
 		}
 	}
 	tableOK := modStart <= len(staticFields)
@@ -449,7 +449,7 @@ func (tc *typedTranscoder) layout(data []byte) {
 	tc.cols = tc.cols[:0]
 	for pos := 0; pos <= tc.maxPos; pos++ {
 		tc.colOf[pos] = -1
-		if pos == modStart {
+		if pos == modStart && pos > 0 {
 			tc.cols = append(tc.cols, colDash)
 		}
 		switch {
