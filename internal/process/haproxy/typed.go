@@ -87,6 +87,7 @@ const typedObjs = "FBSL"
 
 // typedTranscoder turns typed replies into the plain forms. Its slices are reused.
 type typedTranscoder struct {
+	in  []byte // the typed stat reply being read
 	out []byte // the transcoded text
 
 	// by field position: the name (offsets in the data; nameE < 0 when not seen)
@@ -100,6 +101,7 @@ type typedTranscoder struct {
 	// the current row's cells by column (offsets in the data; cellE < 0 when empty)
 	cellS, cellE []int32
 	quote        []bool // the current row's cells to quote, by column
+	recs         []typedRec
 	// nature by row type and field position (0 when not given)
 	nat [len(typedObjs)][]Nature
 	// show info: the natures by name (offsets in the data)
@@ -167,77 +169,97 @@ func typedError(line int, format string, args ...any) error {
 	return &statError{line, "malformed typed reply: " + fmt.Sprintf(format, args...)}
 }
 
-// parseTypedLine parses line (without '\n'); stat tells the stat form from the info form.
+// parseTypedLine parses line (without '\n'); stat tells the stat form from the info form. It
+// returns what is wrong, "" when nothing is. One pass over the bytes, calling nothing: most
+// lines are about 30 bytes, where a call per separator would cost more than the scan.
 func parseTypedLine(line []byte, stat bool, t *typedLine) string {
-	c1 := bytes.IndexByte(line, ':')
-	if c1 < 0 {
-		return "no `:` (not a typed reply)"
-	}
-	c2 := bytes.IndexByte(line[c1+1:], ':')
-	if c2 < 0 {
-		return "fewer than 4 `:`-separated parts"
-	}
-	c2 += c1 + 1
-	c3 := bytes.IndexByte(line[c2+1:], ':')
-	if c3 < 0 {
-		return "fewer than 4 `:`-separated parts"
-	}
-	c3 += c2 + 1
-	name := line[:c1]
 	i := 0
 	if stat {
-		if len(name) < 2 || name[1] != '.' || bytes.IndexByte([]byte(typedObjs), name[0]) < 0 {
+		if len(line) < 2 || line[1] != '.' || !(line[0] == 'F' || line[0] == 'B' || line[0] == 'S' || line[0] == 'L') {
 			return "the object is not F, B, S or L"
 		}
-		t.obj = name[0]
+		t.obj = line[0]
 		i = 2
 		for range 2 { // px_id, id
-			j := digitsEnd(name, i)
-			if j == i || j >= len(name) || name[j] != '.' {
+			j := digitsEnd(line, i)
+			if j == i || j >= len(line) || line[j] != '.' {
 				return "bad proxy or object id"
 			}
 			i = j + 1
 		}
 		t.keyE = i
 	}
-	j := digitsEnd(name, i)
-	if j == i || j >= len(name) || name[j] != '.' || j-i > 5 {
+	j := digitsEnd(line, i)
+	if j == i || j >= len(line) || line[j] != '.' || j-i > 5 {
 		return "bad field position"
 	}
-	t.pos = 0
-	for _, c := range name[i:j] {
-		t.pos = t.pos*10 + int(c-'0')
+	pos := 0
+	for _, c := range line[i:j] {
+		pos = pos*10 + int(c-'0')
 	}
-	if t.pos >= headerFields {
-		return fmt.Sprintf("field position %d is beyond %d", t.pos, headerFields)
+	if pos >= headerFields {
+		return fmt.Sprintf("field position %d is beyond %d", pos, headerFields)
 	}
+	t.pos = pos
 	t.nameS = j + 1
-	dot := bytes.LastIndexByte(name, '.')
+	// the name and process number end at the first ':'; the process number follows the last '.'
+	dot, c1 := -1, -1
+	bad := false
+	for k := t.nameS; k < len(line); k++ {
+		c := line[k]
+		if c == ':' {
+			c1 = k
+			break
+		}
+		if c == '.' {
+			dot = k
+		}
+		bad = bad || c == ',' || c == '"'
+	}
+	if c1 < 0 {
+		return "fewer than 4 `:`-separated parts"
+	}
 	if dot <= t.nameS {
 		return "no field name and process number"
 	}
-	t.nameE = dot
-	t.procS, t.procE = dot+1, len(name)
-	if digitsEnd(name, t.procS) != t.procE || t.procS == t.procE {
+	if bad {
+		return "a field name or process number with `,` or `\"`"
+	}
+	t.nameE, t.procS, t.procE = dot, dot+1, c1
+	if t.procS == t.procE || digitsEnd(line, t.procS) != t.procE {
 		return "bad process number"
 	}
-	if bytes.IndexByte(name[t.nameS:t.nameE], ',') >= 0 || bytes.IndexByte(name[t.nameS:t.nameE], '"') >= 0 {
-		return "a field name with `,` or `\"`"
+	// tags: 3 or 4 characters, then the type
+	c2 := -1
+	for k := c1 + 1; k < len(line) && k <= c1+5; k++ {
+		if line[k] == ':' {
+			c2 = k
+			break
+		}
 	}
-	tags := line[c1+1 : c2]
-	if len(tags) < 3 || len(tags) > 4 {
+	if c2 < 0 && len(line) <= c1+5 {
+		return "fewer than 4 `:`-separated parts"
+	}
+	if n := c2 - c1 - 1; c2 < 0 || n < 3 || n > 4 {
 		return "the tags are not 3 or 4 characters"
 	}
-	t.nature = Nature(tags[1])
-	typ := line[c2+1 : c3]
-	val := line[c3+1:]
-	t.valS = c3 + 1
+	t.nature = Nature(line[c1+2])
+	if len(line) < c2+5 || line[c2+4] != ':' {
+		if bytes.IndexByte(line[c2+1:], ':') < 0 {
+			return "fewer than 4 `:`-separated parts"
+		}
+		return "an unknown type " + fmt.Sprintf("%q", line[c2+1:c2+1+bytes.IndexByte(line[c2+1:], ':')])
+	}
+	typ := line[c2+1 : c2+4]
+	val := line[c2+5:]
+	t.valS = c2 + 5
 	t.str, t.quoted, t.needQuote = false, false, false
 	switch string(typ) {
 	case "u32", "u64":
 		if len(val) == 0 || digitsEnd(val, 0) != len(val) {
 			return "an unsigned value that is not digits"
 		}
+		return ""
 	case "s32", "s64":
 		k := 0
 		if len(val) > 0 && val[0] == '-' {
@@ -246,6 +268,7 @@ func parseTypedLine(line []byte, stat bool, t *typedLine) string {
 		if len(val) == k || digitsEnd(val, k) != len(val) {
 			return "a signed value that is not an integer"
 		}
+		return ""
 	case "flt":
 		if len(val) == 0 {
 			return "an empty float"
@@ -255,21 +278,26 @@ func parseTypedLine(line []byte, stat bool, t *typedLine) string {
 				return "a float value that is not a number"
 			}
 		}
+		return ""
 	case "str":
-		t.str = true
-		if len(val) > 0 && val[0] == '"' {
-			if !wellQuoted(val) {
-				return "a quoted string value that is not closed"
-			}
-			t.quoted = true
-		} else {
-			t.needQuote = bytes.IndexByte(val, ',') >= 0 || bytes.IndexByte(val, '"') >= 0
-		}
 	default:
 		return "an unknown type " + fmt.Sprintf("%q", typ)
 	}
-	if bytes.IndexByte(val, '\r') >= 0 {
-		return "a value with a carriage return"
+	t.str = true
+	special := false
+	for _, c := range val {
+		if c == '\r' {
+			return "a value with a carriage return"
+		}
+		special = special || c == ',' || c == '"'
+	}
+	if len(val) > 0 && val[0] == '"' {
+		if !wellQuoted(val) {
+			return "a quoted string value that is not closed"
+		}
+		t.quoted = true
+	} else {
+		t.needQuote = special
 	}
 	return ""
 }
@@ -326,6 +354,14 @@ func grow32(s []int32, n int) []int32 {
 	return s[:n]
 }
 
+// typedRec is one field of the reply, as pass 1 found it.
+type typedRec struct {
+	valS, valE int32 // the value, in the data
+	pos        int16
+	newRow     bool // the first field of an object
+	quote      bool // a str value to CSV-quote
+}
+
 // transcodeStat turns a `show stat typed` reply into the `show stat` CSV in tc.out, and fills
 // tc.nat with the natures it declares.
 func (tc *typedTranscoder) transcodeStat(data []byte) error {
@@ -342,20 +378,43 @@ func (tc *typedTranscoder) transcodeStat(data []byte) error {
 		}
 	}
 	tc.maxPos = -1
-	// Pass 1: check every line, collect the field names by position and the natures.
+	// Pass 1: check every line, collect the field names by position, the natures and where
+	// each value is. A new object (obj, px_id, id, process) starts a row, and so does a field
+	// position that does not increase.
 	var t typedLine
-	lines := 0
-	err := forLines(data, func(line []byte, no int) error {
+	recs := tc.recs[:0]
+	var key, proc []byte
+	lastPos := -1
+	for rest, no := data, 1; len(rest) > 0; no++ {
+		line := rest
+		if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
+			line, rest = rest[:nl], rest[nl+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
 		if msg := parseTypedLine(line, true, &t); msg != "" {
+			tc.recs = recs
 			return typedError(no, "%s", msg)
 		}
-		lines++
-		return tc.noteName(data, line, &t, no)
-	})
-	if err != nil {
-		return err
+		if err := tc.noteName(data, line, &t, no); err != nil {
+			tc.recs = recs
+			return err
+		}
+		k, pr := line[:t.keyE], line[t.procS:t.procE]
+		base := int32(offsetIn(data, line))
+		r := typedRec{valS: base + int32(t.valS), valE: base + int32(len(line)), pos: int16(t.pos), quote: t.needQuote}
+		if len(recs) == 0 || t.pos <= lastPos || string(k) != string(key) || string(pr) != string(proc) {
+			r.newRow = true
+			key, proc = k, pr
+		}
+		lastPos = t.pos
+		recs = append(recs, r)
 	}
-	if lines == 0 {
+	tc.recs = recs
+	if len(recs) == 0 {
 		return errors.New("empty file")
 	}
 	tc.layout(data)
@@ -364,39 +423,22 @@ func (tc *typedTranscoder) transcodeStat(data []byte) error {
 	nCols := len(tc.cols)
 	tc.cellS = grow32(tc.cellS, nCols)
 	tc.cellE = grow32(tc.cellE, nCols)
-	var key, proc []byte
-	lastPos := -1
-	inRow := false
-	quoteFlags := tc.quoteFlags(nCols)
-	flush := func() {
-		if inRow {
-			out = tc.row(data, out, quoteFlags)
+	quote := tc.quoteFlags(nCols)
+	for i, r := range recs {
+		if r.newRow {
+			if i > 0 {
+				out = tc.row(data, out, quote)
+			}
+			for c := range tc.cellE {
+				tc.cellE[c] = -1
+			}
+			clear(quote)
 		}
-		for i := range tc.cellE {
-			tc.cellE[i] = -1
-		}
-		clear(quoteFlags)
-		inRow = true
+		c := tc.colOf[r.pos]
+		tc.cellS[c], tc.cellE[c] = r.valS, r.valE
+		quote[c] = r.quote
 	}
-	forLines(data, func(line []byte, no int) error {
-		parseTypedLine(line, true, &t) // checked in pass 1
-		k, pr := line[:t.keyE], line[t.procS:t.procE]
-		if !inRow || t.pos <= lastPos || !bytes.Equal(k, key) || !bytes.Equal(pr, proc) {
-			flush()
-			key, proc = k, pr
-		}
-		lastPos = t.pos
-		c := tc.colOf[t.pos]
-		base := int32(offsetIn(data, line))
-		tc.cellS[c], tc.cellE[c] = base+int32(t.valS), base+int32(len(line))
-		if t.needQuote {
-			quoteFlags[c] = true
-		}
-		return nil
-	})
-	if inRow {
-		out = tc.row(data, out, quoteFlags)
-	}
+	out = tc.row(data, out, quote)
 	tc.out = append(out, '\n')
 	return nil
 }
@@ -554,30 +596,44 @@ func (tc *typedTranscoder) transcodeInfo(data []byte) error {
 	return err
 }
 
-// shrink gives back a transcoding buffer that grew past the read buffer's size.
+// maxTypedKept bounds the typed buffers kept from one snapshot to the next: a typed reply is
+// several times the size of its CSV (about 25 KB per 10 objects), and growing the buffers
+// again for every snapshot would cost more than keeping them. Larger ones are given back.
+const maxTypedKept = 16 << 20
+
+// shrink gives back the buffers that grew past maxTypedKept.
 func (tc *typedTranscoder) shrink() {
-	if cap(tc.out) > readBufferSize {
+	if cap(tc.out) > maxTypedKept {
 		tc.out = nil
+	}
+	if cap(tc.in) > maxTypedKept {
+		tc.in = nil
 	}
 }
 
 // parseTypedStatFile aggregates a `show stat typed` reply: it is read whole, transcoded into
 // CSV and parsed as a `show stat` reply from memory. Its natures are recorded when it is used.
 func (p *Processor) parseTypedStatFile(path string) (scanned bool, err error) {
+	tc := &p.tc
+	// The typed reply is read whole into its own buffer (kept across files and snapshots, see
+	// shrink), then the CSV parser reads p.rd: it gets the transcoded text as a file read to
+	// its end (it calls fill only before the end). The read buffer is set aside meanwhile.
+	saved := p.rd.buf
+	defer func() { p.rd.buf, p.rd.r, p.rd.w = saved, 0, 0 }()
+	if tc.in == nil {
+		tc.in = make([]byte, readBufferSize)
+	}
+	p.rd.buf = tc.in
 	data, err := p.rd.readAll(path)
+	tc.in = p.rd.buf
 	if err != nil {
 		return false, err
 	}
-	tc := &p.tc
 	if err := tc.transcodeStat(data); err != nil {
 		return false, err
 	}
-	// The CSV parser reads p.rd: give it the transcoded text as a file read to its end (it
-	// calls fill only before the end). data stays in the read buffer, set aside meanwhile.
-	saved := p.rd.buf
 	p.rd.buf, p.rd.r, p.rd.w, p.rd.eof = tc.out, 0, len(tc.out), true
 	scanned, err = p.parseStat(path)
-	p.rd.buf, p.rd.r, p.rd.w = saved, 0, 0
 	if err != nil {
 		return scanned, err
 	}

@@ -239,7 +239,7 @@ func TestTypedMalformedFilesSkipped(t *testing.T) {
 	cases := []struct {
 		name, stat, info, want string
 	}{
-		{"unknown command", "Unknown command. Please enter one of the following commands only :\n", "", "line 1: malformed typed reply: fewer than 4 `:`-separated parts"},
+		{"unknown command", "Unknown command. Please enter one of the following commands only :\n", "", "line 1: malformed typed reply: the object is not F, B, S or L"},
 		{"plain csv in a typed file", string(readTyped(t, "admin1.sock_stat")), "", "line 1: malformed typed reply"},
 		{"bad object", replace(3, "X.2.0.4.scur.1:MGP:u32:0"), "", "line 3: malformed typed reply: the object is not F, B, S or L"},
 		{"bad value", replace(5, "F.2.0.6.slim.1:CLP:u32:12a"), "", "line 5: malformed typed reply: an unsigned value that is not digits"},
