@@ -31,6 +31,7 @@ const (
 // fileReader streams one file through a reused buffer.
 type fileReader struct {
 	f    *os.File
+	src  io.Reader // read instead of f when set (a typed reply's transcoder)
 	buf  []byte
 	r, w int
 	eof  bool
@@ -69,7 +70,13 @@ func (fr *fileReader) fill() error {
 		copy(nb, fr.buf[:fr.w])
 		fr.buf = nb
 	}
-	n, err := fr.f.Read(fr.buf[fr.w:])
+	var n int
+	var err error
+	if fr.src != nil {
+		n, err = fr.src.Read(fr.buf[fr.w:])
+	} else {
+		n, err = fr.f.Read(fr.buf[fr.w:])
+	}
 	fr.w += n
 	if err == io.EOF {
 		fr.eof = true

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
+
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 // Typed snapshots ([pull] typed): <socket>_stat.typed holds a `show stat typed` reply and
@@ -25,8 +28,9 @@ import (
 //
 // A malformed line rejects the whole file, with a problem naming the file and the line, as a
 // corrupt CSV file is. Bounds: field positions below headerFields (the CSV header bound), a
-// file of at most maxRecord bytes (read whole, like a *_info file); rows are bounded by the
-// file. Per field nothing is allocated: fields are offsets into the file's bytes.
+// line (and the field names together) of at most maxRecord bytes, like a CSV record; the
+// reply is streamed twice through a reused buffer, so its size is bounded only by the file,
+// as a CSV reply's. Per field nothing is allocated: fields are offsets into the buffers.
 
 const typedSuffix = ".typed"
 
@@ -85,23 +89,34 @@ func (p *Processor) setNature(key []byte, n Nature) {
 // typedObjs are the row types of `show stat typed`, in the order of typedTranscoder.nat.
 const typedObjs = "FBSL"
 
-// typedTranscoder turns typed replies into the plain forms. Its slices are reused.
+// typedTranscoder turns typed replies into the plain forms. A `show stat typed` reply is
+// streamed twice through a reused buffer: once to learn the field names (the CSV header comes
+// first), once to produce the rows, which it hands out as an io.Reader; so memory does not grow
+// with the reply (a typed reply is about 6 times its CSV). Its slices are reused.
 type typedTranscoder struct {
-	in  []byte // the typed stat reply being read
-	out []byte // the transcoded text
+	in  typedInput
+	br  bytes.Reader // the input of transcodeStat
+	out []byte       // transcodeStat's and transcodeInfo's result
 
-	// by field position: the name (offsets in the data; nameE < 0 when not seen)
+	// by field position: the name (offsets in names; nameE < 0 when not seen)
 	nameS, nameE []int32
+	names        []byte
 	maxPos       int
-	// by field position: its column in out, -1 for none
+	// by field position: its column, -1 for none
 	colOf []int32
 	// the columns: the position each shows, or colDash for the `-` column, or
 	// colStatic - i for a static name nobody sent (staticFields[i])
 	cols []int32
-	// the current row's cells by column (offsets in the data; cellE < 0 when empty)
+	// the current row: its cells by column (offsets in rowBuf; cellE < 0 when empty), the
+	// cells to quote, its object and process
 	cellS, cellE []int32
-	quote        []bool // the current row's cells to quote, by column
-	recs         []typedRec
+	quote        []bool
+	rowBuf       []byte
+	key, proc    []byte
+	// what Read hands out: pend[pendS:], then the next row; done after the final blank line
+	pend  []byte
+	pendS int
+	done  bool
 	// nature by row type and field position (0 when not given)
 	nat [len(typedObjs)][]Nature
 	// show info: the natures by name (offsets in the data)
@@ -354,22 +369,86 @@ func grow32(s []int32, n int) []int32 {
 	return s[:n]
 }
 
-// typedRec is one field of the reply, as pass 1 found it.
-type typedRec struct {
-	valS, valE int32 // the value, in the data
-	pos        int16
-	newRow     bool // the first field of an object
-	quote      bool // a str value to CSV-quote
+// typedInput reads the lines of a typed reply through a reused buffer.
+type typedInput struct {
+	r     io.ReadSeeker
+	buf   []byte
+	s, e  int // the unread bytes are buf[s:e]
+	eof   bool
+	line  int // number of the last line returned (1-based)
+	lastS int // where the last line returned starts (for unread)
 }
 
-// transcodeStat turns a `show stat typed` reply into the `show stat` CSV in tc.out, and fills
-// tc.nat with the natures it declares.
-func (tc *typedTranscoder) transcodeStat(data []byte) error {
+func (in *typedInput) reset(r io.ReadSeeker) {
+	if in.buf == nil {
+		in.buf = make([]byte, readBufferSize)
+	}
+	in.r, in.s, in.e, in.eof, in.line = r, 0, 0, false, 0
+}
+
+func (in *typedInput) rewind() error {
+	_, err := in.r.Seek(0, io.SeekStart)
+	in.s, in.e, in.eof, in.line = 0, 0, false, 0
+	return err
+}
+
+// next returns the next line without its '\n' (possibly empty), valid until the next call;
+// ok is false at the end. A line longer than maxRecord is an error.
+func (in *typedInput) next() (line []byte, ok bool, err error) {
+	for {
+		if i := bytes.IndexByte(in.buf[in.s:in.e], '\n'); i >= 0 {
+			line = in.buf[in.s : in.s+i]
+			in.lastS, in.s = in.s, in.s+i+1
+			in.line++
+			return line, true, nil
+		}
+		if in.eof {
+			if in.s == in.e {
+				return nil, false, nil
+			}
+			line = in.buf[in.s:in.e]
+			in.lastS, in.s = in.s, in.e
+			in.line++
+			return line, true, nil
+		}
+		if in.s > 0 {
+			in.e = copy(in.buf, in.buf[in.s:in.e])
+			in.s = 0
+		}
+		if in.e == len(in.buf) {
+			if len(in.buf) >= maxRecord {
+				return nil, false, &statError{in.line + 1, fmt.Sprintf("a line is longer than %d bytes", maxRecord)}
+			}
+			nb := make([]byte, min(2*len(in.buf), maxRecord))
+			copy(nb, in.buf[:in.e])
+			in.buf = nb
+		}
+		n, err := in.r.Read(in.buf[in.e:])
+		in.e += n
+		if err == io.EOF {
+			in.eof = true
+		} else if err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// unread gives back the line next just returned.
+func (in *typedInput) unread() {
+	in.s = in.lastS
+	in.line--
+}
+
+// start reads the whole reply r once, checking every line and collecting the field names by
+// position and the natures, and prepares Read to hand out the CSV from the header on.
+func (tc *typedTranscoder) start(r io.ReadSeeker) error {
+	tc.in.reset(r)
 	tc.nameS = grow32(tc.nameS, headerFields)
 	tc.nameE = grow32(tc.nameE, headerFields)
 	for i := range tc.nameE {
 		tc.nameE[i] = -1
 	}
+	tc.names = tc.names[:0]
 	for k := range tc.nat {
 		if tc.nat[k] == nil {
 			tc.nat[k] = make([]Nature, headerFields)
@@ -378,68 +457,145 @@ func (tc *typedTranscoder) transcodeStat(data []byte) error {
 		}
 	}
 	tc.maxPos = -1
-	// Pass 1: check every line, collect the field names by position, the natures and where
-	// each value is. A new object (obj, px_id, id, process) starts a row, and so does a field
-	// position that does not increase.
 	var t typedLine
-	recs := tc.recs[:0]
-	var key, proc []byte
-	lastPos := -1
-	for rest, no := data, 1; len(rest) > 0; no++ {
-		line := rest
-		if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
-			line, rest = rest[:nl], rest[nl+1:]
-		} else {
-			rest = nil
+	fields := 0
+	for {
+		line, ok, err := tc.in.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
 		}
 		if len(line) == 0 {
 			continue
 		}
 		if msg := parseTypedLine(line, true, &t); msg != "" {
-			tc.recs = recs
-			return typedError(no, "%s", msg)
+			return typedError(tc.in.line, "%s", msg)
 		}
-		if err := tc.noteName(data, line, &t, no); err != nil {
-			tc.recs = recs
+		if err := tc.noteName(line, &t, tc.in.line); err != nil {
 			return err
 		}
-		k, pr := line[:t.keyE], line[t.procS:t.procE]
-		base := int32(offsetIn(data, line))
-		r := typedRec{valS: base + int32(t.valS), valE: base + int32(len(line)), pos: int16(t.pos), quote: t.needQuote}
-		if len(recs) == 0 || t.pos <= lastPos || string(k) != string(key) || string(pr) != string(proc) {
-			r.newRow = true
-			key, proc = k, pr
-		}
-		lastPos = t.pos
-		recs = append(recs, r)
+		fields++
 	}
-	tc.recs = recs
-	if len(recs) == 0 {
+	if fields == 0 {
 		return errors.New("empty file")
 	}
-	tc.layout(data)
-	// Pass 2: the rows.
-	out := tc.header(data, tc.out[:0])
-	nCols := len(tc.cols)
-	tc.cellS = grow32(tc.cellS, nCols)
-	tc.cellE = grow32(tc.cellE, nCols)
-	quote := tc.quoteFlags(nCols)
-	for i, r := range recs {
-		if r.newRow {
-			if i > 0 {
-				out = tc.row(data, out, quote)
-			}
-			for c := range tc.cellE {
-				tc.cellE[c] = -1
-			}
-			clear(quote)
-		}
-		c := tc.colOf[r.pos]
-		tc.cellS[c], tc.cellE[c] = r.valS, r.valE
-		quote[c] = r.quote
+	tc.layout()
+	n := len(tc.cols)
+	tc.cellS = grow32(tc.cellS, n)
+	tc.cellE = grow32(tc.cellE, n)
+	if cap(tc.quote) < n {
+		tc.quote = make([]bool, n)
 	}
-	out = tc.row(data, out, quote)
-	tc.out = append(out, '\n')
+	tc.quote = tc.quote[:n]
+	tc.pend = tc.header(tc.pend[:0])
+	tc.pendS, tc.done = 0, false
+	return tc.in.rewind()
+}
+
+// Read hands out the CSV: the header, then one row per object, then the final blank line.
+// A line that fails now (the file changed since start) is an error.
+func (tc *typedTranscoder) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if tc.pendS < len(tc.pend) {
+			k := copy(p[n:], tc.pend[tc.pendS:])
+			tc.pendS += k
+			n += k
+			continue
+		}
+		if tc.done {
+			return n, io.EOF
+		}
+		tc.pend, tc.pendS = tc.pend[:0], 0
+		more, err := tc.nextRow()
+		if err != nil {
+			return n, err
+		}
+		if !more {
+			tc.pend = append(tc.pend, '\n')
+			tc.done = true
+		}
+	}
+	return n, nil
+}
+
+// nextRow appends the next object's row to pend; false when there is none. An object is the
+// fields of one (obj, px_id, id, process) in increasing position: a field of another object,
+// or at a position not after the last, starts the next row.
+func (tc *typedTranscoder) nextRow() (bool, error) {
+	for c := range tc.cellE {
+		tc.cellE[c] = -1
+	}
+	clear(tc.quote)
+	tc.rowBuf = tc.rowBuf[:0]
+	var t typedLine
+	started := false
+	lastPos := -1
+	for {
+		line, ok, err := tc.in.next()
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			break
+		}
+		if len(line) == 0 {
+			continue
+		}
+		if msg := parseTypedLine(line, true, &t); msg != "" {
+			return false, typedError(tc.in.line, "%s", msg)
+		}
+		k, pr := line[:t.keyE], line[t.procS:t.procE]
+		if started && (t.pos <= lastPos || string(k) != string(tc.key) || string(pr) != string(tc.proc)) {
+			tc.in.unread()
+			break
+		}
+		if !started {
+			tc.key, tc.proc = append(tc.key[:0], k...), append(tc.proc[:0], pr...)
+			started = true
+		}
+		lastPos = t.pos
+		if t.pos > tc.maxPos || tc.colOf[t.pos] < 0 {
+			return false, typedError(tc.in.line, "the file changed while it was read")
+		}
+		c := tc.colOf[t.pos]
+		tc.cellS[c] = int32(len(tc.rowBuf))
+		tc.rowBuf = append(tc.rowBuf, line[t.valS:]...)
+		tc.cellE[c] = int32(len(tc.rowBuf))
+		tc.quote[c] = t.needQuote
+	}
+	if !started {
+		return false, nil
+	}
+	tc.pend = tc.row(tc.pend)
+	return true, nil
+}
+
+// transcodeStat turns the `show stat typed` reply data into the `show stat` CSV in tc.out
+// (tests, benchmarks; the processor streams the file).
+func (tc *typedTranscoder) transcodeStat(data []byte) error {
+	tc.br.Reset(data)
+	if err := tc.start(&tc.br); err != nil {
+		return err
+	}
+	out := tc.out[:0]
+	for {
+		if len(out) == cap(out) {
+			out = append(out, 0)[:len(out)]
+		}
+		n, err := tc.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tc.out = out
+			return err
+		}
+	}
+	tc.out = out
 	return nil
 }
 
@@ -448,16 +604,20 @@ func offsetIn(data, sub []byte) int {
 	return cap(data) - cap(sub)
 }
 
-// noteName records the name and nature of the field of line t.
-func (tc *typedTranscoder) noteName(data, line []byte, t *typedLine, no int) error {
-	base := int32(offsetIn(data, line))
-	s, e := base+int32(t.nameS), base+int32(t.nameE)
+// noteName records the name (in names) and nature of the field of line t.
+func (tc *typedTranscoder) noteName(line []byte, t *typedLine, no int) error {
+	name := line[t.nameS:t.nameE]
 	if prev := tc.nameE[t.pos]; prev >= 0 {
-		if !bytes.Equal(data[tc.nameS[t.pos]:prev], data[s:e]) {
-			return typedError(no, "field position %d is named %q here and %q before", t.pos, data[s:e], data[tc.nameS[t.pos]:prev])
+		if before := tc.names[tc.nameS[t.pos]:prev]; string(before) != string(name) {
+			return typedError(no, "field position %d is named %q here and %q before", t.pos, name, before)
 		}
 	} else {
-		tc.nameS[t.pos], tc.nameE[t.pos] = s, e
+		if len(tc.names)+len(name) > maxRecord {
+			return typedError(no, "field names longer than %d bytes together", maxRecord)
+		}
+		tc.nameS[t.pos] = int32(len(tc.names))
+		tc.names = append(tc.names, name...)
+		tc.nameE[t.pos] = int32(len(tc.names))
 		tc.maxPos = max(tc.maxPos, t.pos)
 	}
 	if n := &tc.nat[strings.IndexByte(typedObjs, t.obj)][t.pos]; *n == NatureUnknown {
@@ -466,15 +626,20 @@ func (tc *typedTranscoder) noteName(data, line []byte, t *typedLine, no int) err
 	return nil
 }
 
+// name is the name of field position pos.
+func (tc *typedTranscoder) name(pos int) []byte {
+	return tc.names[tc.nameS[pos]:tc.nameE[pos]]
+}
+
 // layout chooses the columns: the positions seen in order, the static columns nobody sent
 // (when the names sent match staticFields), and `-` before the module counters (the
 // positions after the last static column's name), when there are any.
-func (tc *typedTranscoder) layout(data []byte) {
+func (tc *typedTranscoder) layout() {
 	// the module counters start after the last static name
 	modStart := 0
 	for pos := tc.maxPos; pos >= 0; pos-- {
 		if tc.nameE[pos] >= 0 {
-			if _, static := staticIndex[string(data[tc.nameS[pos]:tc.nameE[pos]])]; static {
+			if _, static := staticIndex[string(tc.name(pos))]; static {
 				modStart = pos + 1
 				break
 			}
@@ -483,7 +648,7 @@ func (tc *typedTranscoder) layout(data []byte) {
 	tableOK := modStart <= len(staticFields)
 	for pos := 0; pos < modStart && tableOK; pos++ {
 		if tc.nameE[pos] >= 0 {
-			name := string(data[tc.nameS[pos]:tc.nameE[pos]])
+			name := string(tc.name(pos))
 			tableOK = name == staticFields[pos] || name == staticAlt[pos]
 		}
 	}
@@ -505,7 +670,7 @@ func (tc *typedTranscoder) layout(data []byte) {
 }
 
 // header appends the CSV header line.
-func (tc *typedTranscoder) header(data, out []byte) []byte {
+func (tc *typedTranscoder) header(out []byte) []byte {
 	out = append(out, "# "...)
 	for _, c := range tc.cols {
 		switch {
@@ -514,12 +679,12 @@ func (tc *typedTranscoder) header(data, out []byte) []byte {
 		case c <= colStatic:
 			pos := int(colStatic - c)
 			name := staticFields[pos]
-			if alt, ok := staticAlt[pos]; ok && tc.seenName(data, name) {
+			if alt, ok := staticAlt[pos]; ok && tc.seenName(name) {
 				name = alt
 			}
 			out = append(out, name...)
 		default:
-			out = append(out, data[tc.nameS[c]:tc.nameE[c]]...)
+			out = append(out, tc.name(int(c))...)
 		}
 		out = append(out, ',')
 	}
@@ -527,32 +692,24 @@ func (tc *typedTranscoder) header(data, out []byte) []byte {
 }
 
 // seenName reports whether some position is named name.
-func (tc *typedTranscoder) seenName(data []byte, name string) bool {
+func (tc *typedTranscoder) seenName(name string) bool {
 	for pos := 0; pos <= tc.maxPos; pos++ {
-		if tc.nameE[pos] >= 0 && string(data[tc.nameS[pos]:tc.nameE[pos]]) == name {
+		if tc.nameE[pos] >= 0 && string(tc.name(pos)) == name {
 			return true
 		}
 	}
 	return false
 }
 
-// quoteFlags returns a reused []bool of n (the cells to quote), kept in tc.
-func (tc *typedTranscoder) quoteFlags(n int) []bool {
-	if cap(tc.quote) < n {
-		tc.quote = make([]bool, n)
-	}
-	return tc.quote[:n]
-}
-
 // row appends the current row: every cell followed by ','.
-func (tc *typedTranscoder) row(data, out []byte, quote []bool) []byte {
+func (tc *typedTranscoder) row(out []byte) []byte {
 	for i, c := range tc.cols {
 		switch {
 		case c == colDash:
 			out = append(out, '-')
 		case tc.cellE[i] >= 0:
-			v := data[tc.cellS[i]:tc.cellE[i]]
-			if quote[i] {
+			v := tc.rowBuf[tc.cellS[i]:tc.cellE[i]]
+			if tc.quote[i] {
 				out = appendQuoted(out, v)
 			} else {
 				out = append(out, v...)
@@ -596,54 +753,46 @@ func (tc *typedTranscoder) transcodeInfo(data []byte) error {
 	return err
 }
 
-// maxTypedKept bounds the typed buffers kept from one snapshot to the next: a typed reply is
-// several times the size of its CSV (about 25 KB per 10 objects), and growing the buffers
-// again for every snapshot would cost more than keeping them. Larger ones are given back.
-const maxTypedKept = 16 << 20
-
-// shrink gives back the buffers that grew past maxTypedKept.
+// shrink gives back the buffers that grew past the read buffer's size (a long line, a long
+// row, a large info reply).
 func (tc *typedTranscoder) shrink() {
-	if cap(tc.out) > maxTypedKept {
+	if cap(tc.out) > readBufferSize {
 		tc.out = nil
 	}
-	if cap(tc.in) > maxTypedKept {
-		tc.in = nil
+	if cap(tc.in.buf) > readBufferSize {
+		tc.in.buf = nil
 	}
+	if cap(tc.rowBuf) > readBufferSize {
+		tc.rowBuf, tc.pend = nil, nil
+	}
+	tc.in.r = nil
+	tc.br.Reset(nil)
 }
 
-// parseTypedStatFile aggregates a `show stat typed` reply: it is read whole, transcoded into
-// CSV and parsed as a `show stat` reply from memory. Its natures are recorded when it is used.
+// parseTypedStatFile aggregates a `show stat typed` reply: it is read once for its field names,
+// then again, transcoded row by row into the `show stat` CSV that the CSV parser reads (p.rd
+// reads from the transcoder instead of a file). Its natures are recorded when it is used.
 func (p *Processor) parseTypedStatFile(path string) (scanned bool, err error) {
-	tc := &p.tc
-	// The typed reply is read whole into its own buffer (kept across files and snapshots, see
-	// shrink), then the CSV parser reads p.rd: it gets the transcoded text as a file read to
-	// its end (it calls fill only before the end). The read buffer is set aside meanwhile.
-	saved := p.rd.buf
-	defer func() { p.rd.buf, p.rd.r, p.rd.w = saved, 0, 0 }()
-	if tc.in == nil {
-		tc.in = make([]byte, readBufferSize)
-	}
-	p.rd.buf = tc.in
-	data, err := p.rd.readAll(path)
-	tc.in = p.rd.buf
+	f, err := spool.OpenSnapshotFile(path)
 	if err != nil {
 		return false, err
 	}
-	if err := tc.transcodeStat(data); err != nil {
+	defer f.Close()
+	tc := &p.tc
+	if err := tc.start(f); err != nil {
 		return false, err
 	}
-	p.rd.buf, p.rd.r, p.rd.w, p.rd.eof = tc.out, 0, len(tc.out), true
+	p.rd.f, p.rd.src, p.rd.r, p.rd.w, p.rd.eof = nil, tc, 0, 0, false
 	scanned, err = p.parseStat(path)
+	p.rd.src, p.rd.r, p.rd.w = nil, 0, 0
 	if err != nil {
 		return scanned, err
 	}
-	var key []byte
 	for k := range typedObjs {
 		for pos, n := range tc.nat[k][:tc.maxPos+1] {
 			if n != NatureUnknown && tc.nameE[pos] >= 0 {
-				key = append(append(append(p.natKey[:0], typedObjs[k]), '.'), data[tc.nameS[pos]:tc.nameE[pos]]...)
-				p.natKey = key
-				p.setNature(key, n)
+				p.natKey = append(append(append(p.natKey[:0], typedObjs[k]), '.'), tc.name(pos)...)
+				p.setNature(p.natKey, n)
 			}
 		}
 	}

@@ -325,3 +325,53 @@ func TestTypedUnknownOrderKeepsOnlyTheColumnsSent(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// A typed reply many times the read buffer is streamed: the same lines as the plain reply of
+// the same rows, no buffer grown to its size, and a bad line far into it named by its number.
+func TestTypedLargeReplyIsStreamed(t *testing.T) {
+	const copies = 120 // 120 × 26 KB: about 12 read buffers
+	typedStat := bytes.Repeat(append(bytes.TrimRight(readTyped(t, "admin1.sock_stat.typed"), "\n"), '\n'), copies)
+	hdr, rows, _ := bytes.Cut(bytes.TrimRight(readTyped(t, "admin1.sock_stat"), "\n"), []byte("\n"))
+	plainStat := append(append(hdr, '\n'), bytes.Repeat(append(rows, '\n'), copies)...)
+	if len(typedStat) < 10*readBufferSize {
+		t.Fatalf("only %d bytes", len(typedStat))
+	}
+	write := func(name string, data []byte) string {
+		dir := filepath.Join(t.TempDir(), "1796276700")
+		os.Mkdir(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	log, lb := newTestLogger()
+	p := NewProcessor(Options{Prefix: "lb", ServerStates: true}, log)
+	typed := runWith(t, p, write("a.sock_stat.typed", typedStat), 1796276700, lb)
+	plain := run(t, write("a.sock_stat", plainStat), 1796276700, Options{Prefix: "lb", ServerStates: true})
+	if typed.err != nil || plain.err != nil || typed.stats.FilesUsed != 1 {
+		t.Fatalf("typed %v %+v, plain %v", typed.err, typed.stats, plain.err)
+	}
+	if len(typed.lines) != len(plain.lines) || len(typed.lines) < 100 {
+		t.Fatalf("typed %d lines, plain %d", len(typed.lines), len(plain.lines))
+	}
+	for i, l := range plain.lines {
+		if !isTiming(l.path) && typed.lines[i] != l {
+			t.Fatalf("line %d: typed %v, plain %v", i+1, typed.lines[i], l)
+		}
+	}
+	if c := cap(p.tc.in.buf); c > readBufferSize {
+		t.Errorf("typed input buffer grew to %d bytes", c)
+	}
+	if c := cap(p.rd.buf); c > readBufferSize {
+		t.Errorf("read buffer grew to %d bytes", c)
+	}
+	// a bad line in copy 100
+	lines := bytes.SplitAfter(typedStat, []byte("\n"))
+	bad := 826*99 + 5
+	lines[bad-1] = []byte("F.2.0.6.slim.1:CLP:u32:x\n")
+	r := run(t, write("a.sock_stat.typed", bytes.Join(lines, nil)), 1796276700, Options{Prefix: "lb"})
+	if want := fmt.Sprintf("line %d: malformed typed reply: an unsigned value that is not digits", bad); len(r.stats.Problems) != 1 ||
+		!strings.Contains(r.stats.Problems[0], want) {
+		t.Fatalf("problems %q, want %q", r.stats.Problems, want)
+	}
+}
