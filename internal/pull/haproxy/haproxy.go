@@ -6,9 +6,10 @@
 // Per socket, each command gets its own connection (HAProxy closes a non-interactive CLI
 // connection after answering). A connection attempt is bounded by `timeout`; a failed attempt
 // is retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The reply
-// is read until EOF and streamed into <name>_info or <name>_stat: an empty reply fails
-// ("received zero data"), and so do read and write errors. Everything obeys the round's context
-// (pull-timeout, shutdown).
+// is read until EOF and streamed into <name>_info or <name>_stat (with [pull] typed, `show
+// info typed` and `show stat typed` into <name>_info.typed and <name>_stat.typed: typed.go):
+// an empty reply fails ("received zero data"), and so do read and write errors. Everything
+// obeys the round's context (pull-timeout, shutdown).
 //
 // Memory: replies are never held in memory. A request reads its first bytes into a small
 // buffer of its own, then takes one of `workers` copy buffers of min(buffer-limit, 256 KiB)
