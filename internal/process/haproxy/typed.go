@@ -36,7 +36,12 @@ const typedSuffix = ".typed"
 
 // maxTypedKeys bounds the interned "<obj>.<field>" keys kept across snapshots; past it they are
 // forgotten and interned again (a bound on memory, not a limit on fields).
-const maxTypedKeys = 1 << 14
+const maxTypedKeys = 1 << 15
+
+// maxTypedNatures bounds the natures of one snapshot: 4 row types × headerFields positions,
+// and as many `show info` names. The fields past it (a hostile info reply of millions of names)
+// have no nature.
+const maxTypedNatures = 5 * headerFields
 
 // typedState is the typed-snapshot part of a Processor.
 type typedState struct {
@@ -72,7 +77,7 @@ func (p *Processor) setNature(key []byte, n Nature) {
 		p.typedNatures = FieldNatures{}
 		p.typedKeys = map[string]string{}
 	}
-	if _, ok := p.typedNatures[string(key)]; ok {
+	if _, ok := p.typedNatures[string(key)]; ok || len(p.typedNatures) >= maxTypedNatures {
 		return
 	}
 	k, ok := p.typedKeys[string(key)]

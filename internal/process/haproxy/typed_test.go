@@ -375,3 +375,26 @@ func TestTypedLargeReplyIsStreamed(t *testing.T) {
 		t.Fatalf("problems %q, want %q", r.stats.Problems, want)
 	}
 }
+
+// The natures of one snapshot are bounded: an info reply of many names records at most
+// maxTypedNatures.
+func TestTypedNaturesBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range maxTypedNatures + 100 {
+		fmt.Fprintf(&b, "%d.Key%d.1:MCP:u32:1\n", i%1000, i)
+	}
+	dir := filepath.Join(t.TempDir(), "1796276700")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a.sock_info.typed"), []byte(b.String()), 0o644)
+	log, lb := newTestLogger()
+	p := NewProcessor(Options{Prefix: "lb"}, log)
+	if r := runWith(t, p, dir, 1796276700, lb); r.err != nil || r.stats.FilesUsed != 1 {
+		t.Fatalf("%v %+v", r.err, r.stats)
+	}
+	if n := len(p.typedNatures); n != maxTypedNatures {
+		t.Fatalf("%d natures, want %d", n, maxTypedNatures)
+	}
+	if p.typedNature('I', "Key0") != NatureCounter || p.typedNature('I', fmt.Sprintf("Key%d", maxTypedNatures+50)) != NatureUnknown {
+		t.Fatal("natures past the bound")
+	}
+}
