@@ -398,3 +398,25 @@ func TestTypedNaturesBounded(t *testing.T) {
 		t.Fatal("natures past the bound")
 	}
 }
+
+// A snapshot may mix the forms, socket by socket: admin1 typed and admin2 plain give the
+// lines of the all-plain snapshot (the per-process paths too).
+func TestTypedMixedWithPlain(t *testing.T) {
+	dir := snapshotOf(t, false)
+	for _, f := range []string{"admin1.sock_info", "admin1.sock_stat"} {
+		os.Remove(filepath.Join(dir, f))
+		if err := os.WriteFile(filepath.Join(dir, f+typedSuffix), readTyped(t, f+typedSuffix), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mixed := run(t, dir, 1796276700, allOptions)
+	plain := run(t, snapshotOf(t, false), 1796276700, allOptions)
+	if mixed.err != nil || mixed.stats.FilesUsed != 4 || len(mixed.lines) != len(plain.lines) {
+		t.Fatalf("%v %+v: %d lines, plain %d", mixed.err, mixed.stats, len(mixed.lines), len(plain.lines))
+	}
+	for i, l := range plain.lines {
+		if m := mixed.lines[i]; m.path != l.path || m.value != l.value && !isTiming(l.path) && !movedDaemonPath(l.path) {
+			t.Errorf("line %d: %v, plain %v", i+1, m, l)
+		}
+	}
+}
