@@ -173,15 +173,14 @@ var staticIndex = func() map[string]int {
 
 // typedLine is one parsed line of a typed reply; the offsets are into the line.
 type typedLine struct {
-	obj               byte // F, B, S, L (stat); 0 for info
-	keyE              int  // stat: end of "<obj>.<px_id>.<id>." (the object, with proc)
-	pos               int
-	nameS, nameE      int
-	procS, procE      int
-	nature            Nature
-	valS              int
-	str               bool // a str value
-	quoted, needQuote bool // str: already CSV-quoted; to be quoted
+	obj          byte // F, B, S, L (stat); 0 for info
+	keyE         int  // stat: end of "<obj>.<px_id>.<id>." (the object, with proc)
+	pos          int
+	nameS, nameE int
+	procS, procE int
+	nature       Nature
+	valS         int
+	needQuote    bool // a str value with ',' or '"' that HAProxy did not quote
 }
 
 // typedError is a malformed line.
@@ -273,7 +272,7 @@ func parseTypedLine(line []byte, stat bool, t *typedLine) string {
 	typ := line[c2+1 : c2+4]
 	val := line[c2+5:]
 	t.valS = c2 + 5
-	t.str, t.quoted, t.needQuote = false, false, false
+	t.needQuote = false
 	switch string(typ) {
 	case "u32", "u64":
 		if len(val) == 0 || digitsEnd(val, 0) != len(val) {
@@ -303,7 +302,6 @@ func parseTypedLine(line []byte, stat bool, t *typedLine) string {
 	default:
 		return "an unknown type " + fmt.Sprintf("%q", typ)
 	}
-	t.str = true
 	special := false
 	for _, c := range val {
 		if c == '\r' {
@@ -315,7 +313,6 @@ func parseTypedLine(line []byte, stat bool, t *typedLine) string {
 		if !wellQuoted(val) {
 			return "a quoted string value that is not closed"
 		}
-		t.quoted = true
 	} else {
 		t.needQuote = special
 	}
