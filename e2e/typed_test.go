@@ -257,11 +257,15 @@ dir = `+base+`/store
 		t.Fatalf("stats-process paths differ:\ntyped %v\nCSV   %v", got, want)
 	}
 	same, moving := 0, 0
+	var differed []string
 	for path, cv := range csvOut {
 		tv := typedOut[path]
 		switch {
 		case typedMovingPath(path):
 			moving++
+			if tv != cv {
+				differed = append(differed, path[strings.LastIndexByte(path, '.')+1:])
+			}
 			if strings.HasSuffix(path, ".downtime") && math.Abs(tv-cv) > 3 {
 				t.Errorf("%s: typed %v, CSV %v (more than 3 s apart)", path, tv, cv)
 			}
@@ -274,7 +278,9 @@ dir = `+base+`/store
 	if same < 500 {
 		t.Errorf("only %d stats-process lines equal", same)
 	}
-	t.Logf("stats-process: %d lines, %d equal, %d made of moving fields", len(csvOut), same, moving)
+	slices.Sort(differed)
+	t.Logf("stats-process: %d lines, %d equal, %d made of moving fields, of which these differed: %v",
+		len(csvOut), same, moving, slices.Compact(differed))
 }
 
 // typedMovingPath: a stats-process line made of a moving field (downtime, a daemon metric of
