@@ -58,7 +58,8 @@
 //     line and the closest known name; options and sections used by a ${...} reference are
 //     variables and not flagged. [graphite] timeout (when it differs from DEFAULT's),
 //     prefix_hostname and prefix-name are reported as having no effect.
-//   - Extensions: [pull] allow-partial (default false), [graphite] enabled (default true),
+//   - Extensions: [pull] allow-partial (default false), [pull] typed (default false: pull the
+//     typed forms of show info / show stat), [graphite] enabled (default true),
 //     [graphite] hostname (default: the system host name; -p omits it, -P shows the
 //     effective value, an empty value means the default).
 //   - servers: items are stripped of whitespace; unix:///abs/path (Name = base name) and

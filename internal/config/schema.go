@@ -67,6 +67,7 @@ var schema = []sectionSchema{
 		{name: "self-metrics", def: "false", hasDefault: true, extension: true},
 		{name: "listen", def: "", hasDefault: true, extension: true},
 		{name: "master-socket", extension: true},
+		{name: "typed", def: "false", hasDefault: true, extension: true},
 	}},
 	{"process", []option{
 		def("workers", "4"),

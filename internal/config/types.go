@@ -79,6 +79,9 @@ type Pull struct {
 	// Listen, when not "", serves /metrics and /healthz there (statspipe extensions).
 	SelfMetrics bool
 	Listen      string
+	// Typed asks every HAProxy socket `show info typed` / `show stat typed` instead of the
+	// plain forms, into <name>_info.typed / <name>_stat.typed (statspipe extension).
+	Typed bool
 }
 
 // Server is one item of [pull] servers.

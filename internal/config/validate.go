@@ -313,6 +313,7 @@ func (v *validator) readPull(lvl slog.Level) {
 	p.MaxReplySize = int64(v.integer("pull", "max-reply-size", 4096, 16<<30, "4096 bytes to 16 GiB (17179869184)"))
 	p.SelfMetrics = v.boolean("pull", "self-metrics")
 	p.Listen = v.listen("pull")
+	p.Typed = v.boolean("pull", "typed")
 }
 
 // listen reads a listen option: empty (off) or host:port with a numeric port.

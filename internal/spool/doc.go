@@ -10,6 +10,8 @@
 //	        <master>@<gen>_info        HAProxy master-socket: a worker's `show info`   e.g. master.sock@0_info, master.sock@1_info
 //	        <master>@<gen>_stat        HAProxy master-socket: a worker's `show stat`   e.g. master.sock@0_stat, master.sock@1_stat
 //	        <master>_proc              HAProxy master-socket: the master's `show proc` reply, verbatim (not data)
+//	        <socket>_info.typed        with [pull] typed, in place of _info: raw `show info typed` reply, verbatim
+//	        <socket>_stat.typed        with [pull] typed, in place of _stat: raw `show stat typed` reply, verbatim
 //	        <source>/                  a named source ([source.<source>]), e.g. apps/
 //	            source.json            what it is: {"format":1,"kind":"openmetrics","source":"apps","options":[…]}
 //	            <instance>.body        one instance's reply body as received (decompressed)
@@ -43,6 +45,9 @@
 //     workers of the same generation (nbproc, HAProxy < 2.5) are <gen>, <gen>-2, <gen>-3, … in
 //     show proc order. Each pair is one process like any other; <master>_proc (the `show proc`
 //     reply) is not data, so it is ignored like any other file.
+//     With [pull] typed = true the same sockets are asked the typed forms instead, into
+//     <socket>_info.typed and <socket>_stat.typed ([TypedSuffix]); the processor reads either
+//     form of a socket (the typed one when a snapshot has both) to the same paths and values.
 //   - One directory per named source: its name is the source name (letters, digits, '_' and '-',
 //     not starting with '-', not an integer, not ending in _info or _stat; [CheckPartName]),
 //     and its [SourceInfoFile] says its kind and records the source's processing options

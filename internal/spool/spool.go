@@ -113,13 +113,19 @@ func TimestampOf(name string) (int64, bool) {
 }
 
 // IsSnapshotFile reports whether a file of a snapshot is data a processor reads: *_info or
-// *_stat. Dot files are not (as with haproxystats' glob).
+// *_stat, or their typed forms *_info.typed and *_stat.typed ([pull] typed). Dot files are not
+// (as with haproxystats' glob).
 func IsSnapshotFile(name string) bool {
 	if strings.HasPrefix(name, ".") {
 		return false
 	}
+	name = strings.TrimSuffix(name, TypedSuffix)
 	return strings.HasSuffix(name, "_info") || strings.HasSuffix(name, "_stat")
 }
+
+// TypedSuffix ends the files of typed HAProxy replies: <socket>_info.typed holds `show info
+// typed`, <socket>_stat.typed `show stat typed`.
+const TypedSuffix = ".typed"
 
 // QuarantineDir is where snapshots from srcDir are quarantined: "<srcDir>.quarantine", beside
 // srcDir.

@@ -390,6 +390,8 @@ func TestIsSnapshotFile(t *testing.T) {
 	for n, want := range map[string]bool{
 		"admin1.sock_info": true, "127.0.0.1:5555_stat": true, "::1:4444_stat": true,
 		"x_stats": false, "REASON": false, PartialFile: false, ".a_info": false, "info": false,
+		"admin1.sock_info.typed": true, "::1:4444_stat.typed": true, "x_stat.typed.typed": false,
+		"x.typed": false, ".a_stat.typed": false, "x_stats.typed": false,
 	} {
 		if IsSnapshotFile(n) != want {
 			t.Errorf("IsSnapshotFile(%q) != %v", n, want)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/statspipe/statspipe/internal/aggregate"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/spool"
 )
 
 // all-metrics (Options.AllMetrics): every numeric field of every row type and of `show info`,
@@ -446,10 +447,23 @@ func (p *Processor) amStats(dir string) {
 }
 
 func (p *Processor) amStatFile(path string) {
-	if err := p.rd.open(path); err != nil {
-		return // read a moment ago; it was logged if it is gone now
+	if strings.HasSuffix(path, typedSuffix) { // transcoded again, as the haproxystats pass did
+		f, err := spool.OpenSnapshotFile(path)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		if err := p.tc.start(f); err != nil {
+			return
+		}
+		p.rd.f, p.rd.src, p.rd.r, p.rd.w, p.rd.eof = nil, &p.tc, 0, 0, false
+		defer func() { p.rd.src, p.rd.r, p.rd.w = nil, 0, 0 }()
+	} else {
+		if err := p.rd.open(path); err != nil {
+			return // read a moment ago; it was logged if it is gone now
+		}
+		defer p.rd.close()
 	}
-	defer p.rd.close()
 	p.sc.setWant(headerFields)
 	header := true
 	for {

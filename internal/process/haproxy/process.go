@@ -221,6 +221,8 @@ type Processor struct {
 	am *allMetrics
 
 	stats Stats
+
+	typedState // typed snapshots (typed.go)
 }
 
 // NewProcessor returns a Processor for opts. log receives per-file problems.
@@ -354,13 +356,15 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 		if !spool.IsSnapshotFile(name) {
 			continue // dot files are not data; an entry that is not a regular file is refused when opened
 		}
-		switch {
-		case strings.HasSuffix(name, infoSuffix):
+		switch plain := strings.TrimSuffix(name, typedSuffix); {
+		case strings.HasSuffix(plain, infoSuffix):
 			infoFiles = append(infoFiles, name)
-		case strings.HasSuffix(name, statSuffix):
+		case strings.HasSuffix(plain, statSuffix):
 			statFiles = append(statFiles, name)
 		}
 	}
+	p.startTyped()
+	infoFiles, statFiles = p.preferTyped(dir, infoFiles), p.preferTyped(dir, statFiles)
 	if len(infoFiles) == 0 && len(statFiles) == 0 {
 		return p.stats, &UnusableError{Dir: dir, Reason: "no *_info or *_stat file"}
 	}
@@ -382,6 +386,7 @@ func (p *Processor) Process(dir string, ts int64, flush metric.FlushFunc) (Stats
 		p.amStats(dir)
 	}
 	p.rd.shrink()
+	p.tc.shrink()
 	if len(p.infos) == 0 && statsUsed == 0 {
 		return p.stats, &UnusableError{Dir: dir, Reason: fmt.Sprintf(
 			"all %d *_info and *_stat files were rejected", len(infoFiles)+len(statFiles))}
@@ -484,6 +489,10 @@ func (p *Processor) loadInfos(dir string, names []string) {
 	for _, name := range names {
 		path := filepath.Join(dir, name)
 		data, err := p.rd.readAll(path)
+		raw := data
+		if err == nil && strings.HasSuffix(name, typedSuffix) {
+			data, err = p.typedInfo(raw)
+		}
 		if err != nil {
 			p.stats.FilesSkipped++
 			p.problem(slog.LevelError, "skipping info file", "file", path, "problem", err)
@@ -500,6 +509,10 @@ func (p *Processor) loadInfos(dir string, names []string) {
 			continue
 		}
 		p.stats.FilesUsed++
+		if strings.HasSuffix(name, typedSuffix) {
+			p.keepInfoNatures(raw)
+			name = strings.TrimSuffix(name, typedSuffix) // the per-process paths of either form
+		}
 		p.infoNames = append(p.infoNames, name)
 		if p.am != nil {
 			p.amInfo(data)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/statspipe/statspipe/internal/spool"
 )
@@ -30,6 +31,7 @@ const (
 // fileReader streams one file through a reused buffer.
 type fileReader struct {
 	f    *os.File
+	src  io.Reader // read instead of f when set (a typed reply's transcoder)
 	buf  []byte
 	r, w int
 	eof  bool
@@ -68,7 +70,13 @@ func (fr *fileReader) fill() error {
 		copy(nb, fr.buf[:fr.w])
 		fr.buf = nb
 	}
-	n, err := fr.f.Read(fr.buf[fr.w:])
+	var n int
+	var err error
+	if fr.src != nil {
+		n, err = fr.src.Read(fr.buf[fr.w:])
+	} else {
+		n, err = fr.f.Read(fr.buf[fr.w:])
+	}
 	fr.w += n
 	if err == io.EOF {
 		fr.eof = true
@@ -127,10 +135,18 @@ func (e *statError) Error() string {
 // parseStatFile aggregates the rows of one `show stat` reply. scanned reports whether a data row
 // was reached (so the aggregates or column types may have been touched) before an error.
 func (p *Processor) parseStatFile(path string) (scanned bool, err error) {
+	if strings.HasSuffix(path, typedSuffix) {
+		return p.parseTypedStatFile(path)
+	}
 	if err := p.rd.open(path); err != nil {
 		return false, err
 	}
 	defer p.rd.close()
+	return p.parseStat(path)
+}
+
+// parseStat aggregates the `show stat` reply that p.rd reads (path names it).
+func (p *Processor) parseStat(path string) (scanned bool, err error) {
 	p.file = path
 	p.startCache(filepath.Base(path))
 	p.badCells = 0
@@ -261,6 +277,9 @@ const maxReservedRows = 1 << 18
 // garbage) than filling them. The estimate is the file size times the density of lines in
 // the first buffer read.
 func (p *Processor) reserveRows() {
+	if p.rd.f == nil { // a typed reply, transcoded in memory
+		return
+	}
 	fi, err := p.rd.f.Stat()
 	if err != nil || p.rd.w == 0 {
 		return

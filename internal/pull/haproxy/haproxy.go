@@ -6,11 +6,13 @@
 // Per socket, one connection asks `show info;show stat` (HAProxy closes a non-interactive CLI
 // connection after answering; haproxystats made one connection per command): the reply is
 // split at the empty line that ends `show info`'s (both.go), so the files are byte for byte
-// those of two connections. A connection attempt is bounded by `timeout`; a failed attempt is
-// retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The reply is
-// read until EOF and streamed into <name>_info and <name>_stat: an empty reply, or one that
-// ends before `show stat`'s, fails ("received zero data"), and so do read and write errors. Everything obeys the round's context
-// (pull-timeout, shutdown).
+// those of two connections. With [pull] typed, `show info typed` and `show stat typed` get a
+// connection each (a typed reply has no such end to split at), into <name>_info.typed and
+// <name>_stat.typed (typed.go). A connection attempt is bounded by `timeout`; a failed attempt
+// is retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The
+// reply is read until EOF and streamed into its file: an empty reply, or one that ends before
+// `show stat`'s, fails ("received zero data"), and so do read and write errors. Everything
+// obeys the round's context (pull-timeout, shutdown).
 //
 // Memory: replies are never held in memory. A request reads its first bytes into a small
 // buffer of its own, then takes one of `workers` copy buffers of min(buffer-limit, 256 KiB)
@@ -79,6 +81,7 @@ func FromConfig(cfg config.Pull, log *slog.Logger) *Provider {
 		Workers:       cfg.Workers,
 		MaxReplySize:  cfg.MaxReplySize,
 		AllowPartial:  cfg.AllowPartial,
+		Typed:         cfg.Typed,
 	}, log)
 }
 
@@ -98,6 +101,9 @@ type Options struct {
 	MaxReplySize int64
 	// AllowPartial publishes the sockets that answered when others failed ([pull] allow-partial).
 	AllowPartial bool
+	// Typed asks `show info typed` / `show stat typed` into <name>_info.typed /
+	// <name>_stat.typed ([pull] typed; see typed.go).
+	Typed bool
 }
 
 // Provider lists the HAProxy stats sockets of each round.
@@ -303,7 +309,8 @@ func (p *Provider) takeBuffer(ctx context.Context) ([]byte, error) {
 
 func (p *Provider) giveBuffer(b []byte) { p.bufs <- b }
 
-// socket is one stats socket: a pull.Source writing <name>_info and <name>_stat.
+// socket is one stats socket: a pull.Source writing <name>_info and <name>_stat (with Typed,
+// <name>_info.typed and <name>_stat.typed).
 type socket struct {
 	p       *Provider
 	network string // "unix" or "tcp"
@@ -327,9 +334,37 @@ func (s *socket) kind() string {
 	return "TCP"
 }
 
-// Pull asks for both replies on one connection (pullBoth).
+// Pull asks for both replies on one connection (pullBoth), or, with [pull] typed, for the
+// typed forms on a connection each, concurrently: the first failure cancels the other request,
+// since the source has failed anyway.
 func (s *socket) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
-	return s.pullBoth(ctx, snap)
+	if !s.p.opt.Typed {
+		return s.pullBoth(ctx, snap)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errs := make(chan error, 2)
+	for _, r := range s.p.commands(s.name) {
+		go func() {
+			err := s.request(ctx, snap, r.cmd, r.file)
+			if err != nil {
+				cancel(err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	// The request that failed first names the real problem; the other one only saw the
+	// cancellation it caused.
+	if cause := context.Cause(ctx); first != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return first
 }
 
 // request runs one command on its own connection and streams the reply into file.
