@@ -11,21 +11,23 @@ import (
 	"github.com/statspipe/statspipe/internal/pull"
 )
 
-// bothCommand asks for both replies on one connection. HAProxy's CLI runs the commands of a
-// line separated by ';' in order and ends each reply with an empty line (the prompt of the
-// non-interactive mode is "\n"), so the reply is `show info`'s, up to and including the first
-// "\n\n", then `show stat`'s: byte for byte what the two commands give on their own
-// connections. `show info` has no empty line inside; `show stat` has none before its end.
+// pullBoth asks for both replies on one connection: `show info;show stat` (with [pull] typed,
+// `show info typed;show stat typed`). HAProxy's CLI runs the commands of a line separated by
+// ';' in order and ends each reply with an empty line (the prompt of the non-interactive mode
+// is "\n"), so the reply is `show info`'s, up to and including the first "\n\n", then `show
+// stat`'s: byte for byte what the two commands give on their own connections. Neither `show
+// info` nor its typed form has an empty line inside; `show stat` (typed or not) has none
+// before its end.
 //
 // One connection instead of two per socket and round: half the connects, closes and poller
-// registrations, one goroutine instead of two (measured on 64 sockets: see README, "Pull
-// CPU").
-const bothCommand = "show info;show stat"
-
-// pullBoth runs bothCommand on one connection and streams the reply into <name>_info and
-// <name>_stat. Errors name the command whose reply was being read, as the two requests did.
+// registrations, one goroutine instead of two (README, "Pull CPU"). The replies are streamed
+// into <name>_info and <name>_stat (.typed); errors name the command whose reply was being
+// read, as two requests did.
 func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
-	const infoCmd, statCmd = "show info", "show stat"
+	cmds := s.p.commands(s.name)
+	infoCmd, statCmd := cmds[0].cmd, cmds[1].cmd
+	infoFile, statFile := cmds[0].file, cmds[1].file
+	bothCommand := infoCmd + ";" + statCmd
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err
@@ -81,9 +83,9 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 
 	// The info part: until the first "\n\n". It is small (about 1 KiB); a larger one is
 	// written out whenever buf is full.
-	info, err := snap.Create(s.name + "_info")
+	info, err := snap.Create(infoFile)
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", s.name+"_info", err)
+		return fmt.Errorf("creating %s: %w", infoFile, err)
 	}
 	var infoLen int64
 	scanned := 0    // buf[:scanned] holds no end of the info part
@@ -103,7 +105,7 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 		}
 		if filled == len(buf) {
 			if _, err := info.Write(buf[:filled]); err != nil {
-				return fmt.Errorf("writing %s: %w", s.name+"_info", err)
+				return fmt.Errorf("writing %s: %w", infoFile, err)
 			}
 			infoLen += int64(filled)
 			lastNL = buf[filled-1] == '\n'
@@ -119,7 +121,7 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 	}
 	if end < 0 { // EOF inside the info part: no `show stat` reply at all
 		if _, err := info.Write(buf[:filled]); err != nil {
-			return fmt.Errorf("writing %s: %w", s.name+"_info", err)
+			return fmt.Errorf("writing %s: %w", infoFile, err)
 		}
 		return zero(statCmd)
 	}
@@ -127,10 +129,10 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 		return tooLarge(infoCmd)
 	}
 	if _, err := info.Write(buf[:end]); err != nil {
-		return fmt.Errorf("writing %s: %w", s.name+"_info", err)
+		return fmt.Errorf("writing %s: %w", infoFile, err)
 	}
 	if err := info.Commit(); err != nil {
-		return fmt.Errorf("writing %s: %w", s.name+"_info", err)
+		return fmt.Errorf("writing %s: %w", infoFile, err)
 	}
 
 	// The stat part: what follows, streamed as one request streams its reply.
@@ -150,13 +152,13 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 	if int64(filled) > limit {
 		return tooLarge(statCmd)
 	}
-	stat, err := snap.Create(s.name + "_stat")
+	stat, err := snap.Create(statFile)
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", s.name+"_stat", err)
+		return fmt.Errorf("creating %s: %w", statFile, err)
 	}
 	if eof {
 		if _, err := stat.Write(buf[:filled]); err != nil {
-			return fmt.Errorf("writing %s: %w", s.name+"_stat", err)
+			return fmt.Errorf("writing %s: %w", statFile, err)
 		}
 	} else if err := copyReply(stat, conn, buf, filled, limit-int64(filled)); err != nil {
 		var we writeError
@@ -164,12 +166,12 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 		case errors.Is(err, errTooLarge):
 			return tooLarge(statCmd)
 		case errors.As(err, &we):
-			return fmt.Errorf("writing %s: %w", s.name+"_stat", we.err)
+			return fmt.Errorf("writing %s: %w", statFile, we.err)
 		}
 		return fail("reading reply to", statCmd, err)
 	}
 	if err := stat.Commit(); err != nil {
-		return fmt.Errorf("writing %s: %w", s.name+"_stat", err)
+		return fmt.Errorf("writing %s: %w", statFile, err)
 	}
 	return nil
 }

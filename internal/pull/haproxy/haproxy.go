@@ -6,9 +6,8 @@
 // Per socket, one connection asks `show info;show stat` (HAProxy closes a non-interactive CLI
 // connection after answering; haproxystats made one connection per command): the reply is
 // split at the empty line that ends `show info`'s (both.go), so the files are byte for byte
-// those of two connections. With [pull] typed, `show info typed` and `show stat typed` get a
-// connection each (a typed reply has no such end to split at), into <name>_info.typed and
-// <name>_stat.typed (typed.go). A connection attempt is bounded by `timeout`; a failed attempt
+// those of two connections (with [pull] typed, `show info typed;show stat typed` into
+// <name>_info.typed and <name>_stat.typed: typed.go). A connection attempt is bounded by `timeout`; a failed attempt
 // is retried `retries` times (−1 forever, 0 = one attempt) after sleeping `interval`. The
 // reply is read until EOF and streamed into its file: an empty reply, or one that ends before
 // `show stat`'s, fails ("received zero data"), and so do read and write errors. Everything
@@ -334,37 +333,9 @@ func (s *socket) kind() string {
 	return "TCP"
 }
 
-// Pull asks for both replies on one connection (pullBoth), or, with [pull] typed, for the
-// typed forms on a connection each, concurrently: the first failure cancels the other request,
-// since the source has failed anyway.
+// Pull asks for both replies on one connection (pullBoth).
 func (s *socket) Pull(ctx context.Context, snap pull.SnapshotWriter) error {
-	if !s.p.opt.Typed {
-		return s.pullBoth(ctx, snap)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	errs := make(chan error, 2)
-	for _, r := range s.p.commands(s.name) {
-		go func() {
-			err := s.request(ctx, snap, r.cmd, r.file)
-			if err != nil {
-				cancel(err)
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for range 2 {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	// The request that failed first names the real problem; the other one only saw the
-	// cancellation it caused.
-	if cause := context.Cause(ctx); first != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return cause
-	}
-	return first
+	return s.pullBoth(ctx, snap)
 }
 
 // request runs one command on its own connection and streams the reply into file.

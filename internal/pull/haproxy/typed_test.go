@@ -12,8 +12,9 @@ import (
 	"github.com/statspipe/statspipe/internal/testrig"
 )
 
-// With Typed, each socket is asked the typed forms only, and the replies are stored verbatim
-// under the .typed names (and nothing under the plain ones).
+// With Typed, each socket is asked the typed forms only (one connection, `show info typed;show
+// stat typed`), and the replies are stored verbatim under the .typed names (and nothing under
+// the plain ones).
 func TestTypedPullsTypedFormsIntoTypedFiles(t *testing.T) {
 	dir := shortDir(t)
 	info := []byte("0.Name.1:POS:str:HAProxy\n8.Uptime_sec.1:MDP:u32:7\n\n")
@@ -51,10 +52,11 @@ func TestTypedPullsTypedFormsIntoTypedFiles(t *testing.T) {
 func TestTypedRepliesHaveThePlainLimits(t *testing.T) {
 	dir := shortDir(t)
 	testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "big.sock"), testrig.FakeReply{
-		"show info typed": []byte("0.Name.1:POS:str:HAProxy\n"), "show stat typed": bytes.Repeat([]byte("x"), 10000),
+		"show info typed": []byte("0.Name.1:POS:str:HAProxy\n\n"), "show stat typed": bytes.Repeat([]byte("x"), 10000),
 	}, false)
+	// a socket that closes without a byte (both replies are asked on one connection)
 	testrig.ServeFakeStats(t, "unix", filepath.Join(dir, "empty.sock"), testrig.FakeReply{
-		"show info typed": {}, "show stat typed": []byte("S.1.1.0.pxname.1:KNS:str:b\n"),
+		"show info typed": {}, "show stat typed": {},
 	}, false)
 	log, _ := testrig.Logger()
 	errs := pullAll(t, context.Background(), New(Options{SocketDir: dir, Typed: true, MaxReplySize: 4096}, log), newBuilding(t))
