@@ -494,12 +494,25 @@ func copyReply(w io.Writer, r io.Reader, buf []byte, filled int, room int64) err
 	}
 }
 
+// stream is a connection to a stats socket: a net.Conn, or for a UNIX socket the *os.File of
+// dialUnix.
+type stream interface {
+	io.ReadWriteCloser
+	SetDeadline(time.Time) error
+}
+
 // connect dials with retries, logging like haproxystats (§3.4).
-func (s *socket) connect(ctx context.Context) (net.Conn, error) {
+func (s *socket) connect(ctx context.Context) (stream, error) {
 	retries := s.p.opt.Retries
 	dialer := net.Dialer{Timeout: s.p.opt.Timeout}
 	for attempt := 0; ; attempt++ {
-		conn, err := dialer.DialContext(ctx, s.network, s.address)
+		var conn stream
+		var err error
+		if s.network == "unix" {
+			conn, err = dialUnix(ctx, s.address)
+		} else {
+			conn, err = dialer.DialContext(ctx, s.network, s.address)
+		}
 		if err == nil {
 			return conn, nil
 		}
