@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/statspipe/statspipe/internal/pull"
 )
@@ -27,26 +26,12 @@ func (s *socket) pullBoth(ctx context.Context, snap pull.SnapshotWriter) error {
 	cmds := s.p.commands(s.name)
 	infoCmd, statCmd := cmds[0].cmd, cmds[1].cmd
 	infoFile, statFile := cmds[0].file, cmds[1].file
-	bothCommand := infoCmd + ";" + statCmd
-	conn, err := s.connect(ctx)
+	conn, done, err := s.ask(ctx, infoCmd+";"+statCmd, infoCmd+";"+statCmd)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	// Reads and writes must end with the round: an expired deadline unblocks them at once.
-	// (Not ctx.Deadline() itself: the conn could time out a moment before ctx reports why.)
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	fail := func(what, cmd string, err error) error {
-		if ctx.Err() != nil {
-			err = context.Cause(ctx)
-		}
-		return fmt.Errorf("%s %q on %s socket %s: %w", what, cmd, s.kind(), s.address, err)
-	}
-	if _, err := io.WriteString(conn, bothCommand+"\n"); err != nil {
-		return fail("sending", bothCommand, err)
-	}
+	defer done()
+	fail := func(what, cmd string, err error) error { return s.failure(ctx, what, cmd, err) }
 	limit := s.p.opt.MaxReplySize
 	tooLarge := func(cmd string) error {
 		return fmt.Errorf("reply to %q from %s socket %s is larger than max-reply-size (%d bytes); "+

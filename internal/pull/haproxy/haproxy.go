@@ -343,32 +343,48 @@ func (s *socket) request(ctx context.Context, snap pull.SnapshotWriter, cmd, fil
 	return s.requestKeep(ctx, snap, cmd, file, nil)
 }
 
+// ask connects (with retries) and sends the command line (errors name it cmd); done closes the
+// connection. Until
+// then its reads and writes end with the round: an expired deadline unblocks them at once.
+// (Not ctx.Deadline() itself: the conn could time out a moment before ctx reports why.)
+func (s *socket) ask(ctx context.Context, cmd, line string) (conn stream, done func(), err error) {
+	if conn, err = s.connect(ctx); err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	done = func() {
+		stop()
+		conn.Close()
+	}
+	if _, err := io.WriteString(conn, line+"\n"); err != nil {
+		done()
+		return nil, nil, s.failure(ctx, "sending", cmd, err)
+	}
+	return conn, done, nil
+}
+
+// failure names what failed on cmd and why: the round's end (pull-timeout, shutdown) when it
+// has come, else err.
+func (s *socket) failure(ctx context.Context, what, cmd string, err error) error {
+	if ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	return fmt.Errorf("%s %q on %s socket %s: %w", what, cmd, s.kind(), s.address, err)
+}
+
 // requestKeep is request that also copies the reply into keep (when not nil); an error of
 // keep's Write fails the request.
 func (s *socket) requestKeep(ctx context.Context, snap pull.SnapshotWriter, cmd, file string, keep io.Writer) error {
-	conn, err := s.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	// Reads and writes must end with the round: an expired deadline unblocks them at once.
-	// (Not ctx.Deadline() itself: the conn could time out a moment before ctx reports why.)
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	fail := func(what string, err error) error {
-		if ctx.Err() != nil {
-			err = context.Cause(ctx)
-		}
-		return fmt.Errorf("%s %q on %s socket %s: %w", what, cmd, s.kind(), s.address, err)
-	}
 	line := cmd
 	if s.master {
 		line += ";quit"
 	}
-	if _, err := io.WriteString(conn, line+"\n"); err != nil {
-		return fail("sending", err)
+	conn, done, err := s.ask(ctx, cmd, line)
+	if err != nil {
+		return err
 	}
+	defer done()
+	fail := func(what string, err error) error { return s.failure(ctx, what, cmd, err) }
 	limit := s.p.opt.MaxReplySize
 	tooLarge := func() error {
 		return fmt.Errorf("reply to %q from %s socket %s is larger than max-reply-size (%d bytes); "+
