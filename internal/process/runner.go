@@ -102,7 +102,11 @@ type Runner struct {
 
 	watcher  atomic.Pointer[watcher]
 	inflight sync.WaitGroup // snapshots whose delivery is not settled yet
-	sum      struct{ delivered, quarantined, failed, left, listed, lines, bytes atomic.Int64 }
+	// closeMu orders Deliver's inflight.Add before Close's Wait: a retry timer may fire while
+	// the central tier stops, and a delivery begun after Close is refused (ErrClosed).
+	closeMu sync.Mutex
+	closed  bool
+	sum     struct{ delivered, quarantined, failed, left, listed, lines, bytes atomic.Int64 }
 	// lastDelivered is the name of the snapshot delivered last.
 	lastDelivered atomic.Pointer[string]
 
@@ -426,17 +430,21 @@ func (r *Runner) Deliver(ctx context.Context, dir string, ts int64, rewrite func
 			r.formats <- r.newFormats()
 		}
 	})
+	if !r.begin() {
+		done(ErrClosed)
+		return
+	}
 	var format func(kind string) (Format, bool)
 	select {
 	case format = <-r.formats:
 	case <-ctx.Done():
+		r.inflight.Done()
 		done(ctx.Err())
 		return
 	}
 	defer func() { r.formats <- format }()
 	s := snapshot{Entry: spool.Entry{Name: filepath.Base(dir), Path: dir}, ts: ts, valid: true}
 	started := time.Now()
-	r.inflight.Add(1)
 	d := newDelivery(len(r.o.Dispatchers), func(res deliveryDone) {
 		defer r.inflight.Done()
 		done(r.outcome(s, res, started))
@@ -503,9 +511,15 @@ func (r *Runner) outcome(s snapshot, res deliveryDone, started time.Time) error 
 // DeliverLines hands chunks that are lines already (the central tier's cluster lines) to every
 // dispatcher as one sequence; done is called once, as for Deliver.
 func (r *Runner) DeliverLines(ctx context.Context, name string, ts int64, chunks []*metric.Batch, done func(error)) {
+	if !r.begin() {
+		for _, b := range chunks {
+			metric.Recycle(b)
+		}
+		done(ErrClosed)
+		return
+	}
 	s := snapshot{Entry: spool.Entry{Name: name, Path: name}, ts: ts, valid: true}
 	started := time.Now()
-	r.inflight.Add(1)
 	d := newDelivery(len(r.o.Dispatchers), func(res deliveryDone) {
 		defer r.inflight.Done()
 		done(r.outcome(s, res, started))
@@ -529,6 +543,9 @@ func (r *Runner) DeliverLines(ctx context.Context, name string, ts int64, chunks
 // Close ends a Runner used through Deliver: the dispatchers deliver what they hold until ctx
 // ends, then every pending done is called; it returns once all of them were.
 func (r *Runner) Close(ctx context.Context) {
+	r.closeMu.Lock()
+	r.closed = true
+	r.closeMu.Unlock()
 	for _, d := range r.o.Dispatchers {
 		if err := d.Close(ctx); err != nil {
 			r.log.Info("stopped with lines not delivered; they are consumed again from Kafka",
@@ -537,6 +554,21 @@ func (r *Runner) Close(ctx context.Context) {
 	}
 	r.inflight.Wait()
 	r.limit.flush()
+}
+
+// ErrClosed is what Deliver and DeliverLines report once Close was called: nothing was sent,
+// so the caller keeps the data (the central tier leaves its offsets uncommitted).
+var ErrClosed = errors.New("process: the runner is closed")
+
+// begin counts one more delivery unless the Runner is closed.
+func (r *Runner) begin() bool {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.inflight.Add(1)
+	return true
 }
 
 func (r *Runner) newFormats() func(kind string) (Format, bool) {

@@ -269,3 +269,46 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A delivery begun after Close (a central tier's retry timer firing while it stops) is
+// refused with ErrClosed and sends nothing; one racing Close is either refused or settled
+// before Close returns (the race detector checks the WaitGroup order).
+func TestDeliverAfterCloseIsRefused(t *testing.T) {
+	src := t.TempDir()
+	snap := mkSnapshot(t, src, "1700000000")
+	d := &fakeDispatcher{}
+	r := testRunner(t, src, 2, newFake(), d)
+	results := make(chan error, 64)
+	var started sync.WaitGroup
+	for range 32 {
+		started.Add(1)
+		go func() {
+			started.Done()
+			r.Deliver(context.Background(), snap, 1700000000, nil, func(err error) { results <- err })
+		}()
+	}
+	started.Wait()
+	r.Close(context.Background())
+	r.Deliver(context.Background(), snap, 1700000000, nil, func(err error) { results <- err })
+	r.DeliverLines(context.Background(), "lines", 1700000000,
+		[]*metric.Batch{{Timestamp: 1700000000, Data: []byte("a 1 1700000000\n"), Lines: 1, Last: true}},
+		func(err error) { results <- err })
+	before := d.lines()
+	deadline := time.After(10 * time.Second)
+	for i := range 34 {
+		select {
+		case err := <-results:
+			if err != nil && !errors.Is(err, ErrClosed) {
+				t.Fatalf("result %d: %v", i, err)
+			}
+			if i >= 32 && !errors.Is(err, ErrClosed) {
+				t.Fatalf("delivery after Close: %v, want ErrClosed", err)
+			}
+		case <-deadline:
+			t.Fatalf("%d of 34 deliveries reported", i)
+		}
+	}
+	if d.lines() != before {
+		t.Errorf("a delivery after Close sent lines")
+	}
+}

@@ -195,7 +195,7 @@ func (l *Lines) send(ctx context.Context, p int32, part *linePart, bucket *metri
 	l.o.Runner.DeliverLines(ctx, bucket.Source, start, []*metric.Batch{&b}, func(err error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if err != nil && !part.revoked && ctx.Err() == nil {
+		if err != nil && !part.revoked && ctx.Err() == nil && !errors.Is(err, process.ErrClosed) {
 			l.limit.Do("retry", func(n int) {
 				l.log.Warn("cluster lines not delivered; tried again", "bucket", start, "partition", p,
 					"error", err, "retry_in", wait.String(), "repeated", n)

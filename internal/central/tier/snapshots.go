@@ -215,7 +215,7 @@ func (s *Snapshots) attempt(ctx context.Context, part *snapPart, a *ship.Archive
 			s.mu.Lock()
 			gone := part.revoked
 			s.mu.Unlock()
-			if gone || ctx.Err() != nil {
+			if gone || ctx.Err() != nil || errors.Is(err, process.ErrClosed) {
 				os.RemoveAll(tmp) // not committed: the partition's next owner delivers it
 				return
 			}
