@@ -62,14 +62,14 @@ func TestMasterSocketOldWorkers(t *testing.T) {
 	first := h.CurrentPid(t)
 
 	dir := t.TempDir()
-	conf := writeConfig(t, dir, `
+	confText := `
 [pull]
-master-socket = `+h.MasterSocket+`
-dst-dir = `+dir+`/incoming
-tmp-dst-dir = `+dir+`/incoming.tmp
+master-socket = ` + h.MasterSocket + `
+dst-dir = ` + dir + `/incoming
+tmp-dst-dir = ` + dir + `/incoming.tmp
 pull-timeout = 3
 [process]
-src-dir = `+dir+`/incoming
+src-dir = ` + dir + `/incoming
 per-process-metrics = true
 [graphite]
 enabled = false
@@ -77,14 +77,20 @@ namespace = lb
 hostname = h1
 fqdn = false
 [local-store]
-dir = `+dir+`/store
-`)
+dir = ` + dir + `/store
+`
+	conf := writeConfig(t, dir, confText)
 	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
 	store := filepath.Join(dir, "store")
 	var lastEpoch string
+	var pullWith func(conf string, want ...string) (func(string) string, map[string]float64)
 	// pull runs one round (in a later second than the previous one: the epoch names the
 	// snapshot) and returns the snapshot's files, the path of a file in it, and its lines.
 	pull := func(want ...string) (func(string) string, map[string]float64) {
+		t.Helper()
+		return pullWith(conf, want...)
+	}
+	pullWith = func(conf string, want ...string) (func(string) string, map[string]float64) {
 		t.Helper()
 		waitUntil(t, 2*time.Second, "a new second for the next snapshot", func() bool {
 			return strconv.FormatInt(time.Now().Unix(), 10) != lastEpoch
@@ -162,6 +168,19 @@ dir = `+dir+`/store
 	for _, gen := range []string{"0", "1"} {
 		if _, ok := lines2["lb.h1.haproxy.daemon.process.master_sock@"+gen+".Uptime_sec"]; !ok {
 			t.Errorf("no per-process lines for generation %s", gen)
+		}
+	}
+
+	// 2b. the same workers pulled typed (no traffic in between): the typed files of both
+	// generations, and the same backend sums
+	typedDir := filepath.Join(dir, "typed")
+	os.MkdirAll(typedDir, 0o755)
+	typedConf := writeConfig(t, typedDir, strings.Replace(confText, "[pull]\n", "[pull]\ntyped = true\n", 1))
+	_, linesTyped := pullWith(typedConf, "master.sock@0_info.typed", "master.sock@0_stat.typed",
+		"master.sock@1_info.typed", "master.sock@1_stat.typed", "master.sock_proc")
+	for _, m := range sums {
+		if linesTyped[be+m] != lines2[be+m] {
+			t.Errorf("typed %s%s = %v, CSV %v", be, m, linesTyped[be+m], lines2[be+m])
 		}
 	}
 

@@ -46,7 +46,8 @@
 //     show proc order. Each pair is one process like any other; <master>_proc (the `show proc`
 //     reply) is not data, so it is ignored like any other file.
 //     With [pull] typed = true the same sockets are asked the typed forms instead, into
-//     <socket>_info.typed and <socket>_stat.typed ([TypedSuffix]); the processor reads either
+//     <socket>_info.typed and <socket>_stat.typed ([TypedSuffix]; a master-socket's workers into
+//     <master>@<gen>_info.typed and <master>@<gen>_stat.typed); the processor reads either
 //     form of a socket (the typed one when a snapshot has both) to the same paths and values.
 //   - One directory per named source: its name is the source name (letters, digits, '_' and '-',
 //     not starting with '-', not an integer, not ending in _info or _stat; [CheckPartName]),

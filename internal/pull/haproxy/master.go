@@ -17,7 +17,8 @@ package haproxy
 //  3. For each worker, `@!<pid> show info` and `@!<pid> show stat` through the master socket,
 //     each on its own connection like a plain socket (same timeout, retries, streaming,
 //     max-reply-size, worker buffers), written to <name>@<generation>_info and
-//     <name>@<generation>_stat. The generation is 0 for a current worker; for an old worker it is
+//     <name>@<generation>_stat (with [pull] typed, the typed forms into <name>@<generation>_info.typed
+//     and <name>@<generation>_stat.typed, as for a stats socket). The generation is 0 for a current worker; for an old worker it is
 //     its "reloads" column, the number of reloads it has been through (1 for the worker of the
 //     configuration before the last reload, 2 for the one before that, …). Should two workers
 //     have the same generation (nbproc > 1 in HAProxy < 2.5), the second is
@@ -153,7 +154,7 @@ func (m *masterSocket) pullWorker(ctx context.Context, snap pull.SnapshotWriter,
 	ws := &workerSnap{SnapshotWriter: snap}
 	prefix := "@!" + strconv.Itoa(w.pid) + " "
 	var err error
-	for _, r := range [2]struct{ cmd, file string }{{"show info", w.file + "_info"}, {"show stat", w.file + "_stat"}} {
+	for _, r := range m.sock.p.commands(w.file) {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -500,3 +500,37 @@ func FuzzParseShowProc(f *testing.F) {
 		}
 	})
 }
+
+// With [pull] typed, every worker behind a master socket is asked the typed forms too, into
+// <name>@<gen>_info.typed and _stat.typed; show proc stays plain.
+func TestMasterTypedAsksWorkersTypedForms(t *testing.T) {
+	f := serveFakeMaster(t, shortDir(t), func(cmd string, _ int64) []byte {
+		if cmd == "show proc" {
+			return []byte(showProcWith(300, [2]int{200, 1}))
+		}
+		if c, ok := strings.CutSuffix(cmd, " typed"); ok {
+			return []byte("typed " + string(workerReply(c)))
+		}
+		return []byte("Unknown command.\n")
+	})
+	log, _ := testrig.Logger()
+	p := New(Options{MasterSockets: []string{f.path}, Typed: true}, log)
+	b := newBuilding(t)
+	if errs := pullAll(t, context.Background(), p, b); errs["master.sock"] != nil {
+		t.Fatal(errs["master.sock"])
+	}
+	want := []string{"master.sock@0_info.typed", "master.sock@0_stat.typed", "master.sock@1_info.typed",
+		"master.sock@1_stat.typed", "master.sock_proc"}
+	if got := snapshotFiles(t, b.Path()); !slices.Equal(got, want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	for _, cmd := range []string{"@!300 show info typed", "@!300 show stat typed", "@!200 show info typed", "@!200 show stat typed"} {
+		if f.count(cmd) != 1 {
+			t.Errorf("%q asked %d times, want once", cmd, f.count(cmd))
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(b.Path(), "master.sock@1_stat.typed"))
+	if !strings.HasPrefix(string(data), "typed # pxname") || !strings.Contains(string(data), "200") {
+		t.Errorf("master.sock@1_stat.typed = %q, want worker 200's typed reply", data)
+	}
+}
