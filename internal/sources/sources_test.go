@@ -3,6 +3,7 @@ package sources
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,10 +22,16 @@ type nopFormat struct{ id int }
 
 func (nopFormat) Process(string, int64, metric.FlushFunc) error { return nil }
 
+// registryRuns names each run's kind: the registry is the process's, and -count runs the test
+// again in the same process.
+var registryRuns int
+
 func TestRegistry(t *testing.T) {
 	made := 0
+	registryRuns++
+	kind := "testkind" + strconv.Itoa(registryRuns)
 	Register(Kind{
-		Name: "testkind",
+		Name: kind,
 		NewProvider: func(cfg *config.Config, src *config.Source, log *slog.Logger) (pull.Provider, error) {
 			if src.Name == "off" {
 				return nil, nil
@@ -41,7 +48,7 @@ func TestRegistry(t *testing.T) {
 		}
 	}()
 	log := slog.New(slog.DiscardHandler)
-	cfg := &config.Config{Sources: []config.Source{{Name: "a", Kind: "testkind", AllowPartial: true}, {Name: "off", Kind: "testkind"}}}
+	cfg := &config.Config{Sources: []config.Source{{Name: "a", Kind: kind, AllowPartial: true}, {Name: "off", Kind: kind}}}
 	ps, err := Providers(cfg, log)
 	if err != nil || len(ps) != 1 || ps[0].Info().Source != "a" || !ps[0].Info().AllowPartial || ps[0].Info().TopLevel {
 		t.Fatalf("providers %v %v", ps, err)
@@ -54,14 +61,14 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	w1, w2 := formats(), formats()
-	f1, ok := w1("testkind")
-	f1again, _ := w1("testkind")
-	f2, _ := w2("testkind")
+	f1, ok := w1(kind)
+	f1again, _ := w1(kind)
+	f2, _ := w2(kind)
 	if !ok || f1 != f1again || f1 == f2 || made != 2 {
 		t.Fatalf("one Format per worker and kind: %v %v %v made=%d", f1, f1again, f2, made)
 	}
 	if _, ok := w1("nokind"); ok {
 		t.Fatal("a kind without a processor was found")
 	}
-	Register(Kind{Name: "testkind"})
+	Register(Kind{Name: kind})
 }

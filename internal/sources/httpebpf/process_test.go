@@ -44,6 +44,9 @@ func lines(out string) map[string]string {
 // Rates: from the previous snapshot of the source, per PID then summed; none for the first
 // snapshot, none for a counter that went down, none against a newer snapshot.
 func TestRates(t *testing.T) {
+	savedBook := book // the book is the process's: -count runs this again in the same process
+	book = &rateBook{m: map[string]*rateState{}}
+	defer func() { book = savedBook }()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "incoming"), 0o755)
 	section := "[source.ratetest]\ntype = http-ebpf\nrate = true\n"
