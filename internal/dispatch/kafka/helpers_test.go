@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -66,6 +67,25 @@ func submitAll(t testing.TB, d *Dispatcher, chunks []*metric.Batch, r *testrig.D
 		if err := d.Submit(context.Background(), b, r.Done); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// resendUntilDelivered submits chunks again as the runner would (the whole snapshot), at most
+// 10 times, until every chunk is acknowledged: after an outage ends the client may still be
+// reconnecting when the first retry's delivery-timeout runs out.
+func resendUntilDelivered(t testing.TB, d *Dispatcher, chunks []*metric.Batch) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		r := testrig.NewDoneCalls(len(chunks))
+		submitAll(t, d, chunks, r)
+		err := errors.Join(r.Wait(t, len(chunks), waitLimit, "chunks")...)
+		if err == nil {
+			return
+		}
+		if attempt == 10 {
+			t.Fatalf("still not delivered after %d retries with the broker back: %v", attempt, err)
+		}
+		t.Logf("retry %d: %v", attempt, err)
 	}
 }
 

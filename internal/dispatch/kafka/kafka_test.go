@@ -194,21 +194,7 @@ func TestDeliveryTimeout(t *testing.T) {
 		t.Errorf("errors %v, want %d", v, len(chunks))
 	}
 	o.End()
-	// Sent again as the runner would (the whole snapshot), a bounded number of times: the
-	// client may still be reconnecting when the first retry's delivery-timeout runs out.
-	var last error
-	for attempt := 1; ; attempt++ {
-		r = testrig.NewDoneCalls(len(chunks))
-		submitAll(t, d, chunks, r)
-		last = errors.Join(r.Wait(t, len(chunks), waitLimit, "chunks")...)
-		if last == nil {
-			break
-		}
-		if attempt == 10 {
-			t.Fatalf("still not delivered after %d retries with the broker back: %v", attempt, last)
-		}
-		t.Logf("retry %d: %v", attempt, last)
-	}
+	resendUntilDelivered(t, d, chunks)
 	got := consume(t, c, 100)
 	if got.records != 100 || len(got.lines) != 100 {
 		t.Fatalf("after the retry: %d records, %d lines", got.records, len(got.lines))
@@ -317,21 +303,7 @@ func TestDeliveryTimeoutBrokerGone(t *testing.T) {
 	}
 	t.Logf("failed after %s, %d produce connections dropped", took.Round(time.Millisecond), o.Refused())
 	o.End()
-	// Sent again as the runner would (the whole snapshot), a bounded number of times: the
-	// client may still be reconnecting when the first retry's delivery-timeout runs out.
-	var last error
-	for attempt := 1; ; attempt++ {
-		r = testrig.NewDoneCalls(len(chunks))
-		submitAll(t, d, chunks, r)
-		last = errors.Join(r.Wait(t, len(chunks), waitLimit, "chunks")...)
-		if last == nil {
-			break
-		}
-		if attempt == 10 {
-			t.Fatalf("still not delivered after %d retries with the broker back: %v", attempt, last)
-		}
-		t.Logf("retry %d: %v", attempt, last)
-	}
+	resendUntilDelivered(t, d, chunks)
 	got := consume(t, c, 100)
 	for _, b := range chunks {
 		for _, l := range strings.SplitAfter(string(b.Data), "\n") {
