@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -163,6 +164,14 @@ topic = snapshots
 	if after := tap.at("lb.eu.", base); after["lb.eu.haproxy.frontend.fe_main.req_tot"] != got["lb.eu.haproxy.frontend.fe_main.req_tot"] {
 		t.Errorf("a late snapshot changed the cluster lines: %v, was %v", after["lb.eu.haproxy.frontend.fe_main.req_tot"],
 			got["lb.eu.haproxy.frontend.fe_main.req_tot"])
+	}
+
+	// The Nagios freshness check on the tier's own file: its status file in work-dir records
+	// the deliveries (per host and cluster lines); no pull, no spool on this host.
+	out, err := exec.Command(filepath.Join(binDir, "check_statspipe_freshness"), "-f", tierConf).CombinedOutput()
+	if first, _, _ := strings.Cut(string(out), "\n"); err != nil || !strings.HasPrefix(first, "OK: central tier delivered ") ||
+		!strings.Contains(first, ", 0 quarantined|delivery_age=") {
+		t.Errorf("check_statspipe_freshness on the tier: %v\n%s", err, out)
 	}
 	tier.stop(t)
 }

@@ -85,6 +85,10 @@ type centralTier struct {
 }
 
 func startCentral(parent context.Context, cfg *config.Config, log *slog.Logger) (*centralTier, error) {
+	// The status file is kept in work-dir from the start.
+	if err := os.MkdirAll(cfg.Central.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("[central] work-dir: %w", err)
+	}
 	runner, err := newRunner(cfg, false, 0, log)
 	if err != nil {
 		return nil, err

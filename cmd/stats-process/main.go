@@ -266,8 +266,13 @@ func newRunner(cfg *config.Config, once bool, onceTimeout time.Duration, log *sl
 		prefix := metric.HostPrefix(g.Namespace, g.Hostname, g.PrefixHostname, g.FQDN)
 		selfPart = func() process.Format { return selfmetrics.NewLineWriter(selfMetrics.reg, prefix) }
 	}
+	statusDir := cfg.Process.SrcDir
+	if cfg.Central != nil {
+		statusDir = cfg.Central.WorkDir // no spool: the freshness check reads it there
+	}
 	runner, err := process.New(process.Options{
 		SrcDir:         cfg.Process.SrcDir,
+		StatusDir:      statusDir,
 		Workers:        cfg.Process.Workers,
 		NewFormats:     formats,
 		Dispatchers:    dispatchers,

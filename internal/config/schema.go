@@ -131,10 +131,14 @@ var schema = []sectionSchema{
 		option{name: "cluster", extension: true},
 		option{name: "bucket", def: "10", hasDefault: true, extension: true},
 		option{name: "lateness", def: "30", hasDefault: true, extension: true},
-		option{name: "work-dir", def: "/var/lib/haproxystats/central", hasDefault: true, extension: true},
+		option{name: "work-dir", def: DefaultCentralWorkDir, hasDefault: true, extension: true},
 		option{name: "max-snapshot-bytes", def: "268435456", hasDefault: true, extension: true},
 	)},
 }
+
+// DefaultCentralWorkDir is [central] work-dir's default (the Nagios freshness check reads the
+// raw file, without the programs' defaults, and needs this one).
+const DefaultCentralWorkDir = "/var/lib/haproxystats/central"
 
 // kafkaConnOptions are the options of [kafka], [ship] and [central] that reach the brokers.
 func kafkaConnOptions() []option {

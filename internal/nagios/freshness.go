@@ -44,6 +44,11 @@ Options:
 
 The status files are written by the programs: <dst-dir>/.statspipe-pull-status.json after
 every pull round, <src-dir>/.statspipe-process-status.json after every delivered snapshot.
+With a [central] section (stats-process as the central tier: no spool), the check is of the
+central tier alone: the age of its last delivery, judged at all times with --delivery-warning
+and --delivery-critical (edges ship every round: a quiet tier is a stuck tier or silent edges),
+read from <work-dir>/.statspipe-process-status.json, and the records in
+<work-dir>/received.quarantine and <work-dir>/lines.quarantine with the --quarantine-* ranges.
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a status file missing or unreadable,
 usage errors). A host without the configuration file, or whose file has no [pull] dst-dir,
 is OK: nothing runs there.
@@ -99,6 +104,12 @@ func freshnessUsageError(stdout io.Writer, problem string) int {
 
 // CheckFreshness is the check on the configuration file at the time now.
 func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
+	if conf, err := config.ReadFile(file); err == nil {
+		var missing *config.MissingError
+		if _, err := conf.Get("central", "group"); !errors.As(err, &missing) || missing.Option != "" {
+			return checkCentral(conf, th, now)
+		}
+	}
 	conf, dst, res, ok := readDstDir(file)
 	if !ok {
 		return res
@@ -257,6 +268,88 @@ func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
 	}
 	r.Perfdata = strings.Join(perf, " ")
 	// An error text from a status file must not end the status line or start the perfdata.
+	clean := strings.NewReplacer("|", "/", "\n", " ", "\r", " ")
+	r.Text = clean.Replace(r.Text)
+	for i, l := range r.Long {
+		r.Long[i] = clean.Replace(l)
+	}
+	return r
+}
+
+// CentralQuarantineDirs are where the central tier keeps what it cannot use: received
+// snapshots (internal/central/tier's Received) and line records.
+func CentralQuarantineDirs(workDir string) []string {
+	return []string{spool.QuarantineDir(filepath.Join(workDir, "received")), spool.QuarantineDir(filepath.Join(workDir, "lines"))}
+}
+
+// checkCentral is the check of a central tier: its last delivery, judged at all times, and its
+// quarantines.
+func checkCentral(conf *config.File, th FreshnessThresholds, now time.Time) Result {
+	var missing *config.MissingError
+	work, err := conf.Get("central", "work-dir")
+	switch {
+	case errors.As(err, &missing):
+		work = config.DefaultCentralWorkDir
+	case err != nil:
+		return Result{State: Unknown, Text: "can't read the configuration: " + err.Error()}
+	}
+	procPath := filepath.Join(work, status.ProcessFile)
+	proc, err := status.ReadProcess(procPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Result{State: Unknown, Text: "no status file " + procPath + ": has stats-process (central tier) run yet?"}
+	}
+	if err != nil {
+		return Result{State: Unknown, Text: "can't read stats-process's status: " + err.Error()}
+	}
+	held := 0
+	var where []string
+	for _, q := range CentralQuarantineDirs(work) {
+		n, err := spool.QueueLen(q)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return Result{State: Unknown, Text: fmt.Sprintf("can't count quarantined records in %s: %v", q, errors.Unwrap(err))}
+		}
+		held += n
+		where = append(where, fmt.Sprintf("%d in %s", n, q))
+	}
+
+	age := func(t time.Time) int64 { return max(0, int64(math.Floor(now.Sub(t).Seconds()))) }
+	r := Result{State: OK}
+	var problems, summary []string
+	since, what := proc.Started, fmt.Sprintf("central tier has delivered nothing since it started %ds ago", age(proc.Started))
+	if d := proc.LastDelivery; d != nil {
+		since, what = d.Time, fmt.Sprintf("central tier delivered %ds ago (%s)", age(d.Time), d.Snapshot)
+	}
+	deliveryAge := age(since)
+	if st := Evaluate(float64(deliveryAge), th.DeliveryWarn, th.DeliveryCrit); st != OK {
+		r.State = Worse(r.State, st)
+		text := fmt.Sprintf("central tier delivered nothing for %ds", deliveryAge)
+		if d := proc.LastDelivery; d != nil {
+			text += " (last " + d.Snapshot + ")"
+		} else {
+			text += " (none since it started)"
+		}
+		problems = append(problems, text)
+	} else {
+		summary = append(summary, what)
+	}
+	if st := Evaluate(float64(held), th.QuarantineWarn, th.QuarantineCrit); st != OK {
+		r.State = Worse(r.State, st)
+		problems = append(problems, fmt.Sprintf("%d record(s) in quarantine", held))
+	} else {
+		summary = append(summary, fmt.Sprintf("%d quarantined", held))
+	}
+	r.Long = []string{
+		fmt.Sprintf("central: %s, %d delivered by pid %d since it started %ds ago (status %s)", what, proc.Delivered, proc.PID, age(proc.Started), procPath),
+		"quarantine: " + strings.Join(where, ", ") + " (see the REASON file in each)",
+	}
+	r.Perfdata = fmt.Sprintf("delivery_age=%ds;%s;%s;0; quarantined=%d;%s;%s;0;", deliveryAge, th.DeliveryWarn.Text, th.DeliveryCrit.Text,
+		held, th.QuarantineWarn.Text, th.QuarantineCrit.Text)
+	r.Text = strings.Join(summary, ", ")
+	if len(problems) > 0 {
+		r.Text = strings.Join(problems, ", ")
+	}
 	clean := strings.NewReplacer("|", "/", "\n", " ", "\r", " ")
 	r.Text = clean.Replace(r.Text)
 	for i, l := range r.Long {

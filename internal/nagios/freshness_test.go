@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statspipe/statspipe/internal/config"
 	"github.com/statspipe/statspipe/internal/status"
 )
 
@@ -280,4 +281,60 @@ func mustRange(t *testing.T, s string) Range {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// With [central], the check is of the central tier: its status file in work-dir, the age of
+// its last delivery judged at all times, and both quarantines; no pull, no queue.
+func TestFreshnessCentralTier(t *testing.T) {
+	base := t.TempDir()
+	work := filepath.Join(base, "central")
+	conf := filepath.Join(base, "haproxystats.conf")
+	// [pull] is there too (ignored): the same file may serve an edge's stats-pull.
+	writeFile(t, conf, "[pull]\ndst-dir = "+filepath.Join(base, "incoming")+"\n[central]\nbrokers = 127.0.0.1:9092\nwork-dir = "+work+"\n")
+	out, rc := runFresh(t, "-f", conf)
+	if want := "UNKNOWN: no status file " + filepath.Join(work, status.ProcessFile) + ": has stats-process (central tier) run yet?"; rc != 3 || firstLine(out) != want {
+		t.Fatalf("before a start: rc %d %q, want %q", rc, out, want)
+	}
+	mkdirs(t, work, 0)
+	write := func(delivered time.Duration) {
+		t.Helper()
+		p := &status.Process{Format: status.Format, Program: "stats-process", PID: 43, Started: now0.Add(-time.Hour), Updated: now0, Delivered: 9}
+		if delivered >= 0 {
+			p.LastDelivery = &status.Delivery{Time: now0.Add(-delivered), Snapshot: "1796191190"}
+		}
+		if err := status.Write(filepath.Join(work, status.ProcessFile), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(3 * time.Second)
+	out, rc = runFresh(t, "-f", conf)
+	want := "OK: central tier delivered 3s ago (1796191190), 0 quarantined|delivery_age=3s;120;600;0; quarantined=0;0;100;0;"
+	if rc != 0 || firstLine(out) != want {
+		t.Fatalf("rc %d\n%s\nwant\n%s", rc, out, want)
+	}
+	if l := "\ncentral: central tier delivered 3s ago (1796191190), 9 delivered by pid 43 since it started 3600s ago (status " + filepath.Join(work, status.ProcessFile) + ")\n"; !strings.Contains(out, l) {
+		t.Errorf("long output lacks %q:\n%s", l, out)
+	}
+	// No spool: a quiet tier is judged, unlike an idle stats-process with an empty spool.
+	write(200 * time.Second)
+	if out, rc = runFresh(t, "-f", conf); rc != 1 || !strings.HasPrefix(out, "WARNING: central tier delivered nothing for 200s (last 1796191190)|delivery_age=200s;") {
+		t.Errorf("quiet: rc %d %s", rc, out)
+	}
+	write(-1)
+	if out, rc = runFresh(t, "-f", conf); rc != 2 || !strings.HasPrefix(out, "CRITICAL: central tier delivered nothing for 3600s (none since it started)|") {
+		t.Errorf("never delivered: rc %d %s", rc, out)
+	}
+	write(time.Second)
+	mkdirs(t, CentralQuarantineDirs(work)[0], 2)
+	mkdirs(t, CentralQuarantineDirs(work)[1], 1)
+	out, rc = runFresh(t, "-f", conf)
+	if rc != 1 || !strings.HasPrefix(out, "WARNING: 3 record(s) in quarantine|") || !strings.Contains(out, " quarantined=3;0;100;0;") ||
+		!strings.Contains(out, "quarantine: 2 in "+work+"/received.quarantine, 1 in "+work+"/lines.quarantine") {
+		t.Errorf("quarantine: rc %d %s", rc, out)
+	}
+	// work-dir unset: the programs' default.
+	writeFile(t, conf, "[central]\nbrokers = 127.0.0.1:9092\n")
+	if out, rc = runFresh(t, "-f", conf); rc != 3 || !strings.Contains(out, config.DefaultCentralWorkDir) {
+		t.Errorf("default work-dir: rc %d %s", rc, out)
+	}
 }

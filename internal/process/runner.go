@@ -46,8 +46,11 @@ type Unusable interface {
 
 // Options configure a Runner.
 type Options struct {
-	SrcDir  string
-	Workers int
+	SrcDir string
+	// StatusDir is where stats-process's status file is kept (default SrcDir): the central
+	// tier, which has no spool, keeps it in its work-dir.
+	StatusDir string
+	Workers   int
 	// NewFormats is called once per worker; the function it returns gives that worker's Format
 	// of a kind, or false for a kind this program cannot process.
 	NewFormats func() func(kind string) (Format, bool)
@@ -145,7 +148,11 @@ func New(o Options) (*Runner, error) {
 	}
 	r := &Runner{o: o, log: o.Log, queue: newQueue(), limit: newLogLimiter(o.Log, o.LogEvery, time.Now)}
 	r.records.byName = map[string]*record{}
-	r.status = status.NewProcessRecorder(o.SrcDir, o.Log) // status hook: see settle
+	statusDir := o.StatusDir
+	if statusDir == "" {
+		statusDir = o.SrcDir
+	}
+	r.status = status.NewProcessRecorder(statusDir, o.Log) // status hook: see settle and outcome
 	return r, nil
 }
 
@@ -497,6 +504,7 @@ func (r *Runner) outcome(s snapshot, res deliveryDone, started time.Time) error 
 		return partsRejected("lines rejected, the rest was delivered: " + strings.Join(reasons, "; "))
 	}
 	r.sum.delivered.Add(1)
+	r.status.Delivered(s.Name, time.Since(started)) // status hook (internal/status)
 	r.sum.lines.Add(int64(res.lines))
 	r.sum.bytes.Add(int64(res.bytes))
 	r.o.Metrics.Delivered(s.ts)

@@ -21,6 +21,7 @@ import (
 	"github.com/statspipe/statspipe/internal/dispatch"
 	"github.com/statspipe/statspipe/internal/dispatch/ship"
 	"github.com/statspipe/statspipe/internal/metric"
+	"github.com/statspipe/statspipe/internal/nagios"
 	"github.com/statspipe/statspipe/internal/process"
 	"github.com/statspipe/statspipe/internal/spool"
 )
@@ -151,7 +152,7 @@ func archive(t *testing.T, host, ts string, files ...string) *consume.Record {
 
 func quarantined(t *testing.T, workDir string) []string {
 	t.Helper()
-	dir := spool.QuarantineDir(Received(workDir))
+	dir := nagios.CentralQuarantineDirs(workDir)[0] // where the freshness check counts them
 	entries, _ := os.ReadDir(dir)
 	var reasons []string
 	for _, e := range entries {
@@ -279,7 +280,7 @@ func TestLines(t *testing.T) {
 	if h.Late() != 1 {
 		t.Fatalf("Late %d", h.Late())
 	}
-	if q, _ := os.ReadDir(spool.QuarantineDir(filepath.Join(work, "lines"))); len(q) != 1 {
+	if q, _ := os.ReadDir(nagios.CentralQuarantineDirs(work)[1]); len(q) != 1 {
 		t.Fatalf("quarantined %d records, want 1 (the other namespace's)", len(q))
 	}
 	h.Revoked([]int32{1})
