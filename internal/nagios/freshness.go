@@ -267,7 +267,12 @@ func CheckFreshness(file string, th FreshnessThresholds, now time.Time) Result {
 		r.Text = strings.Join(summary, ", ")
 	}
 	r.Perfdata = strings.Join(perf, " ")
-	// An error text from a status file must not end the status line or start the perfdata.
+	return r.cleaned()
+}
+
+// cleaned replaces what would end the status line or start the perfdata in a text quoted from
+// a status file (an error message) or a path.
+func (r Result) cleaned() Result {
 	clean := strings.NewReplacer("|", "/", "\n", " ", "\r", " ")
 	r.Text = clean.Replace(r.Text)
 	for i, l := range r.Long {
@@ -350,10 +355,5 @@ func checkCentral(conf *config.File, th FreshnessThresholds, now time.Time) Resu
 	if len(problems) > 0 {
 		r.Text = strings.Join(problems, ", ")
 	}
-	clean := strings.NewReplacer("|", "/", "\n", " ", "\r", " ")
-	r.Text = clean.Replace(r.Text)
-	for i, l := range r.Long {
-		r.Long[i] = clean.Replace(l)
-	}
-	return r
+	return r.cleaned()
 }
